@@ -1,0 +1,129 @@
+import type { Command } from "commander";
+import { keyProblem, keysUnder, normalizeKey, sortMapping, type FlatMapping } from "../config/flatten.ts";
+import { typeStatuses, type TypeKind } from "../config/types.ts";
+import { UserError } from "../util/errors.ts";
+import { contextFrom } from "./context.ts";
+
+function renderValue(value: string): string {
+  return /[\n\r]/.test(value) ? JSON.stringify(value) : value;
+}
+
+/** A key that would be both a value and a folder cannot be represented in the module format. */
+function conflictFor(mapping: FlatMapping, key: string): string | undefined {
+  const below = keysUnder(mapping, key).filter((k) => k !== key);
+  if (below.length > 0) return `${key} already has ${below.length} key(s) below it (e.g. ${below[0]})`;
+  const parts = key.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const parent = parts.slice(0, i).join("/");
+    if (mapping[parent] !== undefined) return `${parent} already holds a value`;
+  }
+  return undefined;
+}
+
+export function register(program: Command): void {
+  const config = program
+    .command("config")
+    .description("show and change the shared config (this machine's mutable config)");
+
+  config
+    .command("show")
+    .description("print config keys and values, optionally only those under PREFIX")
+    .argument("[prefix]", "key prefix, e.g. raptiformica/server (the raptiformica/ part may be left out)")
+    .option("--json", "print a JSON object of key → value")
+    .action((prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const { mapping } = ctx.config.snapshot();
+      const keys = prefix === undefined ? Object.keys(mapping).sort() : keysUnder(mapping, normalizeKey(prefix));
+      if (prefix !== undefined && keys.length === 0) {
+        throw new UserError(`No config keys under ${normalizeKey(prefix)}. See \`raptiformica config show\` for all keys.`);
+      }
+      const selected: FlatMapping = {};
+      for (const k of keys) selected[k] = mapping[k] as string;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(sortMapping(selected), null, 2)}\n`);
+      } else {
+        for (const k of keys) process.stdout.write(`${k} = ${renderValue(selected[k] as string)}\n`);
+      }
+    });
+
+  config
+    .command("get")
+    .description("print the value of KEY")
+    .argument("<key>", "config key, e.g. raptiformica/meshnet/etcd/max_voters")
+    .action((key: string, _opts: unknown, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const k = normalizeKey(key);
+      const value = ctx.config.snapshot().mapping[k];
+      if (value === undefined) {
+        const below = keysUnder(ctx.config.snapshot().mapping, k).length;
+        const hint = below > 0 ? ` It is a folder of ${below} key(s): see \`raptiformica config show ${k}\`.` : "";
+        throw new UserError(`Config key ${k} is not set.${hint}`);
+      }
+      process.stdout.write(`${value}\n`);
+    });
+
+  config
+    .command("set")
+    .description("set KEY to VALUE")
+    .argument("<key>", "config key")
+    .argument("<value>", "value (stored as a string)")
+    .action(async (key: string, value: string, _opts: unknown, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const k = normalizeKey(key);
+      const problem = keyProblem(k);
+      if (problem) throw new UserError(`Cannot set config key "${key}": ${problem}.`);
+      await ctx.config.update((m) => {
+        const conflict = conflictFor(m, k);
+        if (conflict) throw new UserError(`Cannot set config key ${k}: ${conflict}. Delete it first with \`raptiformica config delete --recursive\`.`);
+        m[k] = value;
+        return m;
+      });
+      ctx.log.debug(`set ${k}`);
+    });
+
+  config
+    .command("delete")
+    .description("delete KEY (with --recursive: KEY and every key below it)")
+    .argument("<key>", "config key or prefix")
+    .option("-r, --recursive", "delete every key below KEY too")
+    .action(async (key: string, opts: { recursive?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const k = normalizeKey(key);
+      await ctx.config.update((m) => {
+        const targets = opts.recursive ? keysUnder(m, k) : m[k] !== undefined ? [k] : [];
+        if (targets.length === 0) {
+          const below = keysUnder(m, k).length;
+          const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
+          throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
+        }
+        for (const t of targets) delete m[t];
+        ctx.log.debug(`deleted ${targets.length} key(s)`);
+        return m;
+      });
+    });
+
+  config
+    .command("types")
+    .description("list server, compute and platform types and whether each is available here")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const { mapping } = ctx.config.snapshot();
+      const kinds: TypeKind[] = ["server", "compute", "platform"];
+      const result: Record<string, { name: string; available: boolean; default: boolean }[]> = {};
+      for (const kind of kinds) {
+        const statuses = await typeStatuses(mapping, kind, ctx.probe);
+        const firstAvailable = statuses.find((s) => s.available)?.name;
+        result[kind] = statuses.map((s) => ({ ...s, default: s.name === firstAvailable }));
+      }
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      for (const kind of kinds) {
+        const list = result[kind] ?? [];
+        const shown = list.map((t) => `${t.name}${t.default ? " (default)" : ""}${t.available ? "" : " (not available here)"}`);
+        process.stdout.write(`${kind}: ${shown.join(", ") || "none"}\n`);
+      }
+    });
+}

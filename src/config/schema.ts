@@ -1,0 +1,103 @@
+import { z } from "zod";
+import type { Tree } from "./flatten.ts";
+
+/**
+ * The module JSON format of the original project (api version "0.1"): `server`, `compute` and
+ * `platform` sections are checked strictly (a typo in a key is reported, not ignored); any other
+ * top-level section is free-form and overrides config keys, as modules could in the original.
+ */
+export const API_VERSION = "0.1";
+
+const NAME = /^[^/\s]+$/;
+const name = (what: string) =>
+  z.string().regex(NAME, { message: `${what} names must be non-empty and contain no "/" or white space` });
+
+const command = (what: string) =>
+  z.string({ invalid_type_error: `expected ${what} as a string`, required_error: `${what} is required` });
+
+const leaf = z.union([z.string(), z.number(), z.boolean()], {
+  errorMap: () => ({ message: "expected a string, number, boolean or object (arrays and null cannot be stored in the config)" }),
+});
+
+export const tree: z.ZodType<Tree> = z.lazy(() => z.record(name("key"), z.union([leaf, tree])));
+
+const provisioner = z
+  .object({
+    source: command("source (a git URL)").optional(),
+    bootstrap: command("bootstrap (a shell command)").optional(),
+    available: command("available (a shell predicate)").optional(),
+  })
+  .strict();
+
+const serverSection = z.record(name("server type"), z.record(name("provisioner"), provisioner));
+
+export const COMPUTE_KEYS = [
+  "available",
+  "source",
+  "start_instance",
+  "get_hostname",
+  "get_port",
+  "detect_stale_instance",
+  "clean_up_instance_command",
+  "package",
+] as const;
+
+const computeEntry = z
+  .object(Object.fromEntries(COMPUTE_KEYS.map((k) => [k, command(`${k} (a shell command)`).optional()])) as Record<
+    (typeof COMPUTE_KEYS)[number],
+    z.ZodOptional<z.ZodString>
+  >)
+  .strict();
+
+const computeSection = z.record(name("compute type"), z.record(name("server type"), computeEntry));
+
+const handler = z
+  .object({
+    predicate: command("predicate (a shell command)").optional(),
+    command: command("command (a shell command)").optional(),
+  })
+  .strict();
+
+const platformType = z
+  .object({
+    available: command("available (a shell predicate)").optional(),
+    hooks: z.record(name("hook"), z.record(name("handler"), handler)).optional(),
+  })
+  .strict();
+
+const platformSection = z.record(name("platform type"), platformType);
+
+export const moduleSchema = z
+  .object({
+    raptiformica_api_version: z.literal(API_VERSION, {
+      errorMap: () => ({ message: `unsupported raptiformica_api_version; this raptiformica reads "${API_VERSION}"` }),
+    }),
+    server: serverSection.optional(),
+    compute: computeSection.optional(),
+    platform: platformSection.optional(),
+  })
+  .catchall(z.union([leaf, tree]));
+
+export type ModuleDocument = z.infer<typeof moduleSchema>;
+
+export interface SchemaProblem {
+  /** Dotted path of the offending key inside the file, e.g. `server.headless.puppet.bootstrap`. */
+  key: string;
+  message: string;
+}
+
+export function validateModule(doc: unknown): { ok: true; value: ModuleDocument } | { ok: false; problems: SchemaProblem[] } {
+  const parsed = moduleSchema.safeParse(doc);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const problems = parsed.error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const base = issue.path.join(".");
+      return {
+        key: issue.keys.map((k) => (base ? `${base}.${k}` : k)).join(", "),
+        message: "unknown key (a typo?)",
+      };
+    }
+    return { key: issue.path.join(".") || "(top level)", message: issue.message };
+  });
+  return { ok: false, problems };
+}

@@ -1,0 +1,108 @@
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import lockfile from "proper-lockfile";
+import writeFileAtomic from "write-file-atomic";
+import { UserError } from "../util/errors.ts";
+import { err, ok, type Result } from "../util/result.ts";
+import { KEY_ROOT, keyProblem, sortMapping, type FlatMapping } from "./flatten.ts";
+
+/** Sections a complete config must have (the original's validate_config_mapping). */
+const REQUIRED_SECTIONS = ["server", "compute", "platform"] as const;
+
+/** Why `mapping` must not be stored, or undefined when it is a complete, valid config. */
+export function mappingProblem(mapping: unknown): string | undefined {
+  if (typeof mapping !== "object" || mapping === null || Array.isArray(mapping)) return "it is not a JSON object";
+  const entries = Object.entries(mapping);
+  if (entries.length === 0) return "it is empty";
+  for (const [key, value] of entries) {
+    const problem = keyProblem(key);
+    if (problem) return `key ${JSON.stringify(key)} is invalid: ${problem}`;
+    if (typeof value !== "string") return `the value of ${key} is not a string`;
+  }
+  for (const section of REQUIRED_SECTIONS) {
+    const prefix = `${KEY_ROOT}/${section}/`;
+    if (!entries.some(([k]) => k.startsWith(prefix))) return `it has no ${KEY_ROOT}/${section}/ keys`;
+  }
+  return undefined;
+}
+
+export interface StoreError {
+  readonly path: string;
+  readonly message: string;
+}
+
+export function storeErrorToUserError(e: StoreError): UserError {
+  return new UserError(
+    `The mutable config ${e.path} ${e.message}. raptiformica will not overwrite it. Repair it by hand, or move it ` +
+      `away (mv ${e.path} ${e.path}.broken) to start again from the module defaults; the secrets and neighbours ` +
+      `recorded in it would then be lost on this machine.`,
+  );
+}
+
+/**
+ * The local mutable config (`<cache>/mutable_config.json`): the flat mapping cache of the
+ * shared config. Every read-modify-write happens under an exclusive lock, writes are atomic
+ * (temp file, fsync, rename) and 0600 because the mapping holds cluster secrets. A mapping that
+ * is empty or invalid is never written, and a corrupt file is never replaced.
+ */
+export class MutableConfigStore {
+  constructor(readonly path: string) {}
+
+  /** The stored mapping, `undefined` when there is none yet, or why the file is unusable. */
+  read(): Result<FlatMapping | undefined, StoreError> {
+    let text: string;
+    try {
+      text = readFileSync(this.path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return ok(undefined);
+      return err({ path: this.path, message: `cannot be read (${(e as Error).message})` });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      return err({ path: this.path, message: `is not valid JSON (${(e as Error).message})` });
+    }
+    const problem = mappingProblem(parsed);
+    if (problem) return err({ path: this.path, message: `is not a valid config mapping: ${problem}` });
+    return ok(parsed as FlatMapping);
+  }
+
+  /**
+   * Read-modify-write under the lock. `change` gets the current mapping (or `seed()` when no
+   * file exists yet) and returns the new one; returning the same object untouched skips the write.
+   */
+  async update(seed: () => FlatMapping, change: (current: FlatMapping) => FlatMapping): Promise<FlatMapping> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    const release = await lockfile.lock(this.path, {
+      realpath: false,
+      lockfilePath: `${this.path}.lock`,
+      stale: 15_000,
+      // Many processes may queue here (hooks firing on every member at once); wait, don't fail.
+      retries: { retries: 400, factor: 1.3, minTimeout: 5, maxTimeout: 100, randomize: true },
+    });
+    try {
+      const current = this.read();
+      if (!current.ok) throw storeErrorToUserError(current.error);
+      const before = current.value ?? seed();
+      const after = change({ ...before });
+      const problem = mappingProblem(after);
+      if (problem) {
+        throw new UserError(
+          `Refusing to write the mutable config ${this.path}: after this change ${problem}. Nothing was written.`,
+        );
+      }
+      if (current.value !== undefined && sameMapping(current.value, after)) return after;
+      await writeFileAtomic(this.path, `${JSON.stringify(sortMapping(after), null, 4)}\n`, { mode: 0o600, fsync: true });
+      return after;
+    } finally {
+      await release();
+    }
+  }
+}
+
+function sameMapping(a: FlatMapping, b: FlatMapping): boolean {
+  const ak = Object.keys(a);
+  if (ak.length !== Object.keys(b).length) return false;
+  return ak.every((k) => b[k] === a[k]);
+}

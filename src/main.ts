@@ -1,0 +1,34 @@
+import { CommanderError } from "commander";
+import { buildProgram } from "./cli/program.ts";
+import { UserError } from "./util/errors.ts";
+
+// `raptiformica config show | head` closes our stdout early: that is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  if (argv.length <= 2) {
+    // No command: help on stderr, exit 1 (as the original dispatcher did).
+    program.outputHelp({ error: true });
+    process.exitCode = 1;
+    return;
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(`raptiformica: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode;
+    } else {
+      process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 70;
+    }
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,165 @@
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, isAbsolute, join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { LocalConfig } from "../config/local.ts";
+import { describeProblem, installedModuleNames, loadModulesIn, mergeModuleFiles } from "../config/modules.ts";
+import { UserError } from "../util/errors.ts";
+import { run } from "../util/exec.ts";
+import type { Logger } from "../util/log.ts";
+import { err, ok, type Result } from "../util/result.ts";
+
+export type ModuleSource =
+  | { readonly kind: "git"; readonly url: string; readonly name: string }
+  | { readonly kind: "path"; readonly path: string; readonly name: string };
+
+const GITHUB_SHORTHAND = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+const MODULE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+function moduleNameFrom(spec: string): string {
+  return basename(spec.replace(/[/\\]+$/, "").replace(/^.*:/, "")).replace(/\.git$/, "");
+}
+
+/**
+ * `owner/repo` → GitHub; an explicit path (`/…`, `./…`, `../…`, `~/…`, `file://…`) or an existing
+ * directory → local; anything else is used verbatim as a git URL. The module's directory name
+ * is the last path component without `.git`.
+ */
+export function parseModuleSpec(spec: string, cwd: string = process.cwd()): Result<ModuleSource, string> {
+  const s = spec.trim();
+  if (s === "") return err("the module name is empty");
+  let source: ModuleSource;
+  const explicitPath = /^(\/|\.\.?\/|~\/)/.test(s) || s.startsWith("file://");
+  if (explicitPath) {
+    const raw = s.startsWith("file://") ? s.slice("file://".length) : s.startsWith("~/") ? join(homedir(), s.slice(2)) : s;
+    const path = isAbsolute(raw) ? raw : resolve(cwd, raw);
+    source = { kind: "path", path, name: moduleNameFrom(path) };
+  } else if (GITHUB_SHORTHAND.test(s) && !existsSync(resolve(cwd, s))) {
+    source = { kind: "git", url: `https://github.com/${s.replace(/\.git$/, "")}`, name: moduleNameFrom(s) };
+  } else if (existsSync(resolve(cwd, s))) {
+    const path = resolve(cwd, s);
+    source = { kind: "path", path, name: moduleNameFrom(path) };
+  } else {
+    source = { kind: "git", url: s, name: moduleNameFrom(s) };
+  }
+  if (!MODULE_NAME.test(source.name)) {
+    return err(`cannot derive a module directory name from "${spec}" (got "${source.name}")`);
+  }
+  return ok(source);
+}
+
+async function fetchModule(source: ModuleSource, dest: string): Promise<void> {
+  if (source.kind === "path") {
+    let isDir = false;
+    try {
+      isDir = statSync(source.path).isDirectory();
+    } catch {
+      /* reported below */
+    }
+    if (!isDir) throw new UserError(`Cannot install module from ${source.path}: no such directory. Give a git URL, owner/repo, or the path of a module directory.`);
+    if (!existsSync(join(source.path, ".git"))) {
+      // A plain directory is copied as it is (no VCS needed to try out a module).
+      cpSync(source.path, dest, { recursive: true, filter: (p) => !p.includes(`${"/"}node_modules`) });
+      return;
+    }
+  }
+  const url = source.kind === "git" ? source.url : source.path;
+  const res = await run("git", ["clone", "--quiet", "--", url, dest], {
+    timeoutMs: 300_000,
+    env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+  });
+  if (res.exitCode !== 0) {
+    const why = res.timedOut ? "timed out after 300 s" : (res.failedToStart ?? res.stderr.trim()) || `git exited ${res.exitCode}`;
+    throw new UserError(`Cannot install module "${source.name}": git clone ${url} failed: ${why}. Check the URL and that this machine can reach it; nothing was changed.`);
+  }
+}
+
+export interface InstallResult {
+  readonly name: string;
+  readonly dir: string;
+  readonly files: number;
+  readonly keys: number;
+  readonly replaced: boolean;
+}
+
+/**
+ * Loads a module: fetch into a hidden temp dir first, validate, then swap it in and write its
+ * keys to the mutable config in one locked update. Any failure before the swap leaves the
+ * previous module and config untouched.
+ */
+export async function installModule(config: LocalConfig, spec: string, log: Logger): Promise<InstallResult> {
+  const parsed = parseModuleSpec(spec);
+  if (!parsed.ok) throw new UserError(`Cannot install module "${spec}": ${parsed.error}.`);
+  const source = parsed.value;
+  const modulesDir = config.paths.modules;
+  mkdirSync(modulesDir, { recursive: true, mode: 0o700 });
+  const dest = join(modulesDir, source.name);
+  const tmp = join(modulesDir, `.install-${source.name}-${randomBytes(4).toString("hex")}`);
+  try {
+    log.debug(`fetching module ${source.name} from ${source.kind === "git" ? source.url : source.path}`);
+    await fetchModule(source, tmp);
+    const loaded = loadModulesIn(tmp, source.name);
+    if (loaded.problems.length > 0) {
+      const detail = loaded.problems.map((p) => describeProblem({ ...p, path: p.path.replace(tmp, dest) })).join("\n");
+      throw new UserError(`Module "${source.name}" was not installed because it is malformed:\n${detail}`);
+    }
+    if (loaded.files.length === 0) {
+      throw new UserError(
+        `Module "${source.name}" was not installed: it has no module file (a *.json file with "raptiformica_api_version": "0.1", by convention raptiformica.json at its root).`,
+      );
+    }
+    const newKeys = mergeModuleFiles(loaded.files);
+    const replaced = existsSync(dest);
+    const oldKeys = replaced ? Object.keys(mergeModuleFiles(loadModulesIn(dest, source.name).files)) : [];
+    const restore = replaced ? config.onDiskMapping([source.name]) : {};
+    await config.update((m) => {
+      for (const k of oldKeys) {
+        delete m[k];
+        if (restore[k] !== undefined) m[k] = restore[k];
+      }
+      return Object.assign(m, newKeys);
+    });
+    if (replaced) {
+      const trash = `${tmp}.old`;
+      renameSync(dest, trash);
+      renameSync(tmp, dest);
+      rmSync(trash, { recursive: true, force: true });
+    } else {
+      renameSync(tmp, dest);
+    }
+    return { name: source.name, dir: dest, files: loaded.files.length, keys: Object.keys(newKeys).length, replaced };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Unloads a module: delete every key its files define, restore the values the remaining
+ * modules (core included) give those keys, then delete its directory.
+ */
+export async function removeModule(config: LocalConfig, spec: string): Promise<{ name: string; removedKeys: number; restoredKeys: number }> {
+  const parsed = parseModuleSpec(spec);
+  const name = parsed.ok ? parsed.value.name : spec;
+  const installed = installedModuleNames(config.paths.modules);
+  if (!installed.includes(name)) {
+    throw new UserError(
+      `Module "${name}" is not installed in ${config.paths.modules} (installed: ${installed.join(", ") || "none"}). Nothing was changed.`,
+    );
+  }
+  const dir = join(config.paths.modules, name);
+  const keys = Object.keys(mergeModuleFiles(loadModulesIn(dir, name).files));
+  const restore = config.onDiskMapping([name]);
+  let restored = 0;
+  await config.update((m) => {
+    for (const k of keys) {
+      delete m[k];
+      if (restore[k] !== undefined) {
+        m[k] = restore[k];
+        restored++;
+      }
+    }
+    return m;
+  });
+  rmSync(dir, { recursive: true, force: true });
+  return { name, removedKeys: keys.length - restored, restoredKeys: restored };
+}
