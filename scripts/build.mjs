@@ -15,7 +15,13 @@ await build({
   define: { RAPTIFORMICA_VERSION: JSON.stringify(pkg.version) },
   // Bundled CommonJS dependencies call require(); give them one.
   banner: {
-    js: "import { createRequire as __rfCreateRequire } from 'node:module'; const require = __rfCreateRequire(import.meta.url);",
+    js: [
+      "import { createRequire as __rfCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __rfFileURLToPath } from 'node:url';",
+      "const require = __rfCreateRequire(import.meta.url);",
+      "const __filename = __rfFileURLToPath(import.meta.url);",
+      "const __dirname = __rfFileURLToPath(new URL('.', import.meta.url));",
+    ].join(" "),
   },
   logLevel: "warning",
 });

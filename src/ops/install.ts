@@ -21,7 +21,7 @@ function moduleNameFrom(spec: string): string {
 }
 
 /**
- * `owner/repo` → GitHub; an explicit path (`/…`, `./…`, `../…`, `~/…`, `file://…`) or an existing
+ * `owner/repo` → GitHub; an explicit path (`/…`, `./…`, `../…`, `~/…`) or an existing
  * directory → local; anything else is used verbatim as a git URL. The module's directory name
  * is the last path component without `.git`.
  */
@@ -29,9 +29,9 @@ export function parseModuleSpec(spec: string, cwd: string = process.cwd()): Resu
   const s = spec.trim();
   if (s === "") return err("the module name is empty");
   let source: ModuleSource;
-  const explicitPath = /^(\/|\.\.?\/|~\/)/.test(s) || s.startsWith("file://");
+  const explicitPath = /^(\/|\.\.?\/|~\/)/.test(s);
   if (explicitPath) {
-    const raw = s.startsWith("file://") ? s.slice("file://".length) : s.startsWith("~/") ? join(homedir(), s.slice(2)) : s;
+    const raw = s.startsWith("~/") ? join(homedir(), s.slice(2)) : s;
     const path = isAbsolute(raw) ? raw : resolve(cwd, raw);
     source = { kind: "path", path, name: moduleNameFrom(path) };
   } else if (GITHUB_SHORTHAND.test(s) && !existsSync(resolve(cwd, s))) {

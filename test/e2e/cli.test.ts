@@ -1,0 +1,136 @@
+import { strict as assert } from "node:assert";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { sandbox, type Sandbox } from "../helpers/cli.ts";
+
+const ORIGINAL_COMMANDS = [
+  "spawn", "slave", "deploy", "join", "package", "prune", "destroy", "install",
+  "inject", "members", "ssh", "clean", "advertise", "mesh", "agent", "hook",
+];
+
+describe("raptiformica CLI", () => {
+  let sb: Sandbox;
+  before(() => {
+    sb = sandbox();
+  });
+  after(() => sb.cleanup());
+
+  it("prints help and exits 1 without a command", async () => {
+    const r = await sb.run([]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Usage: raptiformica/);
+    for (const c of ORIGINAL_COMMANDS) assert.match(r.stderr, new RegExp(`\\n  ${c} `), `help lists ${c}`);
+  });
+
+  it("prints help and exits 1 on an unknown command", async () => {
+    const r = await sb.run(["frobnicate"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /unknown command 'frobnicate'/);
+    assert.match(r.stderr, /Usage: raptiformica/);
+  });
+
+  it("prints the version", async () => {
+    const r = await sb.run(["--version"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  it("has --help on every command", async () => {
+    for (const c of [...ORIGINAL_COMMANDS, "config"]) {
+      const r = await sb.run([c, "--help"]);
+      assert.equal(r.code, 0, `${c} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`Usage: raptiformica ${c}`));
+    }
+  });
+
+  it("registers the original flags", async () => {
+    const expectations: Record<string, string[]> = {
+      spawn: ["--no-provision", "--no-assimilate", "--no-after-assimilate", "--no-after-mesh", "--server-type", "--compute-type", "--check-available"],
+      slave: ["--port", "--no-provision", "--no-assimilate", "--no-after-assimilate", "--no-after-mesh", "--server-type"],
+      deploy: ["--server-type", "--modules", "--concurrent", "--no-provision", "--no-assimilate"],
+      join: ["--port", "--server-type"],
+      package: ["--server-type", "--compute-type", "--check-available"],
+      destroy: ["--purge-artifacts", "--purge-modules"],
+      install: ["--remove"],
+      inject: ["--port"],
+      members: ["--rejoin"],
+      ssh: ["--info-only"],
+      advertise: ["--port"],
+      mesh: ["--no-after-mesh"],
+    };
+    for (const [c, flags] of Object.entries(expectations)) {
+      const r = await sb.run([c, "--help"]);
+      for (const f of flags) assert.ok(r.stdout.includes(f), `${c} --help mentions ${f}`);
+    }
+  });
+
+  it("never pretends: unbuilt commands exit 2 with 'not available yet'", async () => {
+    for (const args of [["prune"], ["destroy"], ["inject", "10.0.0.1"], ["ssh"], ["clean"], ["mesh"], ["agent"], ["members"]]) {
+      const r = await sb.run(args);
+      assert.equal(r.code, 2, `${args.join(" ")} exit code`);
+      assert.match(r.stderr, /not available yet/);
+    }
+  });
+
+  it("validates type choices when a command runs, naming the flag and the known types", async () => {
+    const r = await sb.run(["slave", "10.0.0.1", "--server-type", "nope"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Unknown server type "nope" given with --server-type\. Known server types: headless/);
+    // A command that does not use the types never probes them (and works without docker).
+    const ok = await sb.run(["advertise", "203.0.113.5", "-p", "2222"]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  it("rejects bad flag values clearly", async () => {
+    const r = await sb.run(["advertise", "host", "--port", "70000"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /"70000" is not a TCP port/);
+  });
+
+  it("writes last_advertised like the original", async () => {
+    const r = await sb.run(["advertise", "198.51.100.7", "--port", "2200"]);
+    assert.equal(r.code, 0, r.stderr);
+    const data = JSON.parse(readFileSync(join(sb.cache, "last_advertised"), "utf8"));
+    assert.deepEqual(data, { host: "198.51.100.7", port: 2200 });
+  });
+
+  it("honours --cache-dir (relative to $HOME), -c, and RAPTIFORMICA_CACHE_DIR", async () => {
+    let r = await sb.run(["--cache-dir", "other.d", "advertise", "h1"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(sb.home, "other.d", "last_advertised")));
+
+    r = await sb.run(["advertise", "h2", "-c", join(sb.home, "abs.d")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(sb.home, "abs.d", "last_advertised")));
+
+    r = await sb.run(["advertise", "h3"], { env: { RAPTIFORMICA_CACHE_DIR: "env.d" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(readFileSync(join(sb.home, "env.d", "last_advertised"), "utf8")).host, "h3");
+
+    // The flag wins over the environment.
+    r = await sb.run(["-c", "flag.d", "advertise", "h4"], { env: { RAPTIFORMICA_CACHE_DIR: "env.d" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(readFileSync(join(sb.home, "flag.d", "last_advertised"), "utf8")).host, "h4");
+  });
+
+  it("passes the cache dir on to hook handlers", async () => {
+    const r = await sb.run(["-c", "hooks.d", "config", "set", "platform/default/hooks/probe/env/command", 'echo "$RAPTIFORMICA_CACHE_DIR"']);
+    assert.equal(r.code, 0, r.stderr);
+    const h = await sb.run(["-c", "hooks.d", "hook", "probe"]);
+    assert.equal(h.code, 0, h.stderr);
+    assert.equal(h.stdout.trim(), join(sb.home, "hooks.d"));
+  });
+
+  it("spawn --check-available exits 1 when no compute type is usable here", async () => {
+    // The stock compute types need docker or vagrant; a module can provide one that is always there.
+    let r = await sb.run(["-c", "avail.d", "spawn", "--check-available", "--compute-type", "vagrant"]);
+    if (r.code === 0) return; // vagrant installed on this machine: nothing to assert
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /compute type "vagrant" is not available on this machine/);
+    r = await sb.run(["-c", "avail.d", "config", "set", "compute/local/headless/available", "true"]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await sb.run(["-c", "avail.d", "spawn", "--check-available", "--compute-type", "local"]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
