@@ -15,11 +15,31 @@ const name = (what: string) =>
 const command = (what: string) =>
   z.string({ invalid_type_error: `expected ${what} as a string`, required_error: `${what} is required` });
 
-const leaf = z.union([z.string(), z.number(), z.boolean()], {
-  errorMap: () => ({ message: "expected a string, number, boolean or object (arrays and null cannot be stored in the config)" }),
-});
-
-export const tree: z.ZodType<Tree> = z.lazy(() => z.record(name("key"), z.union([leaf, tree])));
+/**
+ * Free-form sections (overrides of any key): nested objects whose leaves are strings, numbers or
+ * booleans. Checked by walking, so a problem deep inside is reported at its exact key.
+ */
+export const tree = z.unknown().superRefine((value, ctx) => {
+  const walk = (node: unknown, path: (string | number)[]): void => {
+    if (typeof node === "string" || typeof node === "number" || typeof node === "boolean") return;
+    if (typeof node !== "object" || node === null || Array.isArray(node)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path,
+        message: "expected a string, number, boolean or object (arrays and null cannot be stored in the config)",
+      });
+      return;
+    }
+    for (const [k, v] of Object.entries(node)) {
+      if (!NAME.test(k)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...path, k], message: 'key names must be non-empty and contain no "/" or white space' });
+      } else {
+        walk(v, [...path, k]);
+      }
+    }
+  };
+  walk(value, []);
+}) as unknown as z.ZodType<Tree | string | number | boolean>;
 
 const provisioner = z
   .object({
@@ -76,7 +96,7 @@ export const moduleSchema = z
     compute: computeSection.optional(),
     platform: platformSection.optional(),
   })
-  .catchall(z.union([leaf, tree]));
+  .catchall(tree);
 
 export type ModuleDocument = z.infer<typeof moduleSchema>;
 

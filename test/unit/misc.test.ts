@@ -1,0 +1,49 @@
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { resolveCacheDir } from "../../src/config/paths.ts";
+import { hookHandlers } from "../../src/hooks/handlers.ts";
+import { parseModuleSpec } from "../../src/ops/install.ts";
+
+describe("module specs", () => {
+  it("maps owner/repo to GitHub and derives the directory name", () => {
+    const r = parseModuleSpec("vdloo/puppetfiles", "/nonexistent-cwd");
+    assert.deepEqual(r, { ok: true, value: { kind: "git", url: "https://github.com/vdloo/puppetfiles", name: "puppetfiles" } });
+  });
+  it("uses other URLs verbatim and strips .git", () => {
+    const r = parseModuleSpec("https://git.example.org/a/b/raptiformica-map.git", "/");
+    assert.deepEqual(r, { ok: true, value: { kind: "git", url: "https://git.example.org/a/b/raptiformica-map.git", name: "raptiformica-map" } });
+    const s = parseModuleSpec("git@example.org:me/mod.git", "/");
+    assert.ok(s.ok && s.value.name === "mod");
+  });
+  it("treats explicit paths as local", () => {
+    const r = parseModuleSpec("./mods/my-module/", "/home/u");
+    assert.deepEqual(r, { ok: true, value: { kind: "path", path: "/home/u/mods/my-module", name: "my-module" } });
+  });
+  it("rejects names it cannot use", () => {
+    assert.ok(!parseModuleSpec("  ").ok);
+    assert.ok(!parseModuleSpec("https://example.org/..", "/").ok);
+  });
+});
+
+describe("cache dir", () => {
+  it("is relative to $HOME unless absolute; the flag wins over the environment", () => {
+    assert.equal(resolveCacheDir(undefined, {}, "/home/u"), join("/home/u", ".raptiformica.d"));
+    assert.equal(resolveCacheDir(undefined, { RAPTIFORMICA_CACHE_DIR: "t.d" }, "/home/u"), "/home/u/t.d");
+    assert.equal(resolveCacheDir("/abs/c", { RAPTIFORMICA_CACHE_DIR: "t.d" }, "/home/u"), "/abs/c");
+  });
+});
+
+describe("hook handlers", () => {
+  it("are ordered by name; missing predicate or command means always / nothing", () => {
+    const m = {
+      "raptiformica/platform/default/hooks/h/b/command": "echo b",
+      "raptiformica/platform/default/hooks/h/a/predicate": "test -e x",
+      "raptiformica/platform/default/hooks/other/c/command": "echo c",
+    };
+    assert.deepEqual(hookHandlers(m, "default", "h"), [
+      { name: "a", predicate: "test -e x", command: "true" },
+      { name: "b", predicate: "true", command: "echo b" },
+    ]);
+  });
+});
