@@ -1,10 +1,26 @@
 // Bundles the CLI into one ESM file that runs on Node 18+ (what gets pushed to members).
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { cpSync, readFileSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
+// etcd3 loads its .proto files at run time from next to its own module; ship them in dist/
+// and point the bundled loader there.
+cpSync("node_modules/etcd3/proto", "dist/etcd3-proto", { recursive: true });
+const etcd3Protos = {
+  name: "etcd3-protos",
+  setup(b) {
+    b.onLoad({ filter: /etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+      const src = readFileSync(args.path, "utf8");
+      const patched = src.replace("${__dirname}/../proto/rpc.proto", "${__dirname}/etcd3-proto/rpc.proto");
+      if (patched === src) throw new Error("etcd3 proto path not found in connection-pool.js: update scripts/build.mjs");
+      return { contents: patched, loader: "js" };
+    });
+  },
+};
+
 await build({
+  plugins: [etcd3Protos],
   entryPoints: ["src/main.ts"],
   outfile: "dist/raptiformica.mjs",
   bundle: true,

@@ -1,12 +1,15 @@
 import type { Command } from "commander";
-import { NotAvailableYet } from "../util/errors.ts";
+import { cleanNode } from "../ops/clean.ts";
+import { contextFrom } from "./context.ts";
 
 export function register(program: Command): void {
   program
     .command("clean")
     .description("stop raptiformica services on this machine and remove their state")
     .option("--purge-identity", "also delete the node identity (its mesh address changes)")
-    .action(() => {
-      throw new NotAvailableYet("clean");
+    .action(async (opts: { purgeIdentity?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const r = await cleanNode(ctx.paths, ctx.node, ctx.config, ctx.log, Boolean(opts.purgeIdentity));
+      ctx.log.info(`cleaned ${ctx.paths.root}${r.keptIdentity ? " (kept the node identity)" : ""}`);
     });
 }

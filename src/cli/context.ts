@@ -3,6 +3,7 @@ import { LocalConfig } from "../config/local.ts";
 import { CACHE_DIR_ENV, cachePaths, findInstallDir, resolveCacheDir, type CachePaths } from "../config/paths.ts";
 import { createAvailabilityProbe, type AvailabilityProbe } from "../config/types.ts";
 import { createLogger, type Logger } from "../util/log.ts";
+import { nodePaths, type NodePaths } from "../node/paths.ts";
 
 export interface GlobalOptions {
   verbose?: boolean;
@@ -13,6 +14,7 @@ export interface GlobalOptions {
 /** Everything a command needs, built once from the global flags. */
 export interface Context {
   readonly paths: CachePaths;
+  readonly node: NodePaths;
   readonly installDir: string;
   readonly log: Logger;
   readonly config: LocalConfig;
@@ -29,6 +31,7 @@ export function contextFrom(cmd: Command): Context {
   const log = createLogger(Boolean(g.verbose));
   return {
     paths,
+    node: nodePaths(paths.node),
     installDir,
     log,
     config: new LocalConfig(paths, installDir, log, Boolean(g.strict)),

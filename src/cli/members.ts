@@ -1,5 +1,24 @@
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { NotAvailableYet } from "../util/errors.ts";
+import Table from "cli-table3";
+import { openClient } from "../consensus/client.ts";
+import { clientUrl } from "../consensus/etcd-args.ts";
+import { clusterSettings } from "../consensus/settings.ts";
+import { runningAgent } from "../node/agent-lock.ts";
+import { ensureAgent } from "../ops/node.ts";
+import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
+import { NotAvailableYet, UserError, errorMessage } from "../util/errors.ts";
+import { contextFrom } from "./context.ts";
+
+function render(rows: readonly MemberRow[]): string {
+  const table = new Table({
+    head: ["Node", "Mesh address", "Host", "Status", "Role", "Uptime"],
+    style: { head: [], border: [] },
+    chars: { top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: "  " },
+  });
+  for (const r of rows) table.push([r.name, r.meshAddress, r.host ?? "-", r.status, r.role ?? "-", formatUptime(r.uptimeSeconds)]);
+  return `${table.toString().split("\n").map((l) => l.trimEnd()).join("\n")}\n`;
+}
 
 export function register(program: Command): void {
   program
@@ -8,7 +27,45 @@ export function register(program: Command): void {
     .option("-r, --rejoin", "run one reconcile of this member now (what the cluster_change hook does)")
     .option("--evict", "remove members that have been gone longer than the eviction grace period")
     .option("--json", "print JSON")
-    .action(() => {
-      throw new NotAvailableYet("members");
+    .action(async (opts: { rejoin?: boolean; evict?: boolean; json?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const isMember = existsSync(ctx.node.nodeCert);
+      if (opts.evict) throw new NotAvailableYet("members --evict");
+      if (opts.rejoin) {
+        if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
+        const pid = runningAgent(ctx.node.agentPid);
+        if (pid !== undefined) process.kill(pid, "SIGUSR1");
+        else ensureAgent(ctx.paths);
+        return;
+      }
+      if (!isMember) {
+        throw new NotAvailableYet("members from a machine that is not a cluster member");
+      }
+      const { mapping } = ctx.config.snapshot();
+      const settings = clusterSettings(mapping);
+      const client = openClient([clientUrl("127.0.0.1", settings.clientPort)], ctx.node, 1500);
+      let rows: MemberRow[];
+      try {
+        rows = await clusterMembers(client, ctx.node);
+      } catch (e) {
+        rows = cachedMembers(mapping);
+        const why = errorMessage(e);
+        const msg =
+          `The cluster KV does not answer on this member (${why}): etcd has lost quorum or is not running here. ` +
+          `Showing what the local cache knows; statuses are unknown. The agent keeps retrying` +
+          (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".");
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ quorum: false, error: msg, members: rows }, null, 2)}\n`);
+        } else {
+          process.stderr.write(`${msg}\n`);
+          process.stdout.write(render(rows));
+        }
+        process.exitCode = 1;
+        return;
+      } finally {
+        client.close();
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows }, null, 2)}\n`);
+      else process.stdout.write(render(rows));
     });
 }

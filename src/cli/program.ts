@@ -17,11 +17,11 @@ import * as slave from "./slave.ts";
 import * as spawn from "./spawn.ts";
 import * as ssh from "./ssh.ts";
 
-declare const RAPTIFORMICA_VERSION: string;
-export const VERSION = typeof RAPTIFORMICA_VERSION === "string" ? RAPTIFORMICA_VERSION : "0.0.0-dev";
+import { VERSION } from "./version.ts";
+import * as identity from "./identity.ts";
 
 /** Every command of the original, under its original name, plus `config`. */
-const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, ssh, clean, advertise, mesh, agent, hook, config];
+const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, ssh, clean, advertise, mesh, agent, hook, config, identity];
 
 export function buildProgram(): Command {
   const program = new Command("raptiformica")

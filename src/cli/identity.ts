@@ -1,0 +1,17 @@
+import type { Command } from "commander";
+import { nodeIdentity } from "../ops/node.ts";
+import { contextFrom } from "./context.ts";
+
+export function register(program: Command): void {
+  program
+    .command("identity")
+    .description("print this machine's mesh identity (public key, mesh address), creating it once")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const { identity, info } = await nodeIdentity(ctx.paths);
+      const out = { publicKey: identity.publicKey, meshAddress: identity.address, yggdrasilMajor: info.major, yggdrasilVersion: info.version };
+      if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+      else process.stdout.write(`public key:   ${out.publicKey}\nmesh address: ${out.meshAddress}\nyggdrasil:    ${out.yggdrasilVersion}\n`);
+    });
+}

@@ -1,0 +1,102 @@
+import { readFileSync } from "node:fs";
+import { noop } from "cockatiel";
+import { Etcd3, type IOptions } from "etcd3";
+import type { NodePaths } from "../node/paths.ts";
+
+export interface TlsFiles {
+  readonly caCert: string;
+  readonly nodeCert: string;
+  readonly nodeKey: string;
+}
+
+/** A client that authenticates with this node's certificate; callers bound every call with `deadline`. */
+export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePaths, dialTimeoutMs = 2000): Etcd3 {
+  const options: IOptions = {
+    hosts: [...endpoints],
+    credentials: {
+      rootCertificate: readFileSync(tls.caCert),
+      certChain: readFileSync(tls.nodeCert),
+      privateKey: readFileSync(tls.nodeKey),
+    },
+    dialTimeout: dialTimeoutMs,
+    // Every node certificate carries the DNS name "localhost"; verifying against it (instead of
+    // the IP, which TLS SNI does not allow) keeps the check "signed by the cluster CA".
+    grpcOptions: { "grpc.ssl_target_name_override": "localhost", "grpc.default_authority": "localhost" },
+    // No circuit breaker and no retries: the agent's loop is the retry, and a breaker would keep
+    // the local endpoint closed for seconds after etcd comes back.
+    faultHandling: { host: () => noop, global: noop },
+  };
+  return new Etcd3(options);
+}
+
+export class DeadlineExceeded extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = "DeadlineExceeded";
+  }
+}
+
+export function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => timer && clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceeded(what, ms)), ms);
+    }),
+  ]);
+}
+
+export interface EtcdMember {
+  readonly id: string;
+  readonly name: string;
+  readonly peerURLs: readonly string[];
+  readonly clientURLs: readonly string[];
+  readonly isLearner: boolean;
+}
+
+export async function memberList(client: Etcd3, ms = 3000): Promise<EtcdMember[]> {
+  const res = await deadline("etcd member list", ms, client.cluster.memberList({ linearizable: false } as never));
+  return (res.members ?? []).map((m) => ({
+    id: String(m.ID),
+    name: m.name ?? "",
+    peerURLs: m.peerURLs ?? [],
+    clientURLs: m.clientURLs ?? [],
+    isLearner: Boolean((m as { isLearner?: boolean }).isLearner),
+  }));
+}
+
+/** The leader's member id as seen by the endpoint answering, and that endpoint's own id. */
+export async function leaderOf(client: Etcd3, ms = 3000): Promise<{ leader: string; self: string }> {
+  const st = await deadline("etcd status", ms, client.maintenance.status());
+  return { leader: String(st.leader), self: String(st.header.member_id) };
+}
+
+/** The member list from the first of `endpoints` that answers (each tried on its own, in parallel). */
+export async function probeMemberList(endpoints: readonly string[], tls: TlsFiles, ms = 2000): Promise<EtcdMember[] | undefined> {
+  if (endpoints.length === 0) return undefined;
+  const attempts = endpoints.map(async (url) => {
+    const client = openClient([url], tls, Math.min(ms, 1500));
+    try {
+      return await memberList(client, ms);
+    } finally {
+      client.close();
+    }
+  });
+  try {
+    return await Promise.any(attempts);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * etcd's grpc-proxy answers MemberList with a made-up list holding only itself (no peer URLs),
+ * so through a proxy the real list has to be asked from the members over the mesh.
+ */
+export async function realMemberList(client: Etcd3, memberEndpoints: readonly string[], tls: TlsFiles, ms = 2500): Promise<EtcdMember[]> {
+  const list = await memberList(client, ms);
+  if (list.length > 0 && list.some((m) => m.peerURLs.length > 0)) return list;
+  const real = await probeMemberList(memberEndpoints, tls, ms);
+  if (!real) throw new DeadlineExceeded("etcd member list from the cluster members", ms);
+  return real;
+}

@@ -1,0 +1,79 @@
+import type { NodePaths } from "../node/paths.ts";
+
+/** `[addr]` for IPv6 in URLs. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+export function clientUrl(address: string, port: number): string {
+  return `https://${hostPort(address, port)}`;
+}
+
+export function peerUrl(address: string, port: number): string {
+  return `https://${hostPort(address, port)}`;
+}
+
+export interface MemberStart {
+  readonly name: string;
+  readonly meshAddress: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** `new`: bootstrap a one-member cluster; `existing`: join members already in the member list. */
+  readonly state: "new" | "existing";
+  /** name → peer URL of every member, this one included (ignored when the data dir exists). */
+  readonly initialCluster: ReadonlyMap<string, string>;
+  readonly token: string;
+}
+
+/**
+ * etcd server argv: listens only on the mesh address and localhost, mutual TLS for clients
+ * and peers from the cluster CA.
+ */
+export function etcdServerArgs(paths: NodePaths, m: MemberStart): string[] {
+  const cluster = [...m.initialCluster.entries()].map(([n, u]) => `${n}=${u}`).join(",");
+  return [
+    "--name", m.name,
+    "--data-dir", paths.etcdData,
+    "--listen-peer-urls", peerUrl(m.meshAddress, m.peerPort),
+    "--initial-advertise-peer-urls", peerUrl(m.meshAddress, m.peerPort),
+    "--listen-client-urls", `${clientUrl(m.meshAddress, m.clientPort)},${clientUrl("127.0.0.1", m.clientPort)}`,
+    "--advertise-client-urls", clientUrl(m.meshAddress, m.clientPort),
+    "--initial-cluster", cluster,
+    "--initial-cluster-state", m.state,
+    "--initial-cluster-token", m.token,
+    "--client-cert-auth",
+    "--trusted-ca-file", paths.caCert,
+    "--cert-file", paths.nodeCert,
+    "--key-file", paths.nodeKey,
+    "--peer-client-cert-auth",
+    "--peer-trusted-ca-file", paths.caCert,
+    "--peer-cert-file", paths.nodeCert,
+    "--peer-key-file", paths.nodeKey,
+    // The initial upload of a node's cached config is one transaction.
+    "--max-txn-ops", "10000",
+    "--snapshot-count", "10000",
+    "--logger", "zap",
+    "--log-outputs", "stderr",
+  ];
+}
+
+/**
+ * Local `etcd grpc-proxy` for non-voters: apps on this member reach the KV at 127.0.0.1.
+ * Upstream it authenticates with this node's certificate.
+ */
+export function grpcProxyArgs(paths: NodePaths, endpoints: readonly string[], clientPort: number): string[] {
+  return [
+    "grpc-proxy", "start",
+    "--endpoints", endpoints.join(","),
+    "--listen-addr", hostPort("127.0.0.1", clientPort),
+    // No --advertise-client-url: with it the proxy answers MemberList with a made-up list
+    // holding only itself, and this node could no longer see the real members.
+    "--cacert", paths.caCert,
+    "--cert", paths.nodeCert,
+    "--key", paths.nodeKey,
+    "--cert-file", paths.nodeCert,
+    "--key-file", paths.nodeKey,
+    "--trusted-ca-file", paths.caCert,
+    "--data-dir", `${paths.etcdDir}/proxy`,
+  ];
+}

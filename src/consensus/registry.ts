@@ -1,0 +1,84 @@
+import type { Etcd3, Lease } from "etcd3";
+import { deadline } from "./client.ts";
+import { KEYS } from "./settings.ts";
+
+export type Role = "leader" | "voter" | "learner" | "proxy";
+
+/** The live record of a member: exists only while its agent keeps the lease alive. */
+export interface NodeRecord {
+  readonly publicKey: string;
+  readonly name: string;
+  readonly meshAddress: string;
+  readonly host?: string;
+  readonly role: Role;
+  /** When this agent started (ms since epoch): the basis of `uptime`. */
+  readonly startedAt: number;
+  readonly hostname: string;
+  readonly version: string;
+  readonly yggdrasilMajor: string;
+}
+
+export function nodeKey(publicKey: string): string {
+  return `${KEYS.nodes}${publicKey}`;
+}
+
+export async function readNodeRecords(client: Etcd3, ms = 3000): Promise<NodeRecord[]> {
+  const all = await deadline("etcd read of node records", ms, client.getAll().prefix(KEYS.nodes).strings());
+  const out: NodeRecord[] = [];
+  for (const value of Object.values(all)) {
+    try {
+      out.push(JSON.parse(value) as NodeRecord);
+    } catch {
+      /* a foreign value under nodes/ is not a member */
+    }
+  }
+  return out;
+}
+
+/**
+ * Keeps `raptiformica/nodes/<key>` alive on a short lease. When the lease is lost (etcd
+ * unreachable longer than the TTL) the record disappears cluster-wide — that is what marks the
+ * node failed — and the next `ensure` grants a new lease.
+ */
+export class NodeRegistration {
+  private lease: Lease | undefined;
+  private lost = false;
+  private written = "";
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async ensure(record: NodeRecord, ms = 3000): Promise<void> {
+    if (this.lease && this.lost) {
+      this.lease.release();
+      this.lease = undefined;
+    }
+    const value = JSON.stringify(record);
+    if (!this.lease) {
+      const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+      this.lost = false;
+      lease.on("lost", () => {
+        this.lost = true;
+      });
+      this.lease = lease;
+      this.written = "";
+    }
+    if (this.written === value) return;
+    await deadline("etcd write of this node's record", ms, this.lease.put(nodeKey(record.publicKey)).value(value).exec());
+    this.written = value;
+  }
+
+  /** Deletes the record at once (clean shutdown), instead of waiting for the TTL. */
+  async revoke(ms = 2000): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (lease) await deadline("etcd lease revoke", ms, lease.revoke()).catch(() => undefined);
+  }
+
+  close(): void {
+    this.lease?.release();
+    this.lease = undefined;
+  }
+}

@@ -1,0 +1,56 @@
+import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import { UserError } from "../util/errors.ts";
+
+export const KEYS = {
+  yggdrasilPort: `${KEY_ROOT}/meshnet/yggdrasil/port`,
+  clientPort: `${KEY_ROOT}/meshnet/etcd/client_port`,
+  peerPort: `${KEY_ROOT}/meshnet/etcd/peer_port`,
+  maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
+  nodeTtl: `${KEY_ROOT}/meshnet/etcd/node_ttl`,
+  caCert: `${KEY_ROOT}/meshnet/etcd/ca_cert`,
+  caKey: `${KEY_ROOT}/meshnet/etcd/ca_key`,
+  clusterToken: `${KEY_ROOT}/meshnet/etcd/cluster_token`,
+  neighbours: `${KEY_ROOT}/meshnet/neighbours/`,
+  /** Live, lease-backed node records: never mirrored into the local cache. */
+  nodes: `${KEY_ROOT}/nodes/`,
+} as const;
+
+export interface ClusterSettings {
+  readonly yggdrasilPort: number;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly maxVoters: number;
+  readonly nodeTtlSeconds: number;
+}
+
+function intSetting(mapping: FlatMapping, key: string, fallback: number, min: number, max: number): number {
+  const raw = mapping[key];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UserError(`Config key ${key} is "${raw}", but it must be a whole number from ${min} to ${max}. Fix it with \`raptiformica config set ${key} <value>\`.`);
+  }
+  return n;
+}
+
+export function clusterSettings(mapping: FlatMapping): ClusterSettings {
+  return {
+    yggdrasilPort: intSetting(mapping, KEYS.yggdrasilPort, 4863, 1, 65535),
+    clientPort: intSetting(mapping, KEYS.clientPort, 2379, 1, 65535),
+    peerPort: intSetting(mapping, KEYS.peerPort, 2380, 1, 65535),
+    maxVoters: intSetting(mapping, KEYS.maxVoters, 5, 1, 99),
+    nodeTtlSeconds: intSetting(mapping, KEYS.nodeTtl, 5, 2, 600),
+  };
+}
+
+/**
+ * How many voters a cluster of `members` nodes should have: the largest odd number not above
+ * the member count, capped at `maxVoters` (itself rounded down to odd). Even voter counts add
+ * no fault tolerance and make a split vote possible.
+ */
+export function targetVoters(members: number, maxVoters: number): number {
+  if (members <= 0) return 0;
+  const cap = maxVoters % 2 === 0 ? maxVoters - 1 : maxVoters;
+  const odd = members % 2 === 0 ? members - 1 : members;
+  return Math.max(1, Math.min(cap, odd));
+}

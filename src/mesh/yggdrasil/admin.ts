@@ -1,0 +1,318 @@
+import { createConnection } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { UserError, errorMessage } from "../../util/errors.ts";
+import { isPublicKeyHex } from "./address.ts";
+import type { Major } from "./version.ts";
+
+/*
+ * Yggdrasil's admin socket, as observed on 0.4.7 (Debian 12) and 0.5.12 (Debian trixie):
+ *
+ * - One JSON object per request: {"request": NAME, "arguments": {...}, "keepalive": false}.
+ *   Names are case-insensitive. Without keepalive the server answers once and closes.
+ * - The answer is *pretty-printed* JSON (it spans lines, so it cannot be split on "\n"):
+ *   {"status": "success"|"error", "error"?: TEXT, "request": ECHO, "response": {...}|null}.
+ *   0.4 echoes "request": null, 0.5 echoes the request.
+ * - getSelf: both {"key", "address", "subnet", "build_version", ...}; 0.4 adds "coords",
+ *   0.5 "routing_entries".
+ * - getPeers: {"peers": [...]}.
+ *   0.4 lists connected peers only: {"key", "address", "remote", "port", "coords", "uptime", ...};
+ *   it says nothing about direction.
+ *   0.5 also lists configured peers that are down: {"remote", "up", "inbound", "key" ("" while
+ *   down), "address" (absent while down), "last_error"?, ...}.
+ *   Both write "remote" without the ?key= query: "tcp://198.18.0.1:4863".
+ * - addPeer / removePeer {"uri", "interface"?}: both versions have them, and addPeer dials at
+ *   once on both. removePeer on 0.5 drops the connection. On 0.4.7 removePeer answers
+ *   "success" but the connection stays up and is re-dialled after it breaks, until yggdrasil
+ *   restarts: peers cannot be removed live on 0.4. Repeating an addPeer/removePeer answers
+ *   "peer (is) already configured" / "peer (is) not configured".
+ */
+
+export interface SelfInfo {
+  publicKey: string;
+  address: string;
+  /** e.g. "301:9e3:2644:fad9::/64". */
+  subnet: string;
+  /** "unknown" on Debian's 0.4 build. */
+  buildVersion: string;
+}
+
+export interface PeerInfo {
+  /** "" for a configured peer that is not connected (0.5 only lists those). */
+  publicKey: string;
+  /** "" for a configured peer that is not connected. */
+  address: string;
+  /** The peer's URI without the ?key= query; for an inbound peer, its source address and port. */
+  remote: string;
+  up: boolean;
+  /** null on 0.4, which does not report the direction of a peering. */
+  inbound: boolean | null;
+  /** 0.5: why the last connection attempt failed. */
+  lastError?: string;
+}
+
+export type AdminErrorKind = "not-running" | "permission" | "timeout" | "protocol" | "refused-request" | "unsupported";
+
+export class YggdrasilAdminError extends UserError {
+  constructor(
+    readonly kind: AdminErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "YggdrasilAdminError";
+  }
+}
+
+export interface AdminOptions {
+  /** Per request; default 5 s. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+// getPeers of a large node is a few hundred kB; anything far beyond that is not yggdrasil.
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+export class YggdrasilAdmin {
+  /**
+   * Whether removePeer takes effect without a restart (0.5). On 0.4 a peer can be added live but
+   * only leaves after yggdrasil restarts with a config that no longer lists it: see changePeers.
+   */
+  readonly supportsLivePeerChanges: boolean;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly socketPath: string,
+    readonly major: Major,
+    opts: AdminOptions = {},
+  ) {
+    this.supportsLivePeerChanges = major === "0.5";
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** One raw request; resolves to the "response" member of a successful answer. */
+  request(name: string, args: Json = {}, timeoutMs = this.timeoutMs): Promise<unknown> {
+    const path = this.socketPath;
+    return new Promise((resolvePromise, rejectPromise) => {
+      let buf = "";
+      let settled = false;
+      const socket = createConnection({ path });
+      const finish = (error: YggdrasilAdminError | undefined, value?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (error) rejectPromise(error);
+        else resolvePromise(value);
+      };
+      const timer = setTimeout(
+        () => finish(new YggdrasilAdminError("timeout", `yggdrasil did not answer ${name} on its admin socket ${path} within ${timeoutMs} ms.`)),
+        timeoutMs,
+      );
+      // Settles once the buffer holds a whole object; `final`: no more data will come.
+      const tryParse = (final: boolean): void => {
+        const text = buf.trim();
+        if (!final && !text.endsWith("}")) return;
+        let answer: unknown;
+        try {
+          answer = JSON.parse(text);
+        } catch {
+          if (final) finish(new YggdrasilAdminError("protocol", `yggdrasil's admin socket ${path} gave an unreadable answer to ${name}: ${JSON.stringify(text.slice(0, 200))}`));
+          return;
+        }
+        if (!isObject(answer)) {
+          finish(new YggdrasilAdminError("protocol", `yggdrasil's admin socket ${path} answered ${name} with something that is not a JSON object.`));
+        } else if (answer["status"] === "success") {
+          finish(undefined, answer["response"]);
+        } else {
+          const reason = str(answer["error"]) || `status ${JSON.stringify(answer["status"])}`;
+          finish(new YggdrasilAdminError("refused-request", `yggdrasil refused ${name} (admin socket ${path}): ${reason}`));
+        }
+      };
+      socket.setEncoding("utf8");
+      socket.on("connect", () => {
+        socket.write(JSON.stringify({ request: name, arguments: args, keepalive: false }));
+      });
+      socket.on("data", (chunk: string) => {
+        buf += chunk;
+        if (buf.length > MAX_RESPONSE_BYTES) {
+          finish(new YggdrasilAdminError("protocol", `yggdrasil's admin socket ${path} sent more than ${MAX_RESPONSE_BYTES} bytes for ${name}.`));
+          return;
+        }
+        tryParse(false);
+      });
+      socket.on("end", () => {
+        if (!settled) tryParse(true);
+      });
+      socket.on("close", () => {
+        if (!settled) finish(new YggdrasilAdminError("protocol", `yggdrasil closed its admin socket ${path} without answering ${name}.`));
+      });
+      socket.on("error", (e: NodeJS.ErrnoException) => finish(connectError(path, e)));
+    });
+  }
+
+  async getSelf(): Promise<SelfInfo> {
+    const r = await this.request("getSelf");
+    if (!isObject(r) || !isPublicKeyHex(str(r["key"]))) {
+      throw new YggdrasilAdminError("protocol", `yggdrasil's getSelf answer on ${this.socketPath} has no public key: ${JSON.stringify(r)?.slice(0, 200)}`);
+    }
+    return {
+      publicKey: str(r["key"]).toLowerCase(),
+      address: str(r["address"]),
+      subnet: str(r["subnet"]),
+      buildVersion: str(r["build_version"]) || "unknown",
+    };
+  }
+
+  async getPeers(): Promise<PeerInfo[]> {
+    const r = await this.request("getPeers");
+    const peers = isObject(r) ? r["peers"] : undefined;
+    // Go encodes an empty (nil) list as null.
+    if (peers === null) return [];
+    if (!Array.isArray(peers)) {
+      throw new YggdrasilAdminError("protocol", `yggdrasil's getPeers answer on ${this.socketPath} has no peer list: ${JSON.stringify(r)?.slice(0, 200)}`);
+    }
+    return peers.filter(isObject).map((p) => this.normalisePeer(p));
+  }
+
+  private normalisePeer(p: Json): PeerInfo {
+    const publicKey = str(p["key"]).toLowerCase();
+    if (this.major === "0.4") {
+      return { publicKey, address: str(p["address"]), remote: str(p["remote"]), up: true, inbound: null };
+    }
+    const lastError = str(p["last_error"]);
+    return {
+      publicKey,
+      address: str(p["address"]),
+      remote: str(p["remote"]),
+      up: p["up"] === true,
+      inbound: p["inbound"] === true,
+      ...(lastError ? { lastError } : {}),
+    };
+  }
+
+  /**
+   * Adds a peer and dials it now. Adding a peer that is already configured is not an error:
+   * the answer is then false.
+   */
+  async addPeer(uri: string): Promise<boolean> {
+    checkUri(uri);
+    try {
+      await this.request("addPeer", { uri, interface: "" });
+      return true;
+    } catch (e) {
+      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /already configured/.test(e.message)) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Removes a configured peer and drops the connection (0.5). yggdrasil matches `uri` against
+   * the configured one as a string (a peerUri() result matches itself); a peer that is not
+   * configured is not an error, the answer is then false. On 0.4 this throws kind "unsupported"
+   * without asking yggdrasil, whose answer would be a misleading "success": render a config
+   * without the peer and restart.
+   */
+  async removePeer(uri: string): Promise<boolean> {
+    checkUri(uri);
+    if (!this.supportsLivePeerChanges) {
+      throw new YggdrasilAdminError(
+        "unsupported",
+        `Yggdrasil ${this.major} cannot remove a peer while running (it keeps the connection to ${uri}); write a config without it and restart yggdrasil.`,
+      );
+    }
+    try {
+      await this.request("removePeer", { uri, interface: "" });
+      return true;
+    } catch (e) {
+      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /not configured/.test(e.message)) return false;
+      throw e;
+    }
+  }
+}
+
+/**
+ * Dials a configured peer that is not connected *now*. Yggdrasil retries a failed peer with a
+ * growing back-off (on 0.4 over a minute), which is what makes a restarted or new node slow to
+ * reach; forgetting the peer and adding it again starts a fresh dial at once. Only for peers
+ * that are down: on 0.4 removing a connected peer would leave it half-forgotten.
+ */
+export async function redial(admin: YggdrasilAdmin, uri: string): Promise<void> {
+  checkUri(uri);
+  if (await admin.addPeer(uri)) return;
+  try {
+    await admin.request("removePeer", { uri, interface: "" });
+  } catch (e) {
+    if (!(e instanceof YggdrasilAdminError && e.kind === "refused-request")) throw e;
+  }
+  await admin.addPeer(uri);
+}
+
+function checkUri(uri: string): void {
+  // 0.5 accepts any string and only fails when dialling ("link schema unknown"); catch it here.
+  if (!/^[a-z][a-z0-9+.-]*:\/\/\S+$/.test(uri)) throw new Error(`not a peer URI: ${JSON.stringify(uri)}`);
+}
+
+function connectError(path: string, e: NodeJS.ErrnoException): YggdrasilAdminError {
+  switch (e.code) {
+    case "ENOENT":
+      return new YggdrasilAdminError("not-running", `yggdrasil is not running (no admin socket at ${path}).`);
+    case "ECONNREFUSED":
+      return new YggdrasilAdminError("not-running", `yggdrasil is not running (stale admin socket at ${path}: nothing accepts connections on it).`);
+    case "EACCES":
+    case "EPERM":
+      return new YggdrasilAdminError("permission", `cannot open yggdrasil's admin socket ${path}: permission denied. Run as root or as the user yggdrasil runs as.`);
+    default:
+      return new YggdrasilAdminError("protocol", `cannot talk to yggdrasil on its admin socket ${path}: ${errorMessage(e)}`);
+  }
+}
+
+/**
+ * Applies peer changes live where the running version allows it. Adds always happen live.
+ * Removals happen live on 0.5; on 0.4 they cannot, and `restartRequired` tells the caller to
+ * restart yggdrasil with a config that no longer lists the removed peers.
+ */
+export async function changePeers(
+  admin: YggdrasilAdmin,
+  change: { add?: readonly string[]; remove?: readonly string[] },
+): Promise<{ restartRequired: boolean }> {
+  for (const uri of change.add ?? []) await admin.addPeer(uri);
+  const remove = change.remove ?? [];
+  if (remove.length === 0) return { restartRequired: false };
+  if (!admin.supportsLivePeerChanges) return { restartRequired: true };
+  for (const uri of remove) await admin.removePeer(uri);
+  return { restartRequired: false };
+}
+
+/**
+ * Waits until yggdrasil answers getSelf on `socketPath` (it creates the socket a moment after
+ * starting). Polls every 200 ms, at most until `timeoutMs` has passed.
+ */
+export async function waitForAdmin(socketPath: string, major: Major, timeoutMs: number): Promise<SelfInfo> {
+  const deadline = Date.now() + timeoutMs;
+  const maxAttempts = Math.ceil(timeoutMs / 200) + 1;
+  let last: unknown;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    try {
+      return await new YggdrasilAdmin(socketPath, major, { timeoutMs: Math.min(left, DEFAULT_TIMEOUT_MS) }).getSelf();
+    } catch (e) {
+      last = e;
+      if (e instanceof YggdrasilAdminError && e.kind === "permission") throw e;
+    }
+    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+  }
+  throw new YggdrasilAdminError(
+    "timeout",
+    `yggdrasil did not answer on its admin socket ${socketPath} within ${timeoutMs} ms (last error: ${last ? errorMessage(last) : "none"}). Check its log.`,
+  );
+}

@@ -1,0 +1,109 @@
+import { createHash } from "node:crypto";
+import { isIP } from "node:net";
+import { isPublicKeyHex } from "./address.ts";
+import type { Major } from "./version.ts";
+
+export interface PeerSpec {
+  /** IPv4, IPv6 (with or without brackets) or a DNS name. */
+  host: string;
+  port: number;
+  /** The peer's public key: the connection is dropped unless the remote end proves it holds it. */
+  publicKey: string;
+}
+
+export interface RenderOptions {
+  major: Major;
+  /** 128 hex chars (seed + public key). */
+  privateKey: string;
+  /** 64 hex chars; must be the public half of privateKey. */
+  publicKey: string;
+  listenPort: number;
+  peers: readonly PeerSpec[];
+  /** Keys allowed to peer with us: the cluster's. Our own key is always added (see renderConfig). */
+  allowedPublicKeys: readonly string[];
+  /** Path of the admin unix socket. */
+  adminSocket: string;
+  /** TUN interface name; default "auto". */
+  ifName?: string;
+  mtu?: number;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const IF_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${what}: port must be an integer 1-65535, got ${port}`);
+}
+
+function checkKey(key: string, what: string): string {
+  if (!isPublicKeyHex(key)) throw new Error(`${what}: not a Yggdrasil public key (64 hex characters): ${JSON.stringify(key)}`);
+  return key.toLowerCase();
+}
+
+/**
+ * The URI yggdrasil dials for `peer`, pinned to the peer's key (`?key=`): a machine that answers
+ * on that address without the key is not accepted as the peer.
+ */
+export function peerUri(peer: PeerSpec): string {
+  const key = checkKey(peer.publicKey, `peer ${peer.host}`);
+  checkPort(peer.port, `peer ${peer.host}`);
+  const bare = peer.host.startsWith("[") && peer.host.endsWith("]") ? peer.host.slice(1, -1) : peer.host;
+  let host: string;
+  // A zone (fe80::1%eth0) is not part of what isIP accepts, and in a URI its % must be escaped.
+  const [ip, zone] = bare.split("%", 2) as [string, string | undefined];
+  if (isIP(ip) === 6) {
+    if (zone !== undefined && !IF_NAME.test(zone)) throw new Error(`peer ${peer.host}: invalid IPv6 zone ${JSON.stringify(zone)}`);
+    host = `[${ip.toLowerCase()}${zone !== undefined ? `%25${zone}` : ""}]`;
+  } else if (isIP(bare) === 4 || HOSTNAME.test(bare)) {
+    host = bare;
+  } else {
+    throw new Error(`peer host ${JSON.stringify(peer.host)} is neither an IP address nor a DNS name`);
+  }
+  return `tcp://${host}:${peer.port}?key=${key}`;
+}
+
+/**
+ * The yggdrasil config (JSON) for either major. Output is deterministic (peers and keys sorted,
+ * duplicates removed) so that `configHash` only changes when the config means something else.
+ *
+ * Differences between the majors that matter here:
+ * - 0.4 expects PrivateKey *and* PublicKey (without PublicKey, its -normaliseconf invents a
+ *   random one). 0.5 derives everything from PrivateKey and has no PublicKey field.
+ * - Only fields the major knows are written: 0.5.12 panics ("End of input while parsing an
+ *   object") on some configs with a field it does not know.
+ */
+export function renderConfig(opts: RenderOptions): string {
+  const privateKey = opts.privateKey.toLowerCase();
+  if (!/^[0-9a-f]{128}$/.test(privateKey)) throw new Error("privateKey must be 128 hex characters");
+  const publicKey = checkKey(opts.publicKey, "own key");
+  if (privateKey.slice(64) !== publicKey) throw new Error("publicKey is not the public half of privateKey");
+  checkPort(opts.listenPort, "listen");
+  if (!opts.adminSocket.startsWith("/")) throw new Error(`adminSocket must be an absolute path, got ${JSON.stringify(opts.adminSocket)}`);
+  const ifName = opts.ifName ?? "auto";
+  if (ifName !== "auto" && ifName !== "none" && !IF_NAME.test(ifName)) throw new Error(`invalid interface name ${JSON.stringify(ifName)}`);
+  const mtu = opts.mtu ?? 65535;
+  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new Error(`mtu must be an integer 1280-65535, got ${mtu}`);
+
+  // AllowedPublicKeys: [] means "accept everybody", the opposite of a closed mesh. Our own key
+  // keeps the list non-empty for a cluster of one, and nobody else can present it.
+  const allowed = [...new Set([publicKey, ...opts.allowedPublicKeys.map((k) => checkKey(k, "allowed key"))])].sort();
+  const peers = [...new Set(opts.peers.map(peerUri))].sort();
+
+  const common = {
+    Peers: peers,
+    InterfacePeers: {},
+    Listen: [`tcp://[::]:${opts.listenPort}`],
+    AdminListen: `unix://${opts.adminSocket}`,
+    // Multicast would peer with anything on the LAN that speaks yggdrasil.
+    MulticastInterfaces: [],
+    AllowedPublicKeys: allowed,
+  };
+  const tail = { IfName: ifName, IfMTU: mtu, NodeInfoPrivacy: true, NodeInfo: {} };
+  const config = opts.major === "0.4" ? { ...common, PublicKey: publicKey, PrivateKey: privateKey, ...tail } : { PrivateKey: privateKey, ...common, ...tail };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** sha256 of a rendered config, for "restart only when the config really changed". */
+export function configHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

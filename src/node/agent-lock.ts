@@ -1,0 +1,46 @@
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+
+function agentPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    process.kill(pid, 0);
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmd.includes("agent") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of the agent of this node if one runs. */
+export function runningAgent(pidFile: string): number | undefined {
+  return agentPid(pidFile);
+}
+
+/**
+ * Takes the agent pidfile exclusively: never two agents for one node. A pidfile left by a
+ * dead agent (machine rebooted, agent killed) is taken over at once, not after a stale timeout,
+ * so a restarted agent gets going immediately.
+ */
+export function acquireAgentLock(pidFile: string): { ok: true; release: () => void } | { ok: false; pid: number } {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(pidFile, "wx", 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return {
+        ok: true,
+        release: () => {
+          if (agentPid(pidFile) === process.pid) rmSync(pidFile, { force: true });
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const other = agentPid(pidFile);
+      if (other !== undefined && other !== process.pid) return { ok: false, pid: other };
+      rmSync(pidFile, { force: true });
+    }
+  }
+  const other = agentPid(pidFile);
+  return { ok: false, pid: other ?? -1 };
+}

@@ -1,0 +1,494 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Etcd3, Watcher } from "etcd3";
+import type { FlatMapping } from "../config/flatten.ts";
+import type { LocalConfig } from "../config/local.ts";
+import type { CachePaths } from "../config/paths.ts";
+import { mappingProblem } from "../config/store.ts";
+import { createAvailabilityProbe, typeStatuses } from "../config/types.ts";
+import { deadline, leaderOf, memberList, openClient, probeMemberList, realMemberList, type EtcdMember } from "../consensus/client.ts";
+import { clientUrl, etcdServerArgs, grpcProxyArgs, peerUrl } from "../consensus/etcd-args.ts";
+import { isEphemeralKey, readKvMapping, seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
+import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
+import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
+import { NodeRegistration, readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
+import { KEYS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
+import { applyVoterAction, nextVoterAction } from "../consensus/voters.ts";
+import { fireHook } from "../hooks/runner.ts";
+import { memberName, parseNeighbours, withNeighbour, type Neighbour } from "../mesh/neighbours.ts";
+import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
+import { assertSameMajor, detectYggdrasil, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { readAdvertised } from "../ops/advertise.ts";
+import { UserError, errorMessage } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import { HookQueue } from "./hook-queue.ts";
+import { MeshService } from "./mesh-service.ts";
+import type { NodePaths } from "./paths.ts";
+import { writeStatus, type AgentStatus } from "./status.ts";
+import { Supervisor } from "./supervisor.ts";
+
+export const ETCD_SERVICE = "etcd";
+export const PROXY_SERVICE = "etcd-proxy";
+
+export interface AgentOptions {
+  readonly cache: CachePaths;
+  readonly node: NodePaths;
+  readonly installDir: string;
+  readonly log: Logger;
+  readonly local: LocalConfig;
+  readonly version: string;
+  readonly yggdrasilBinary?: string;
+  readonly etcdBinary?: string;
+  /** Reconcile period once the node is ready; faster while it is converging. */
+  readonly steadyIntervalMs?: number;
+  readonly busyIntervalMs?: number;
+}
+
+export interface ClusterChange {
+  readonly type: "put" | "delete";
+  readonly key: string;
+}
+
+/** Client URLs of every other active neighbour: where an etcd member may answer over the mesh. */
+export function memberEndpoints(mapping: FlatMapping, settings: ClusterSettings, self: string): string[] {
+  return parseNeighbours(mapping)
+    .filter((n) => n.publicKey !== self && !n.left)
+    .map((n) => clientUrl(n.meshAddress, settings.clientPort));
+}
+
+/** How this node is named in tables: RAPTIFORMICA_NODE_NAME, else the host name. */
+export function displayName(): string {
+  return process.env["RAPTIFORMICA_NODE_NAME"] || hostname();
+}
+
+/**
+ * The reconcile loop of a member. Each tick converges this machine on the shared config:
+ * yggdrasil with the cluster's peers, an etcd member or a local grpc-proxy, a lease-backed
+ * node record, and — on the etcd leader — the voter set. It never deletes state because the
+ * cluster is unreachable: it keeps the mesh up from the local cache and retries.
+ */
+export class Agent {
+  private readonly supervisor: Supervisor;
+  private readonly hooks: HookQueue<ClusterChange>;
+  private readonly startedAt = Date.now();
+  private info?: YggdrasilInfo;
+  private identity?: Identity;
+  private mesh?: MeshService;
+  private kv?: Etcd3;
+  private registration?: NodeRegistration;
+  private watcher?: Watcher;
+  private seeded = false;
+  private phase: AgentStatus["phase"] = "starting";
+  private role?: Role;
+  private consensusNote = "";
+  private lastError?: string;
+  private stopped = false;
+  private wake?: () => void;
+  private mirrorTimer?: NodeJS.Timeout;
+  private readonly learnerSince = new Map<string, number>();
+
+  constructor(private readonly o: AgentOptions) {
+    this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
+    this.hooks = new HookQueue((changes) => this.fireClusterChange(changes));
+  }
+
+  /** Runs until `stop()`; every failure is logged and retried on the next tick. */
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.tick();
+        this.lastError = undefined;
+      } catch (e) {
+        const msg = errorMessage(e);
+        if (msg !== this.lastError) this.o.log.warn(msg);
+        this.lastError = msg;
+      }
+      await this.writeStatusQuietly();
+      if (this.stopped) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.phase === "ready" ? (this.o.steadyIntervalMs ?? 3000) : (this.o.busyIntervalMs ?? 500));
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** Reconcile now (SIGUSR1, `members --rejoin`, a watched change). */
+  poke(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.poke();
+    this.hooks.close();
+    if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
+    await this.watcher?.cancel().catch(() => undefined);
+    this.registration?.close();
+    this.kv?.close();
+  }
+
+  /** Graceful leave: drop the node record now rather than after its TTL. */
+  async leave(): Promise<void> {
+    await this.registration?.revoke();
+  }
+
+  async tick(): Promise<void> {
+    const mapping = await this.sharedMapping();
+    const settings = clusterSettings(mapping);
+    const { identity, mesh } = await this.ensureIdentity(mapping);
+    await mesh.ensure(mapping, settings.yggdrasilPort);
+    if (this.phase === "starting") this.phase = "meshed";
+    await this.registerSelf(mapping, settings, identity);
+    const ca = caFromMapping(mapping);
+    if (!ca) {
+      this.consensusNote = "waiting: no cluster CA in the config yet";
+      return;
+    }
+    await ensureNodeCertificate(this.o.node, ca, memberName(identity.publicKey), identity.address);
+    await this.ensureConsensus(mapping, settings, identity);
+    await this.ensureKv(settings, identity);
+    if (this.kv && this.role === "leader") await this.manageVoters(settings);
+  }
+
+  // ---- config -------------------------------------------------------------------------------
+
+  /** The cluster KV when reachable (and seeded), else the local cache / module files. */
+  private async sharedMapping(): Promise<FlatMapping> {
+    if (this.kv && this.seeded) {
+      try {
+        const m = await readKvMapping(this.kv, 2000);
+        if (mappingProblem(m) === undefined) return m;
+      } catch {
+        /* fall back to the cache */
+      }
+    }
+    return this.o.local.snapshot().mapping;
+  }
+
+  private async writeShared(change: (m: FlatMapping) => FlatMapping): Promise<void> {
+    if (this.kv && this.seeded) {
+      try {
+        await updateKvMapping(this.kv, change, 3000);
+        return;
+      } catch (e) {
+        this.o.log.debug(`KV write failed, writing the local cache: ${errorMessage(e)}`);
+      }
+    }
+    await this.o.local.update(change);
+  }
+
+  private scheduleMirror(): void {
+    if (this.mirrorTimer) return;
+    this.mirrorTimer = setTimeout(() => {
+      this.mirrorTimer = undefined;
+      void this.mirrorKvToCache();
+    }, 300);
+    this.mirrorTimer.unref();
+  }
+
+  /** KV → local cache, so the mesh keeps the newest view when the cluster becomes unreachable. */
+  private async mirrorKvToCache(): Promise<void> {
+    if (!this.kv) return;
+    try {
+      const m = await readKvMapping(this.kv, 3000);
+      if (mappingProblem(m) !== undefined) return;
+      await this.o.local.store.update(() => m, () => m);
+    } catch (e) {
+      this.o.log.debug(`mirror to cache: ${errorMessage(e)}`);
+    }
+  }
+
+  // ---- mesh ---------------------------------------------------------------------------------
+
+  private async ensureIdentity(mapping: FlatMapping): Promise<{ identity: Identity; mesh: MeshService }> {
+    if (!this.info) {
+      const detected = await detectYggdrasil(this.o.yggdrasilBinary ?? "yggdrasil");
+      if (!detected.ok) throw new UserError(detected.error);
+      this.info = detected.value;
+    }
+    if (!this.identity) this.identity = await loadOrCreateIdentity(this.o.node.yggdrasilDir, this.info);
+    const others = parseNeighbours(mapping)
+      .filter((n) => n.publicKey !== this.identity?.publicKey && n.yggdrasilMajor && !n.left)
+      .map((n) => ({ node: n.name ?? n.publicKey.slice(0, 16), major: n.yggdrasilMajor as YggdrasilInfo["major"] }));
+    const same = assertSameMajor(this.info.major, others);
+    if (!same.ok) throw new UserError(same.error);
+    if (!this.mesh) this.mesh = new MeshService(this.o.node, this.info, this.identity, this.supervisor, this.o.log);
+    return { identity: this.identity, mesh: this.mesh };
+  }
+
+  private async registerSelf(mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<void> {
+    const advertised = readAdvertised(this.o.cache.lastAdvertised);
+    const current = parseNeighbours(mapping).find((n) => n.publicKey === identity.publicKey);
+    const me: Neighbour = {
+      ...(current?.uuid ? { uuid: current.uuid } : {}),
+      publicKey: identity.publicKey,
+      meshAddress: identity.address,
+      ...(advertised.ok && advertised.value ? { host: advertised.value.host } : current?.host ? { host: current.host } : {}),
+      sshPort: advertised.ok && advertised.value ? advertised.value.port : (current?.sshPort ?? 22),
+      yggdrasilPort: settings.yggdrasilPort,
+      yggdrasilMajor: this.info?.major ?? "0.4",
+      name: displayName(),
+    };
+    if (current && JSON.stringify(current) === JSON.stringify(me)) return;
+    await this.writeShared((m) => withNeighbour(m, me));
+  }
+
+  // ---- consensus ----------------------------------------------------------------------------
+
+  private async probeCluster(mapping: FlatMapping, settings: ClusterSettings, self: string): Promise<EtcdMember[] | undefined> {
+    const endpoints = memberEndpoints(mapping, settings, self)
+      .sort(() => Math.random() - 0.5)
+      .slice(0, 5);
+    return probeMemberList(endpoints, this.o.node, 2000);
+  }
+
+  private async ensureConsensus(mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<void> {
+    const myName = memberName(identity.publicKey);
+    const myPeer = peerUrl(identity.address, settings.peerPort);
+    const hasData = existsSync(join(this.o.node.etcdData, "member"));
+    let members: EtcdMember[] | undefined;
+    // Through the local proxy the member list is fake (see realMemberList): ask the members.
+    if (this.kv && this.role !== "proxy") members = await memberList(this.kv, 2000).catch(() => undefined);
+    if (!members && !hasData) members = await this.probeCluster(mapping, settings, identity.publicKey);
+    const others = parseNeighbours(mapping)
+      .filter((n) => n.publicKey !== identity.publicKey && !n.left)
+      .map((n) => n.publicKey);
+    const plan = planConsensus({
+      myName,
+      myPeerUrl: myPeer,
+      myPublicKey: identity.publicKey,
+      clientPort: settings.clientPort,
+      hasData,
+      clusterKnown: Boolean(mapping[KEYS.clusterToken]),
+      otherNeighbours: others,
+      ...(members ? { members } : {}),
+    });
+    await this.apply(plan, mapping, settings, identity, members);
+  }
+
+  private etcdSpec(args: string[], identity: Identity, settings: ClusterSettings) {
+    return {
+      name: ETCD_SERVICE,
+      command: this.o.etcdBinary ?? "etcd",
+      args,
+      // Restart only for what matters to a running member; initial-cluster flags are ignored
+      // once the data dir exists.
+      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}`,
+    };
+  }
+
+  private async apply(plan: ConsensusPlan, mapping: FlatMapping, settings: ClusterSettings, identity: Identity, members?: EtcdMember[]): Promise<void> {
+    const name = memberName(identity.publicKey);
+    const token = mapping[KEYS.clusterToken] ?? "";
+    const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort };
+    switch (plan.kind) {
+      case "member": {
+        await this.supervisor.stop(PROXY_SERVICE);
+        const args = etcdServerArgs(this.o.node, { ...base, state: "existing", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token });
+        const out = await this.supervisor.ensure(this.etcdSpec(args, identity, settings));
+        if (out !== "running") this.o.log.info(`etcd member ${out}`);
+        const me = members?.find((m) => m.name === name);
+        this.role = me?.isLearner ? "learner" : "voter";
+        this.consensusNote = "etcd member";
+        return;
+      }
+      case "bootstrap": {
+        const newToken = `raptiformica-${randomBytes(8).toString("hex")}`;
+        await this.o.local.update((m) => ({ ...m, [KEYS.clusterToken]: newToken }));
+        await this.supervisor.stop(PROXY_SERVICE);
+        const args = etcdServerArgs(this.o.node, {
+          ...base,
+          state: "new",
+          initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]),
+          token: newToken,
+        });
+        await this.supervisor.ensure(this.etcdSpec(args, identity, settings));
+        this.o.log.info(`bootstrapped a new etcd cluster (${newToken}) as its first member`);
+        this.role = "voter";
+        this.consensusNote = "bootstrapped";
+        return;
+      }
+      case "join-as-member": {
+        await this.supervisor.stop(PROXY_SERVICE);
+        this.closeKv();
+        const args = etcdServerArgs(this.o.node, { ...base, state: "existing", initialCluster: plan.initialCluster, token });
+        await this.supervisor.ensure(this.etcdSpec(args, identity, settings));
+        this.o.log.info(`joining etcd as a learner (cluster: ${[...plan.initialCluster.keys()].join(", ")})`);
+        this.role = "learner";
+        this.consensusNote = "joining as a member";
+        return;
+      }
+      case "proxy": {
+        await this.supervisor.stop(ETCD_SERVICE);
+        const endpoints = [...plan.endpoints].sort();
+        const out = await this.supervisor.ensure({
+          name: PROXY_SERVICE,
+          command: this.o.etcdBinary ?? "etcd",
+          args: grpcProxyArgs(this.o.node, endpoints, settings.clientPort),
+          configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
+        });
+        if (out !== "running") this.o.log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);
+        this.role = "proxy";
+        this.consensusNote = "proxy";
+        return;
+      }
+      case "rejoin": {
+        await this.supervisor.stop(ETCD_SERVICE);
+        this.closeKv();
+        // Keep the old data (nothing is deleted); a fresh join starts from an empty dir.
+        const aside = `${this.o.node.etcdData}.removed-${Date.now()}`;
+        renameSync(this.o.node.etcdData, aside);
+        this.o.log.warn(`${plan.reason}: moved its etcd data to ${aside} and joining again`);
+        this.role = undefined;
+        return;
+      }
+      case "wait":
+        if (this.consensusNote !== plan.reason) this.o.log.info(plan.reason);
+        this.consensusNote = plan.reason;
+        return;
+    }
+  }
+
+  // ---- KV client, record, watches -----------------------------------------------------------
+
+  private closeKv(): void {
+    void this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+    this.registration?.close();
+    this.registration = undefined;
+    this.kv?.close();
+    this.kv = undefined;
+  }
+
+  private async ensureKv(settings: ClusterSettings, identity: Identity): Promise<void> {
+    const local = this.supervisor.isRunning(ETCD_SERVICE) || this.supervisor.isRunning(PROXY_SERVICE);
+    if (!local) {
+      this.closeKv();
+      return;
+    }
+    if (!this.kv) this.kv = openClient([clientUrl("127.0.0.1", settings.clientPort)], this.o.node, 2000);
+    const kv = this.kv;
+    if (!this.seeded) {
+      const cache = this.o.local.snapshot().mapping;
+      const seededNow = await seedKvIfEmpty(kv, cache, 5000);
+      if (seededNow) this.o.log.info(`uploaded the local config (${Object.keys(cache).length} keys) to the empty cluster KV`);
+      this.seeded = true;
+      this.scheduleMirror();
+    }
+    if (this.role !== "proxy") {
+      try {
+        const [{ leader, self }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
+        const me = members.find((m) => m.id === self);
+        this.role = me?.isLearner ? "learner" : leader === self ? "leader" : "voter";
+      } catch {
+        /* keep the last known role */
+      }
+    }
+    const advertised = readAdvertised(this.o.cache.lastAdvertised);
+    const record: NodeRecord = {
+      publicKey: identity.publicKey,
+      name: displayName(),
+      meshAddress: identity.address,
+      ...(advertised.ok && advertised.value ? { host: advertised.value.host } : {}),
+      role: this.role ?? "proxy",
+      startedAt: this.startedAt,
+      hostname: hostname(),
+      version: this.o.version,
+      yggdrasilMajor: this.info?.major ?? "",
+    };
+    this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
+    await this.registration.ensure(record, 3000);
+    this.phase = "ready";
+    if (!this.watcher) await this.startWatch(kv);
+  }
+
+  private async startWatch(kv: Etcd3): Promise<void> {
+    const watcher = await deadline("etcd watch", 3000, kv.watch().prefix("raptiformica/").create());
+    watcher.on("put", (res) => this.onChange("put", res.key.toString()));
+    watcher.on("delete", (res) => this.onChange("delete", res.key.toString()));
+    watcher.on("error", () => undefined);
+    this.watcher = watcher;
+  }
+
+  private onChange(type: "put" | "delete", key: string): void {
+    if (key.startsWith(KEYS.nodes) || key.startsWith(KEYS.neighbours)) {
+      this.hooks.push({ type, key });
+      this.poke();
+    }
+    if (!isEphemeralKey(key)) this.scheduleMirror();
+  }
+
+  private async fireClusterChange(changes: ClusterChange[]): Promise<void> {
+    try {
+      const mapping = await this.sharedMapping();
+      const probe = createAvailabilityProbe(this.o.installDir);
+      const platform = (await typeStatuses(mapping, "platform", probe)).find((s) => s.available)?.name;
+      if (!platform) return;
+      const report = await fireHook(
+        mapping,
+        platform,
+        { hook: "cluster_change", time: new Date().toISOString(), changes },
+        { installDir: this.o.installDir, cacheDir: this.o.cache.root, log: this.o.log, live: false },
+      );
+      this.o.log.debug(`cluster_change: ${report.outcomes.length} handler(s) for ${changes.length} change(s)`);
+    } catch (e) {
+      this.o.log.warn(`cluster_change hook: ${errorMessage(e)}`);
+    }
+  }
+
+  // ---- voter manager (leader only) ----------------------------------------------------------
+
+  private async manageVoters(settings: ClusterSettings): Promise<void> {
+    const kv = this.kv;
+    if (!kv) return;
+    try {
+      const [members, alive] = await Promise.all([realMemberList(kv, [], this.o.node, 2000), readNodeRecords(kv, 2000)]);
+      const now = Date.now();
+      for (const m of members) if (m.isLearner && !m.name && !this.learnerSince.has(m.id)) this.learnerSince.set(m.id, now);
+      const ages = new Map([...this.learnerSince].map(([id, since]) => [id, now - since]));
+      const action = nextVoterAction({
+        members,
+        alive,
+        maxVoters: settings.maxVoters,
+        peerPort: settings.peerPort,
+        learnerAgeMs: ages,
+        learnerStartTimeoutMs: 60_000,
+      });
+      const done = await applyVoterAction(kv, action);
+      if (done) {
+        this.o.log.info(`voters: ${done}`);
+        this.poke();
+      }
+    } catch (e) {
+      // "learner not in sync with leader" is expected until it catches up.
+      this.o.log.debug(`voter manager: ${errorMessage(e)}`);
+    }
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  private async writeStatusQuietly(): Promise<void> {
+    try {
+      mkdirSync(this.o.node.runDir, { recursive: true, mode: 0o700 });
+      await writeStatus(this.o.node.status, {
+        pid: process.pid,
+        phase: this.phase,
+        ...(this.identity ? { publicKey: this.identity.publicKey, meshAddress: this.identity.address } : {}),
+        ...(this.role ? { role: this.role } : {}),
+        consensus: this.consensusNote,
+        kv: this.kv && this.phase === "ready" ? "connected" : "unreachable",
+        updatedAt: Date.now(),
+        startedAt: this.startedAt,
+        ...(this.lastError ? { lastError: this.lastError } : {}),
+      });
+    } catch {
+      /* status is best effort */
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import { mkdirSync, readFileSync } from "node:fs";
+import writeFileAtomic from "write-file-atomic";
+import { parseNeighbours, type Neighbour } from "../mesh/neighbours.ts";
+import { YggdrasilAdmin, changePeers, redial, waitForAdmin } from "../mesh/yggdrasil/admin.ts";
+import { configHash, peerUri, renderConfig, type PeerSpec } from "../mesh/yggdrasil/config.ts";
+import type { Identity } from "../mesh/yggdrasil/identity.ts";
+import type { YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import type { Logger } from "../util/log.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { NodePaths } from "./paths.ts";
+import type { Supervisor } from "./supervisor.ts";
+
+export const YGGDRASIL_SERVICE = "yggdrasil";
+
+/** Neighbours we dial: every other node with an advertised host that has not left. */
+export function desiredPeers(neighbours: readonly Neighbour[], self: string): PeerSpec[] {
+  return neighbours
+    .filter((n) => n.publicKey !== self && !n.left && n.host)
+    .map((n) => ({ host: n.host as string, port: n.yggdrasilPort, publicKey: n.publicKey }));
+}
+
+/**
+ * AllowedPublicKeys cannot change while yggdrasil runs, and a restart drops every peering for
+ * a moment, so restart only when it matters: a key that must go (removed neighbour), or a new
+ * neighbour that cannot be dialled (no advertised host, e.g. behind NAT) and so must be able
+ * to dial in. New neighbours with a host are dialled from here instead, which needs no restart.
+ */
+export function needsAllowedRestart(runningAllowed: readonly string[], active: readonly Neighbour[], self: string): boolean {
+  const running = new Set(runningAllowed);
+  const wanted = new Set(active.map((n) => n.publicKey));
+  if ([...running].some((k) => k !== self && !wanted.has(k))) return true;
+  return active.some((n) => n.publicKey !== self && !n.host && !running.has(n.publicKey));
+}
+
+function uriOfRemote(remote: string, key: string): string {
+  return `${remote}?key=${key}`;
+}
+
+/**
+ * Keeps yggdrasil running with this node's identity and the cluster's keys. The config file
+ * always lists every peer (a restart comes back with all of them); peers that appear while it
+ * runs are dialled through the admin socket instead of restarting it. What needs a restart —
+ * a new allowed key (so a node behind NAT can dial in), a new port, a removed peer on 0.4 — is
+ * applied by restarting, at most once per `minRestartIntervalMs`.
+ */
+export class MeshService {
+  private lastRestart = 0;
+  private readonly lastDial = new Map<string, number>();
+  private readonly admin: YggdrasilAdmin;
+
+  constructor(
+    private readonly paths: NodePaths,
+    private readonly info: YggdrasilInfo,
+    private readonly identity: Identity,
+    private readonly supervisor: Supervisor,
+    private readonly log: Logger,
+    private readonly minRestartIntervalMs = 3000,
+  ) {
+    this.admin = new YggdrasilAdmin(paths.yggdrasilSocket, info.major, { timeoutMs: 2000 });
+  }
+
+  get major() {
+    return this.info.major;
+  }
+
+  async ensure(mapping: FlatMapping, listenPort: number): Promise<{ started: boolean }> {
+    const neighbours = parseNeighbours(mapping);
+    const peers = desiredPeers(neighbours, this.identity.publicKey);
+    const active = neighbours.filter((n) => !n.left);
+    const allowed = active.map((n) => n.publicKey);
+    const common = {
+      major: this.info.major,
+      privateKey: this.identity.privateKey,
+      publicKey: this.identity.publicKey,
+      listenPort,
+      allowedPublicKeys: allowed,
+      adminSocket: this.paths.yggdrasilSocket,
+    };
+    const text = renderConfig({ ...common, peers });
+    // Neither peers nor allowed keys are part of the restart hash: see needsAllowedRestart.
+    const restartHash = configHash(renderConfig({ ...common, peers: [], allowedPublicKeys: [] }));
+    mkdirSync(this.paths.yggdrasilDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
+    let onDisk: string | undefined;
+    try {
+      onDisk = readFileSync(this.paths.yggdrasilConfig, "utf8");
+    } catch {
+      onDisk = undefined;
+    }
+    if (onDisk !== text) await writeFileAtomic(this.paths.yggdrasilConfig, text, { mode: 0o600, fsync: true });
+
+    const running = this.supervisor.isRunning(YGGDRASIL_SERVICE);
+    const runningHash = running ? this.supervisor.hashOf(YGGDRASIL_SERVICE) : undefined;
+    const runningAllowed = (this.supervisor.metaOf(YGGDRASIL_SERVICE)?.["allowed"] as string[] | undefined) ?? [];
+    const allowedChanged = running && needsAllowedRestart(runningAllowed, active, this.identity.publicKey);
+    const needsRestart = running && (runningHash !== restartHash || allowedChanged);
+    if (needsRestart && Date.now() - this.lastRestart < this.minRestartIntervalMs) {
+      // Coalesce bursts of changes (many nodes joining) into one restart.
+      return { started: false };
+    }
+    const outcome = await this.supervisor.ensure({
+      name: YGGDRASIL_SERVICE,
+      command: this.info.binary,
+      args: ["-useconffile", this.paths.yggdrasilConfig, "-logto", "stdout"],
+      // A restart forced by the allowed keys must not be undone by the hash staying the same.
+      configHash: allowedChanged ? `${restartHash}|${Date.now()}` : (runningHash?.startsWith(restartHash) ? runningHash : restartHash),
+      meta: { allowed: [...allowed].sort() },
+    });
+    if (outcome !== "running") {
+      this.lastRestart = Date.now();
+      this.log.info(`yggdrasil ${outcome} (${this.info.major}, ${peers.length} peer(s), ${allowed.length} allowed key(s))`);
+      await waitForAdmin(this.paths.yggdrasilSocket, this.info.major, 10_000);
+      return { started: true };
+    }
+    await this.syncPeers(peers);
+    return { started: false };
+  }
+
+  /** Dial configured peers that are not connected; drop peers that are no longer neighbours. */
+  private async syncPeers(peers: readonly PeerSpec[]): Promise<void> {
+    let current;
+    try {
+      current = await this.admin.getPeers();
+    } catch (e) {
+      this.log.debug(`yggdrasil admin: ${errorMessage(e)}`);
+      return;
+    }
+    const wanted = new Map(peers.map((p) => [peerUri(p), p]));
+    const connectedKeys = new Set(current.filter((p) => p.up && p.publicKey).map((p) => p.publicKey));
+    const down = [...wanted.entries()].filter(([, p]) => !connectedKeys.has(p.publicKey)).map(([uri]) => uri);
+    const now = Date.now();
+    for (const uri of down) {
+      // Re-dial every peer that is down, but not more often than every 2 s each.
+      if (now - (this.lastDial.get(uri) ?? 0) < 2000) continue;
+      this.lastDial.set(uri, now);
+      try {
+        await redial(this.admin, uri);
+      } catch (e) {
+        this.log.debug(`yggdrasil redial ${uri}: ${errorMessage(e)}`);
+      }
+    }
+    // Only outbound peers we configured can be removed; inbound ones are governed by AllowedPublicKeys.
+    const wantedKeys = new Set(peers.map((p) => p.publicKey));
+    const remove = current
+      .filter((p) => p.inbound === false && p.publicKey && !wantedKeys.has(p.publicKey))
+      .map((p) => uriOfRemote(p.remote, p.publicKey));
+    if (remove.length === 0) return;
+    try {
+      const r = await changePeers(this.admin, { remove });
+      if (r.restartRequired) this.log.debug("yggdrasil: removed peers leave at the next restart (0.4)");
+    } catch (e) {
+      // "already configured": the dial is in progress; nothing to do.
+      this.log.debug(`yggdrasil peer change: ${errorMessage(e)}`);
+    }
+  }
+
+  async peers() {
+    return this.admin.getPeers();
+  }
+}

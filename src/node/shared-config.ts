@@ -1,0 +1,69 @@
+import { existsSync } from "node:fs";
+import type { Etcd3 } from "etcd3";
+import type { FlatMapping } from "../config/flatten.ts";
+import type { LocalConfig } from "../config/local.ts";
+import { mappingProblem } from "../config/store.ts";
+import { openClient } from "../consensus/client.ts";
+import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
+import { clusterSettings } from "../consensus/settings.ts";
+import { clientUrl } from "../consensus/etcd-args.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import type { NodePaths } from "./paths.ts";
+
+export type SharedOrigin = "cluster" | "mutable-config" | "modules";
+
+/**
+ * The config as a command on this machine should see it: the cluster KV when this machine is
+ * a member and the KV answers, else the local mutable config (or the module files). Writes go
+ * to the KV and are mirrored into the local cache at once.
+ */
+export class SharedConfig {
+  private constructor(
+    private readonly local: LocalConfig,
+    private readonly log: Logger,
+    private readonly kv: Etcd3 | undefined,
+    readonly memberUnreachable: boolean,
+  ) {}
+
+  static async open(local: LocalConfig, node: NodePaths, log: Logger): Promise<SharedConfig> {
+    if (!existsSync(node.nodeCert) || !existsSync(node.nodeKey)) return new SharedConfig(local, log, undefined, false);
+    const settings = clusterSettings(local.snapshot().mapping);
+    const kv = openClient([clientUrl("127.0.0.1", settings.clientPort)], node, 1500);
+    try {
+      const m = await readKvMapping(kv, 2500);
+      if (mappingProblem(m) !== undefined) throw new Error("the cluster KV holds no config yet");
+      return new SharedConfig(local, log, kv, false);
+    } catch (e) {
+      kv.close();
+      log.debug(`cluster KV unreachable: ${errorMessage(e)}`);
+      return new SharedConfig(local, log, undefined, true);
+    }
+  }
+
+  get isCluster(): boolean {
+    return this.kv !== undefined;
+  }
+
+  async snapshot(): Promise<{ mapping: FlatMapping; origin: SharedOrigin }> {
+    if (this.kv) return { mapping: await readKvMapping(this.kv, 3000), origin: "cluster" };
+    const s = this.local.snapshot();
+    return { mapping: s.mapping, origin: s.origin };
+  }
+
+  async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
+    if (!this.kv) {
+      if (this.memberUnreachable) {
+        this.log.warn("the cluster KV is unreachable from this member: the change is made in the local cache only and will be replaced by the cluster's config when it is back.");
+      }
+      return this.local.update(change);
+    }
+    const after = await updateKvMapping(this.kv, change, 5000);
+    await this.local.store.update(() => after, () => after);
+    return after;
+  }
+
+  close(): void {
+    this.kv?.close();
+  }
+}

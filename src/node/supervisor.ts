@@ -1,0 +1,147 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** A long-running child the agent keeps alive. */
+export interface ServiceSpec {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  /** Changes to this value mean "restart with the new settings". */
+  readonly configHash: string;
+  /** Facts about the running instance, kept with its pid (e.g. what it was started with). */
+  readonly meta?: Record<string, unknown>;
+}
+
+interface PidRecord {
+  pid: number;
+  hash: string;
+  command: string;
+  startedAt: number;
+  meta?: Record<string, unknown>;
+}
+
+export type EnsureOutcome = "running" | "started" | "restarted";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function cmdlineOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Keeps services running across agent restarts: each child is started detached with a pidfile,
+ * so a restarted agent adopts what still runs (no needless mesh or consensus disruption) and
+ * restarts only what died or whose config changed. Liveness is checked on every agent tick.
+ */
+export class Supervisor {
+  constructor(
+    private readonly runDir: string,
+    private readonly logDir: string,
+  ) {
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  }
+
+  private pidFile(name: string): string {
+    return join(this.runDir, `${name}.pid`);
+  }
+
+  logFile(name: string): string {
+    return join(this.logDir, `${name}.log`);
+  }
+
+  private record(name: string): PidRecord | undefined {
+    try {
+      const r = JSON.parse(readFileSync(this.pidFile(name), "utf8")) as PidRecord;
+      if (!Number.isInteger(r.pid)) return undefined;
+      // A reused pid running something else is not our service.
+      const cmd = cmdlineOf(r.pid);
+      if (!alive(r.pid) || cmd === undefined || !cmd.includes(r.command)) return undefined;
+      return r;
+    } catch {
+      return undefined;
+    }
+  }
+
+  isRunning(name: string): boolean {
+    return this.record(name) !== undefined;
+  }
+
+  pid(name: string): number | undefined {
+    return this.record(name)?.pid;
+  }
+
+  metaOf(name: string): Record<string, unknown> | undefined {
+    return this.record(name)?.meta;
+  }
+
+  hashOf(name: string): string | undefined {
+    return this.record(name)?.hash;
+  }
+
+  startedAt(name: string): number | undefined {
+    return this.record(name)?.startedAt;
+  }
+
+  async ensure(spec: ServiceSpec): Promise<EnsureOutcome> {
+    const current = this.record(spec.name);
+    if (current && current.hash === spec.configHash) return "running";
+    if (current) await this.stop(spec.name);
+    this.start(spec);
+    return current ? "restarted" : "started";
+  }
+
+  private start(spec: ServiceSpec): void {
+    const log = openSync(this.logFile(spec.name), "a", 0o600);
+    try {
+      const child = spawn(spec.command, spec.args, {
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: spec.env ?? process.env,
+      });
+      child.on("error", () => undefined);
+      child.unref();
+      if (child.pid === undefined) throw new Error(`could not start ${spec.command}`);
+      const rec: PidRecord = { pid: child.pid, hash: spec.configHash, command: spec.command, startedAt: Date.now(), ...(spec.meta ? { meta: spec.meta } : {}) };
+      writeFileSync(this.pidFile(spec.name), JSON.stringify(rec), { mode: 0o600 });
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; bounded wait. */
+  async stop(name: string, graceMs = 5000): Promise<void> {
+    const rec = this.record(name);
+    rmSync(this.pidFile(name), { force: true });
+    if (!rec) return;
+    try {
+      process.kill(rec.pid, "SIGTERM");
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + graceMs;
+    while (alive(rec.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (alive(rec.pid)) {
+      try {
+        process.kill(rec.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+      const hard = Date.now() + 2000;
+      while (alive(rec.pid) && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, openSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import type { CachePaths } from "../config/paths.ts";
+import type { LocalConfig } from "../config/local.ts";
+import { caOrNew, caMapping, caFromMapping } from "../consensus/pki.ts";
+import { clusterSettings } from "../consensus/settings.ts";
+import { memberName, parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
+import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
+import { assertSameMajor, detectYggdrasil, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { displayName } from "../node/agent.ts";
+import { runningAgent } from "../node/agent-lock.ts";
+import { nodePaths, type NodePaths } from "../node/paths.ts";
+import { readStatus, type AgentStatus } from "../node/status.ts";
+import { UserError } from "../util/errors.ts";
+import { readAdvertised } from "./advertise.ts";
+
+export interface NodeIdentity {
+  readonly info: YggdrasilInfo;
+  readonly identity: Identity;
+}
+
+export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
+  const detected = await detectYggdrasil(process.env["RAPTIFORMICA_YGGDRASIL"] ?? "yggdrasil");
+  if (!detected.ok) throw new UserError(detected.error);
+  const identity = await loadOrCreateIdentity(nodePaths(cache.node).yggdrasilDir, detected.value);
+  return { info: detected.value, identity };
+}
+
+/**
+ * Everything `mesh` needs before the agent starts: the node identity, the cluster CA (made
+ * once, on the first node, and shared through the config like the original's secrets), and
+ * this node's neighbour entry in the local config. Refuses a cluster of mixed Yggdrasil majors.
+ */
+export async function prepareNode(cache: CachePaths, local: LocalConfig): Promise<NodeIdentity> {
+  const id = await nodeIdentity(cache);
+  const snapshot = local.snapshot().mapping;
+  const others = parseNeighbours(snapshot)
+    .filter((n) => n.publicKey !== id.identity.publicKey && n.yggdrasilMajor && !n.left)
+    .map((n) => ({ node: `${n.name ?? memberName(n.publicKey)} (${n.host ?? n.meshAddress})`, major: n.yggdrasilMajor as YggdrasilInfo["major"] }));
+  const same = assertSameMajor(id.info.major, others);
+  if (!same.ok) throw new UserError(same.error);
+  const { ca } = await caOrNew(snapshot);
+  const settings = clusterSettings(snapshot);
+  const advertised = readAdvertised(cache.lastAdvertised);
+  if (!advertised.ok) throw new UserError(advertised.error);
+  await local.update((m) => {
+    if (!caFromMapping(m)) Object.assign(m, caMapping(ca));
+    const current = parseNeighbours(m).find((n) => n.publicKey === id.identity.publicKey);
+    return withNeighbour(m, {
+      ...(current ?? {}),
+      publicKey: id.identity.publicKey,
+      meshAddress: id.identity.address,
+      ...(advertised.value ? { host: advertised.value.host } : current?.host ? { host: current.host } : {}),
+      sshPort: advertised.value?.port ?? current?.sshPort ?? 22,
+      yggdrasilPort: settings.yggdrasilPort,
+      yggdrasilMajor: id.info.major,
+      name: displayName(),
+      left: false,
+    });
+  });
+  return id;
+}
+
+/** Starts the agent detached (pidfile, log file) unless one runs; returns its pid. */
+export function ensureAgent(cache: CachePaths): { pid: number; started: boolean } {
+  const node = nodePaths(cache.node);
+  const running = runningAgent(node.agentPid);
+  if (running !== undefined) return { pid: running, started: false };
+  mkdirSync(node.logDir, { recursive: true, mode: 0o700 });
+  mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
+  const log = openSync(join(node.logDir, "agent.log"), "a", 0o600);
+  try {
+    const script = process.argv[1];
+    if (!script) throw new Error("cannot tell which script to run the agent from");
+    const child = spawn(process.execPath, [...process.execArgv, script, "agent"], {
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: { ...process.env, RAPTIFORMICA_CACHE_DIR: cache.root },
+    });
+    child.unref();
+    return { pid: child.pid ?? -1, started: true };
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** Waits (bounded) until the agent reports `ready`: meshed, consensus running, record written. */
+export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
+  const until = Date.now() + timeoutMs;
+  let last: AgentStatus | undefined;
+  while (Date.now() < until) {
+    last = readStatus(node.status);
+    if (last && last.updatedAt >= since && last.phase === "ready") return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const why = last ? `it is "${last.phase}"${last.consensus ? ` (${last.consensus})` : ""}${last.lastError ? `, last error: ${last.lastError}` : ""}` : "it never reported";
+  throw new UserError(
+    `This node did not become ready within ${Math.round(timeoutMs / 1000)} s: ${why}. The agent keeps trying in the background; see ${join(node.logDir, "agent.log")}.`,
+  );
+}
