@@ -4,9 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the tests start for real: yggdrasil, etcd (server and etcdctl), network namespaces
+# (iproute2), ping, ss; git for modules.
 need_pkgs=()
 command -v git >/dev/null || need_pkgs+=(git)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)
+command -v yggdrasil >/dev/null || need_pkgs+=(yggdrasil)
+command -v etcd >/dev/null || need_pkgs+=(etcd-server)
+command -v etcdctl >/dev/null || need_pkgs+=(etcd-client)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v ping >/dev/null || need_pkgs+=(iputils-ping)
+command -v ss >/dev/null || need_pkgs+=(iproute2)
+command -v dpkg-deb >/dev/null || need_pkgs+=(dpkg)
 if ((${#need_pkgs[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root (or install them) and try again." >&2
@@ -15,6 +24,11 @@ if ((${#need_pkgs[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q "${need_pkgs[@]}"
+fi
+
+# Yggdrasil 0.5 (Debian 13's package) beside the system's 0.4, for the tests of both majors.
+if [[ $(id -u) -eq 0 ]]; then
+    bash scripts/fetch-yggdrasil-0.5.sh >/dev/null || echo "scripts/test.sh: could not fetch yggdrasil 0.5; its tests will be skipped" >&2
 fi
 
 npm ci --no-audit --no-fund

@@ -2,7 +2,18 @@ import type { Command } from "commander";
 import { keyProblem, keysUnder, normalizeKey, sortMapping, type FlatMapping } from "../config/flatten.ts";
 import { typeStatuses, type TypeKind } from "../config/types.ts";
 import { UserError } from "../util/errors.ts";
-import { contextFrom } from "./context.ts";
+import { contextFrom, type Context } from "./context.ts";
+import { SharedConfig } from "../node/shared-config.ts";
+
+/** The cluster KV when this machine is a member and it answers, else the local config. */
+async function withShared<T>(ctx: Context, fn: (shared: SharedConfig) => Promise<T>): Promise<T> {
+  const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
+  try {
+    return await fn(shared);
+  } finally {
+    shared.close();
+  }
+}
 
 function renderValue(value: string): string {
   return /[\n\r]/.test(value) ? JSON.stringify(value) : value;
@@ -30,9 +41,9 @@ export function register(program: Command): void {
     .description("print config keys and values, optionally only those under PREFIX")
     .argument("[prefix]", "key prefix, e.g. raptiformica/server (the raptiformica/ part may be left out)")
     .option("--json", "print a JSON object of key → value")
-    .action((prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      const { mapping } = ctx.config.snapshot();
+      const { mapping } = await withShared(ctx, (s) => s.snapshot());
       const keys = prefix === undefined ? Object.keys(mapping).sort() : keysUnder(mapping, normalizeKey(prefix));
       if (prefix !== undefined && keys.length === 0) {
         throw new UserError(`No config keys under ${normalizeKey(prefix)}. See \`raptiformica config show\` for all keys.`);
@@ -50,12 +61,13 @@ export function register(program: Command): void {
     .command("get")
     .description("print the value of KEY")
     .argument("<key>", "config key, e.g. raptiformica/meshnet/etcd/max_voters")
-    .action((key: string, _opts: unknown, cmd: Command) => {
+    .action(async (key: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFrom(cmd);
       const k = normalizeKey(key);
-      const value = ctx.config.snapshot().mapping[k];
+      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const value = mapping[k];
       if (value === undefined) {
-        const below = keysUnder(ctx.config.snapshot().mapping, k).length;
+        const below = keysUnder(mapping, k).length;
         const hint = below > 0 ? ` It is a folder of ${below} key(s): see \`raptiformica config show ${k}\`.` : "";
         throw new UserError(`Config key ${k} is not set.${hint}`);
       }
@@ -72,12 +84,12 @@ export function register(program: Command): void {
       const k = normalizeKey(key);
       const problem = keyProblem(k);
       if (problem) throw new UserError(`Cannot set config key "${key}": ${problem}.`);
-      await ctx.config.update((m) => {
+      await withShared(ctx, (s) => s.update((m) => {
         const conflict = conflictFor(m, k);
         if (conflict) throw new UserError(`Cannot set config key ${k}: ${conflict}. Delete it first with \`raptiformica config delete --recursive\`.`);
         m[k] = value;
         return m;
-      });
+      }));
       ctx.log.debug(`set ${k}`);
     });
 
@@ -89,7 +101,7 @@ export function register(program: Command): void {
     .action(async (key: string, opts: { recursive?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       const k = normalizeKey(key);
-      await ctx.config.update((m) => {
+      await withShared(ctx, (s) => s.update((m) => {
         const targets = opts.recursive ? keysUnder(m, k) : m[k] !== undefined ? [k] : [];
         if (targets.length === 0) {
           const below = keysUnder(m, k).length;
@@ -99,7 +111,7 @@ export function register(program: Command): void {
         for (const t of targets) delete m[t];
         ctx.log.debug(`deleted ${targets.length} key(s)`);
         return m;
-      });
+      }));
     });
 
   config
@@ -108,7 +120,7 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      const { mapping } = ctx.config.snapshot();
+      const { mapping } = await withShared(ctx, (s) => s.snapshot());
       const kinds: TypeKind[] = ["server", "compute", "platform"];
       const result: Record<string, { name: string; available: boolean; default: boolean }[]> = {};
       for (const kind of kinds) {

@@ -1,9 +1,7 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import Table from "cli-table3";
-import { openClient } from "../consensus/client.ts";
-import { clientUrl } from "../consensus/etcd-args.ts";
-import { clusterSettings } from "../consensus/settings.ts";
+import { SharedConfig } from "../node/shared-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
 import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
@@ -35,18 +33,18 @@ export function register(program: Command): void {
         if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
         const pid = runningAgent(ctx.node.agentPid);
         if (pid !== undefined) process.kill(pid, "SIGUSR1");
-        else ensureAgent(ctx.paths);
+        else await ensureAgent(ctx.paths);
         return;
       }
       if (!isMember) {
         throw new NotAvailableYet("members from a machine that is not a cluster member");
       }
       const { mapping } = ctx.config.snapshot();
-      const settings = clusterSettings(mapping);
-      const client = openClient([clientUrl("127.0.0.1", settings.clientPort)], ctx.node, 1500);
+      const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
       let rows: MemberRow[];
       try {
-        rows = await clusterMembers(client, ctx.node);
+        if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
+        rows = await clusterMembers(shared.client, ctx.node);
       } catch (e) {
         rows = cachedMembers(mapping);
         const why = errorMessage(e);
@@ -63,7 +61,7 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       } finally {
-        client.close();
+        shared.close();
       }
       if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows }, null, 2)}\n`);
       else process.stdout.write(render(rows));

@@ -16,9 +16,9 @@ export function register(program: Command): void {
       const since = Date.now();
       const { identity, info } = await prepareNode(ctx.paths, ctx.config);
       ctx.log.debug(`node ${identity.publicKey} (${identity.address}), yggdrasil ${info.version}`);
-      const agent = ensureAgent(ctx.paths);
+      const agent = await ensureAgent(ctx.paths);
       ctx.log.debug(agent.started ? `started the agent (pid ${agent.pid})` : `the agent runs (pid ${agent.pid})`);
-      if (!agent.started) process.kill(agent.pid, "SIGUSR1");
+      if (!agent.started && agent.pid > 0) process.kill(agent.pid, "SIGUSR1");
       const status = await waitForReady(ctx.node, opts.timeout * 1000, since);
       ctx.log.info(`meshed: ${identity.address} (${status.role ?? "member"})`);
       if (!opts.afterMesh) return;

@@ -77,6 +77,7 @@ export class Agent {
   private identity?: Identity;
   private mesh?: MeshService;
   private kv?: Etcd3;
+  private kvTarget = "";
   private registration?: NodeRegistration;
   private watcher?: Watcher;
   private seeded = false;
@@ -88,6 +89,7 @@ export class Agent {
   private wake?: () => void;
   private mirrorTimer?: NodeJS.Timeout;
   private readonly learnerSince = new Map<string, number>();
+  private voterEndpoints: string[] = [];
 
   constructor(private readonly o: AgentOptions) {
     this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
@@ -208,7 +210,7 @@ export class Agent {
 
   private async ensureIdentity(mapping: FlatMapping): Promise<{ identity: Identity; mesh: MeshService }> {
     if (!this.info) {
-      const detected = await detectYggdrasil(this.o.yggdrasilBinary ?? "yggdrasil");
+      const detected = await detectYggdrasil(this.o.yggdrasilBinary ?? process.env["RAPTIFORMICA_YGGDRASIL"] ?? "yggdrasil");
       if (!detected.ok) throw new UserError(detected.error);
       this.info = detected.value;
     }
@@ -269,6 +271,11 @@ export class Agent {
       otherNeighbours: others,
       ...(members ? { members } : {}),
     });
+    if (members) {
+      this.voterEndpoints = members
+        .filter((m) => !m.isLearner && m.name && m.peerURLs[0])
+        .map((m) => clientUrl(new URL(m.peerURLs[0] as string).hostname.replace(/^\[|\]$/g, ""), settings.clientPort));
+    }
     await this.apply(plan, mapping, settings, identity, members);
   }
 
@@ -372,7 +379,15 @@ export class Agent {
       this.closeKv();
       return;
     }
-    if (!this.kv) this.kv = openClient([clientUrl("127.0.0.1", settings.clientPort)], this.o.node, 2000);
+    // A learner cannot serve reads, writes or leases: while this node is one, talk to the voters.
+    let endpoints = [clientUrl("127.0.0.1", settings.clientPort)];
+    if (this.role === "learner" && this.voterEndpoints.length > 0) endpoints = this.voterEndpoints;
+    const target = endpoints.join(",");
+    if (this.kv && this.kvTarget !== target) this.closeKv();
+    if (!this.kv) {
+      this.kv = openClient(endpoints, this.o.node, 2000);
+      this.kvTarget = target;
+    }
     const kv = this.kv;
     if (!this.seeded) {
       const cache = this.o.local.snapshot().mapping;
@@ -383,9 +398,11 @@ export class Agent {
     }
     if (this.role !== "proxy") {
       try {
-        const [{ leader, self }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
-        const me = members.find((m) => m.id === self);
-        this.role = me?.isLearner ? "learner" : leader === self ? "leader" : "voter";
+        const myPeer = peerUrl(identity.address, settings.peerPort);
+        const [{ leader }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
+        const me = members.find((m) => m.peerURLs.includes(myPeer));
+        this.role = me?.isLearner ? "learner" : me && leader === me.id ? "leader" : "voter";
+        this.voterEndpoints = members.filter((m) => !m.isLearner && m.name).map((m) => clientUrl(new URL(m.peerURLs[0] ?? "https://[::1]").hostname.replace(/^\[|\]$/g, ""), settings.clientPort));
       } catch {
         /* keep the last known role */
       }

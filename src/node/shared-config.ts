@@ -7,6 +7,7 @@ import { openClient } from "../consensus/client.ts";
 import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import { clientUrl } from "../consensus/etcd-args.ts";
+import { parseNeighbours } from "../mesh/neighbours.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
@@ -28,17 +29,30 @@ export class SharedConfig {
 
   static async open(local: LocalConfig, node: NodePaths, log: Logger): Promise<SharedConfig> {
     if (!existsSync(node.nodeCert) || !existsSync(node.nodeKey)) return new SharedConfig(local, log, undefined, false);
-    const settings = clusterSettings(local.snapshot().mapping);
-    const kv = openClient([clientUrl("127.0.0.1", settings.clientPort)], node, 1500);
-    try {
-      const m = await readKvMapping(kv, 2500);
-      if (mappingProblem(m) !== undefined) throw new Error("the cluster KV holds no config yet");
-      return new SharedConfig(local, log, kv, false);
-    } catch (e) {
-      kv.close();
-      log.debug(`cluster KV unreachable: ${errorMessage(e)}`);
-      return new SharedConfig(local, log, undefined, true);
+    const mapping = local.snapshot().mapping;
+    const settings = clusterSettings(mapping);
+    // This machine's endpoint first; if it cannot answer (a learner catching up, a proxy whose
+    // upstream moved), any member over the mesh.
+    const mesh = parseNeighbours(mapping)
+      .filter((n) => !n.left)
+      .map((n) => clientUrl(n.meshAddress, settings.clientPort));
+    for (const endpoints of [[clientUrl("127.0.0.1", settings.clientPort)], ...mesh.slice(0, 3).map((e) => [e])]) {
+      const kv = openClient(endpoints, node, 1500);
+      try {
+        const m = await readKvMapping(kv, 2000);
+        if (mappingProblem(m) !== undefined) throw new Error("the cluster KV holds no config yet");
+        return new SharedConfig(local, log, kv, false);
+      } catch (e) {
+        kv.close();
+        log.debug(`cluster KV at ${endpoints.join(",")} unreachable: ${errorMessage(e)}`);
+      }
     }
+    return new SharedConfig(local, log, undefined, true);
+  }
+
+  /** The KV client, when connected to the cluster. */
+  get client(): Etcd3 | undefined {
+    return this.kv;
   }
 
   get isCluster(): boolean {

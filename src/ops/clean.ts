@@ -38,7 +38,7 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
       if (shared.isCluster) {
         const key = status.publicKey;
         await shared.update((m) => (m[`${neighbourPrefix(key)}mesh_address`] ? { ...m, [`${neighbourPrefix(key)}left`]: "true" } : m));
-        const kvClient = (shared as unknown as { kv?: import("etcd3").Etcd3 }).kv;
+        const kvClient = shared.client;
         if (kvClient && status.meshAddress) {
           const { peerPort } = clusterSettings((await shared.snapshot()).mapping);
           const members = await memberList(kvClient, 3000);

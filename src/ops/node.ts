@@ -1,6 +1,9 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, openSync, closeSync } from "node:fs";
 import { join } from "node:path";
+import { homedir } from "node:os";
+import { resolveCacheDir } from "../config/paths.ts";
+import { installUnit, renderUnit, systemdIsInit, unitName } from "../node/systemd.ts";
 import type { CachePaths } from "../config/paths.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { caOrNew, caMapping, caFromMapping } from "../consensus/pki.ts";
@@ -62,11 +65,25 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
   return id;
 }
 
-/** Starts the agent detached (pidfile, log file) unless one runs; returns its pid. */
-export function ensureAgent(cache: CachePaths): { pid: number; started: boolean } {
+/**
+ * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
+ * started at boot), else as a detached process with a pidfile. Returns its pid when known.
+ */
+export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean }> {
   const node = nodePaths(cache.node);
   const running = runningAgent(node.agentPid);
   if (running !== undefined) return { pid: running, started: false };
+  const script = process.argv[1];
+  if (systemdIsInit() && process.getuid?.() === 0 && script && !process.env["RAPTIFORMICA_NO_SYSTEMD"]) {
+    const name = unitName(cache.root, resolveCacheDir(undefined, {}));
+    await installUnit(name, renderUnit({ node: process.execPath, script, cacheDir: cache.root, home: homedir() }));
+    for (let i = 0; i < 50 && runningAgent(node.agentPid) === undefined; i++) await new Promise((r) => setTimeout(r, 100));
+    return { pid: runningAgent(node.agentPid) ?? -1, started: true };
+  }
+  return spawnAgent(cache, node);
+}
+
+function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started: boolean } {
   mkdirSync(node.logDir, { recursive: true, mode: 0o700 });
   mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
   const log = openSync(join(node.logDir, "agent.log"), "a", 0o600);

@@ -1,0 +1,79 @@
+/**
+ * Benchmark: a 3-node lab cluster from nothing to 3 alive and a KV write replicated, then the
+ * agent's idle footprint. Goals (2-core machine): formation < 10 s; agent idle RSS < 60 MB and
+ * idle CPU < 1 % per node.
+ *
+ *   node --import tsx bench/cluster-formation.ts [--runs N] [--idle-seconds S]
+ *
+ * Needs root, yggdrasil and etcd (the lab uses network namespaces). Prints a table and JSON.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Lab, waitFor } from "../test/lab/index.ts";
+import { LabCluster } from "../test/helpers/cluster.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const runs = opt("--runs", 3);
+const idleSeconds = opt("--idle-seconds", 20);
+const TICK = 100; // clock ticks per second on Linux
+
+function procStat(pid: number): { rssKb: number; cpuTicks: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { rssKb, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+}
+
+async function formation(): Promise<{ ms: number; lab: Lab; c: LabCluster }> {
+  const lab = await Lab.create({ nodes: 3, topology: "full" });
+  const c = new LabCluster(lab);
+  const t0 = performance.now();
+  await c.first(0);
+  await Promise.all([c.prepare(1), c.prepare(2)]);
+  await Promise.all([c.rfOk(1, ["mesh", "--no-after-mesh"]), c.rfOk(2, ["mesh", "--no-after-mesh"])]);
+  await waitFor("3 alive", async () => (await c.members(0)).members.filter((m) => m.status === "alive").length === 3, { timeoutMs: 60_000, intervalMs: 50 });
+  await c.rfOk(0, ["config", "set", "bench/replicated", "yes"]);
+  await waitFor(
+    "write replicated",
+    async () => (await Promise.all([1, 2].map((i) => c.rfOk(i, ["config", "get", "bench/replicated"])))).every((v) => v.trim() === "yes"),
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
+  return { ms: performance.now() - t0, lab, c };
+}
+
+const times: number[] = [];
+let footprint: { node: string; rssMb: number; cpuPercent: number }[] = [];
+for (let r = 0; r < runs; r++) {
+  const { ms, lab } = await formation();
+  times.push(ms);
+  if (r === runs - 1) {
+    await new Promise((res) => setTimeout(res, 5000)); // let the voter manager settle
+    const pids = lab.nodes.map((n) => Number(readFileSync(join(n.cacheDir, "node", "run", "agent.pid"), "utf8").trim()));
+    const before = pids.map(procStat);
+    await new Promise((res) => setTimeout(res, idleSeconds * 1000));
+    const afterStats = pids.map(procStat);
+    footprint = lab.nodes.map((n, i) => ({
+      node: n.name,
+      rssMb: Math.round((afterStats[i]!.rssKb / 1024) * 10) / 10,
+      cpuPercent: Math.round((((afterStats[i]!.cpuTicks - before[i]!.cpuTicks) / TICK) / idleSeconds) * 1000) / 10,
+    }));
+  }
+  await lab.destroy();
+}
+
+const sorted = [...times].sort((a, b) => a - b);
+const result = {
+  formationSeconds: { runs: times.map((t) => Math.round(t) / 1000), median: Math.round(sorted[Math.floor(sorted.length / 2)]!) / 1000, goal: 10 },
+  agentIdle: { seconds: idleSeconds, nodes: footprint, goal: { rssMb: 60, cpuPercent: 1 } },
+};
+console.log("3-node cluster formation (nothing → 3 alive + KV write replicated)");
+console.log(`  runs: ${result.formationSeconds.runs.map((s) => `${s.toFixed(2)} s`).join(", ")}   median: ${result.formationSeconds.median.toFixed(2)} s   goal: < 10 s`);
+console.log(`agent at rest (${idleSeconds} s)`);
+console.log("  node   RSS (MB)   CPU (%)");
+for (const f of footprint) console.log(`  ${f.node.padEnd(5)}  ${String(f.rssMb).padStart(8)}   ${String(f.cpuPercent).padStart(7)}`);
+console.log(JSON.stringify(result));
