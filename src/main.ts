@@ -32,3 +32,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 await main(process.argv);
+// A command is done when its action returns: do not linger for gRPC channels or timers that
+// an abandoned (timed-out) etcd call left behind. stdout/stderr to files and pipes are
+// synchronous on Linux, so nothing written is lost.
+process.exit(process.exitCode ?? 0);

@@ -32,6 +32,8 @@ async function stopAgent(node: NodePaths): Promise<void> {
  */
 export async function cleanNode(cache: CachePaths, node: NodePaths, local: LocalConfig, log: Logger, purgeIdentity: boolean): Promise<{ keptIdentity: boolean }> {
   const status = readStatus(node.status);
+  // The agent first: running, it would re-register this node over the `left` mark.
+  await stopAgent(node);
   if (status?.publicKey && existsSync(node.nodeCert)) {
     const shared = await SharedConfig.open(local, node, log);
     try {
@@ -53,7 +55,6 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
       shared.close();
     }
   }
-  await stopAgent(node);
   const sup = new Supervisor(node.runDir, node.logDir);
   for (const s of [ETCD_SERVICE, PROXY_SERVICE, YGGDRASIL_SERVICE]) await sup.stop(s);
 

@@ -42,7 +42,7 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
   for (const n of parseNeighbours(mapping)) {
     seen.add(n.publicKey);
     const rec = byKey.get(n.publicKey);
-    const status2: MemberStatus = rec ? "alive" : n.left ? "left" : "failed";
+    const status2: MemberStatus = n.left ? "left" : rec ? "alive" : "failed";
     const role = roleOf(n.meshAddress, peerPort, members, status.leader, rec);
     rows.push({
       name: rec?.name ?? n.name ?? memberName(n.publicKey),
