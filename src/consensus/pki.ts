@@ -3,7 +3,12 @@ import writeFileAtomic from "write-file-atomic";
 import type { FlatMapping } from "../config/flatten.ts";
 import type { NodePaths } from "../node/paths.ts";
 import { KEYS } from "./settings.ts";
-import { certificateCovers, createCa, issueCertificate, type CertificatePair } from "./tls.ts";
+import type { CertificatePair } from "./tls.ts";
+import { certificateCovers } from "./tls-check.ts";
+
+// The X.509 library is large and only needed when a certificate is made or checked (rarely, on
+// a long-lived agent): load it on first use to keep the agent's resident memory small.
+const tls = () => import("./tls.ts");
 
 export function caFromMapping(mapping: FlatMapping): CertificatePair | undefined {
   const certPem = mapping[KEYS.caCert];
@@ -15,7 +20,7 @@ export function caFromMapping(mapping: FlatMapping): CertificatePair | undefined
 export async function caOrNew(mapping: FlatMapping): Promise<{ ca: CertificatePair; created: boolean }> {
   const existing = caFromMapping(mapping);
   if (existing) return { ca: existing, created: false };
-  return { ca: await createCa(), created: true };
+  return { ca: await (await tls()).createCa(), created: true };
 }
 
 export function caMapping(ca: CertificatePair): FlatMapping {
@@ -30,6 +35,9 @@ function readOr(path: string): string | undefined {
   }
 }
 
+/** The last (cert, CA, addresses) found valid, so the agent's ticks do not re-verify it. */
+let verified = "";
+
 /**
  * This node's etcd certificate (server and client), valid for its mesh address and localhost.
  * Re-issued only when the CA changed or an address is not covered; the key file is 0600.
@@ -38,8 +46,13 @@ export async function ensureNodeCertificate(paths: NodePaths, ca: CertificatePai
   const ips = [meshAddress, "127.0.0.1", "::1"];
   const current = readOr(paths.nodeCert);
   const currentCa = readOr(paths.caCert);
-  if (current && currentCa === ca.certPem && readOr(paths.nodeKey) && certificateCovers(current, ca.certPem, ips)) return;
-  const leaf = await issueCertificate(ca, { commonName: name, ips, dnsNames: ["localhost"] });
+  const key = `${current}|${currentCa}|${ca.certPem}|${ips.join(",")}`;
+  if (verified === key) return;
+  if (current && currentCa === ca.certPem && readOr(paths.nodeKey) && certificateCovers(current, ca.certPem, ips)) {
+    verified = key;
+    return;
+  }
+  const leaf = await (await tls()).issueCertificate(ca, { commonName: name, ips, dnsNames: ["localhost"] });
   mkdirSync(paths.tlsDir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(paths.nodeKey, leaf.keyPem, { mode: 0o600, fsync: true });
   await writeFileAtomic(paths.nodeCert, leaf.certPem, { mode: 0o644, fsync: true });

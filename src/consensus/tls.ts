@@ -1,4 +1,4 @@
-import { webcrypto, X509Certificate, createPrivateKey } from "node:crypto";
+import { webcrypto, createPrivateKey } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 
 // Node 18 has no global WebCrypto; hand the library node's own.
@@ -92,15 +92,3 @@ export async function issueCertificate(ca: CertificatePair, req: LeafRequest): P
   return { certPem: cert.toString("pem") + "\n", keyPem: await exportKey(keys.privateKey) };
 }
 
-/** Whether `certPem` was signed by `caPem` and covers every IP in `ips` (to decide on re-issuing). */
-export function certificateCovers(certPem: string, caPem: string, ips: readonly string[]): boolean {
-  try {
-    const cert = new X509Certificate(certPem);
-    const ca = new X509Certificate(caPem);
-    if (!cert.verify(ca.publicKey)) return false;
-    if (new Date(cert.validTo).getTime() < Date.now() + 30 * 86400_000) return false;
-    return ips.every((ip) => cert.checkIP(ip) !== undefined);
-  } catch {
-    return false;
-  }
-}

@@ -90,6 +90,7 @@ export class Agent {
   private mirrorTimer?: NodeJS.Timeout;
   private readonly learnerSince = new Map<string, number>();
   private voterEndpoints: string[] = [];
+  private kvCopy: { mapping: FlatMapping; at: number } | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
@@ -110,7 +111,7 @@ export class Agent {
       await this.writeStatusQuietly();
       if (this.stopped) break;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.phase === "ready" ? (this.o.steadyIntervalMs ?? 3000) : (this.o.busyIntervalMs ?? 500));
+        const t = setTimeout(resolve, this.phase === "ready" ? (this.o.steadyIntervalMs ?? 5000) : (this.o.busyIntervalMs ?? 500));
         this.wake = () => {
           clearTimeout(t);
           resolve();
@@ -129,6 +130,7 @@ export class Agent {
     this.stopped = true;
     this.poke();
     this.hooks.close();
+    this.mesh?.stopPeerLoop();
     if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
     await this.watcher?.cancel().catch(() => undefined);
     this.registration?.close();
@@ -163,17 +165,25 @@ export class Agent {
   /** The cluster KV when reachable (and seeded), else the local cache / module files. */
   private async sharedMapping(): Promise<FlatMapping> {
     if (this.kv && this.seeded) {
+      // The watch invalidates the copy on every change; the age bound covers a watch that
+      // silently missed events while reconnecting.
+      if (this.kvCopy && Date.now() - this.kvCopy.at < 30_000) return this.kvCopy.mapping;
       try {
         const m = await readKvMapping(this.kv, 2000);
-        if (mappingProblem(m) === undefined) return m;
+        if (mappingProblem(m) === undefined) {
+          this.kvCopy = { mapping: m, at: Date.now() };
+          return m;
+        }
       } catch {
         /* fall back to the cache */
       }
     }
+    this.kvCopy = undefined;
     return this.o.local.snapshot().mapping;
   }
 
   private async writeShared(change: (m: FlatMapping) => FlatMapping): Promise<void> {
+    this.kvCopy = undefined;
     if (this.kv && this.seeded) {
       try {
         await updateKvMapping(this.kv, change, 3000);
@@ -220,7 +230,10 @@ export class Agent {
       .map((n) => ({ node: n.name ?? n.publicKey.slice(0, 16), major: n.yggdrasilMajor as YggdrasilInfo["major"] }));
     const same = assertSameMajor(this.info.major, others);
     if (!same.ok) throw new UserError(same.error);
-    if (!this.mesh) this.mesh = new MeshService(this.o.node, this.info, this.identity, this.supervisor, this.o.log);
+    if (!this.mesh) {
+      this.mesh = new MeshService(this.o.node, this.info, this.identity, this.supervisor, this.o.log);
+      this.mesh.startPeerLoop();
+    }
     return { identity: this.identity, mesh: this.mesh };
   }
 
@@ -365,6 +378,7 @@ export class Agent {
   // ---- KV client, record, watches -----------------------------------------------------------
 
   private closeKv(): void {
+    this.kvCopy = undefined;
     void this.watcher?.cancel().catch(() => undefined);
     this.watcher = undefined;
     this.registration?.close();
@@ -434,6 +448,7 @@ export class Agent {
   }
 
   private onChange(type: "put" | "delete", key: string): void {
+    if (!isEphemeralKey(key)) this.kvCopy = undefined;
     if (key.startsWith(KEYS.nodes) || key.startsWith(KEYS.neighbours)) {
       this.hooks.push({ type, key });
       this.poke();

@@ -46,6 +46,9 @@ function uriOfRemote(remote: string, key: string): string {
  */
 export class MeshService {
   private lastRestart = 0;
+  private desired: readonly PeerSpec[] = [];
+  private syncing = false;
+  private timer: NodeJS.Timeout | undefined;
   private readonly lastDial = new Map<string, number>();
   private readonly admin: YggdrasilAdmin;
 
@@ -113,8 +116,31 @@ export class MeshService {
       await waitForAdmin(this.paths.yggdrasilSocket, this.info.major, 10_000);
       return { started: true };
     }
+    this.desired = peers;
     await this.syncPeers(peers);
     return { started: false };
+  }
+
+  /**
+   * Peers that are down get re-dialled every second or two, between agent ticks: a node that
+   * just joined (or restarted) is dialled from here at once, since it cannot dial in until our
+   * yggdrasil knows its key. One getPeers over the admin socket per second costs next to nothing.
+   */
+  startPeerLoop(intervalMs = 1000): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.syncing || this.desired.length === 0 || !this.supervisor.isRunning(YGGDRASIL_SERVICE)) return;
+      this.syncing = true;
+      void this.syncPeers(this.desired).finally(() => {
+        this.syncing = false;
+      });
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stopPeerLoop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /** Dial configured peers that are not connected; drop peers that are no longer neighbours. */

@@ -23,7 +23,7 @@ export function unitName(cacheDir: string, defaultCacheDir: string): string {
  * because yggdrasil and etcd are detached children the next agent adopts; stopping the agent
  * must not take the mesh down with it.
  */
-export function renderUnit(o: { node: string; script: string; cacheDir: string; home: string }): string {
+export function renderUnit(o: { node: string; nodeFlags: readonly string[]; script: string; cacheDir: string; home: string }): string {
   const q = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   return [
     "[Unit]",
@@ -34,7 +34,7 @@ export function renderUnit(o: { node: string; script: string; cacheDir: string; 
     "[Service]",
     `Environment=${q(`RAPTIFORMICA_CACHE_DIR=${o.cacheDir}`)}`,
     `Environment=${q(`HOME=${o.home}`)}`,
-    `ExecStart=${q(o.node)} ${q(o.script)} agent`,
+    `ExecStart=${[o.node, ...o.nodeFlags, o.script].map(q).join(" ")} agent`,
     "Restart=always",
     "RestartSec=1",
     "KillMode=process",

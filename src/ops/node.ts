@@ -6,7 +6,7 @@ import { resolveCacheDir } from "../config/paths.ts";
 import { installUnit, renderUnit, systemdIsInit, unitName } from "../node/systemd.ts";
 import type { CachePaths } from "../config/paths.ts";
 import type { LocalConfig } from "../config/local.ts";
-import { caOrNew, caMapping, caFromMapping } from "../consensus/pki.ts";
+import { caOrNew, caMapping, caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import { memberName, parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
@@ -62,8 +62,18 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
       left: false,
     });
   });
+  // Issue the node certificate here rather than in the agent: the X.509 code then never loads
+  // into the long-lived agent (see pki.ts).
+  const stored = caFromMapping(local.snapshot().mapping) ?? ca;
+  await ensureNodeCertificate(nodePaths(cache.node), stored, memberName(id.identity.publicKey), id.identity.address);
   return id;
 }
+
+/**
+ * The agent is long-lived and mostly idle: a small young generation keeps its resident memory
+ * low without costing measurable CPU at its rate of work.
+ */
+export const AGENT_NODE_FLAGS = ["--jitless", "--max-semi-space-size=1", "--optimize-for-size"];
 
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
@@ -76,7 +86,7 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
   const script = process.argv[1];
   if (systemdIsInit() && process.getuid?.() === 0 && script && !process.env["RAPTIFORMICA_NO_SYSTEMD"]) {
     const name = unitName(cache.root, resolveCacheDir(undefined, {}));
-    await installUnit(name, renderUnit({ node: process.execPath, script, cacheDir: cache.root, home: homedir() }));
+    await installUnit(name, renderUnit({ node: process.execPath, nodeFlags: AGENT_NODE_FLAGS, script, cacheDir: cache.root, home: homedir() }));
     for (let i = 0; i < 50 && runningAgent(node.agentPid) === undefined; i++) await new Promise((r) => setTimeout(r, 100));
     return { pid: runningAgent(node.agentPid) ?? -1, started: true };
   }
@@ -90,7 +100,7 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
   try {
     const script = process.argv[1];
     if (!script) throw new Error("cannot tell which script to run the agent from");
-    const child = spawn(process.execPath, [...process.execArgv, script, "agent"], {
+    const child = spawn(process.execPath, [...process.execArgv, ...AGENT_NODE_FLAGS, script, "agent"], {
       detached: true,
       stdio: ["ignore", log, log],
       env: { ...process.env, RAPTIFORMICA_CACHE_DIR: cache.root },
