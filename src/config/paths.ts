@@ -10,6 +10,8 @@ export const CACHE_DIR_ENV = "RAPTIFORMICA_CACHE_DIR";
 export interface CachePaths {
   readonly root: string;
   readonly mutableConfig: string;
+  /** Changes made on a member while its cluster was unreachable, replayed by the agent. */
+  readonly pendingConfig: string;
   readonly lastAdvertised: string;
   readonly modules: string;
   readonly machines: string;
@@ -32,6 +34,7 @@ export function cachePaths(root: string): CachePaths {
   return {
     root,
     mutableConfig: join(root, "mutable_config.json"),
+    pendingConfig: join(root, "pending_config.jsonl"),
     lastAdvertised: join(root, "last_advertised"),
     modules: join(root, "modules"),
     machines: join(root, "var", "machines"),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Etcd3, Watcher } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import type { LocalConfig } from "../config/local.ts";
+import { PendingChanges, applyOps } from "../config/pending.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { mappingProblem } from "../config/store.ts";
 import { createAvailabilityProbe, typeStatuses } from "../config/types.ts";
@@ -433,10 +434,26 @@ export class Agent {
       version: this.o.version,
       yggdrasilMajor: this.info?.major ?? "",
     };
+    await this.replayPending(kv);
     this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
     await this.registration.ensure(record, 3000);
     this.phase = "ready";
     if (!this.watcher) await this.startWatch(kv);
+  }
+
+  /** Pushes config changes made here while the cluster was unreachable (see PendingChanges). */
+  private async replayPending(kv: Etcd3): Promise<void> {
+    const journal = new PendingChanges(this.o.cache.pendingConfig).take();
+    if (!journal) return;
+    try {
+      if (journal.ops.length > 0) await updateKvMapping(kv, (m) => applyOps(m, journal.ops), 5000);
+      journal.done();
+      this.kvCopy = undefined;
+      this.o.log.info(`pushed ${journal.ops.length} config change(s) made while the cluster was unreachable`);
+    } catch (e) {
+      journal.restore();
+      throw e;
+    }
   }
 
   private async startWatch(kv: Etcd3): Promise<void> {

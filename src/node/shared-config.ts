@@ -3,6 +3,7 @@ import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { mappingProblem } from "../config/store.ts";
+import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
 import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
 import { clusterSettings } from "../consensus/settings.ts";
@@ -67,10 +68,18 @@ export class SharedConfig {
 
   async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
     if (!this.kv) {
-      if (this.memberUnreachable) {
-        this.log.warn("the cluster KV is unreachable from this member: the change is made in the local cache only and will be replaced by the cluster's config when it is back.");
-      }
-      return this.local.update(change);
+      if (!this.memberUnreachable) return this.local.update(change);
+      let ops: PendingOp[] = [];
+      const after = await this.local.update((m) => {
+        const next = change({ ...m });
+        ops = diffOps(m, next);
+        return next;
+      });
+      new PendingChanges(this.local.paths.pendingConfig).append(ops);
+      this.log.warn(
+        "the cluster KV is unreachable from this member: the change is in the local cache and queued; the agent pushes it to the cluster when it is back.",
+      );
+      return after;
     }
     const after = await updateKvMapping(this.kv, change, 5000);
     await this.local.store.update(() => after, () => after);

@@ -157,6 +157,15 @@ describe("a 3-node cluster", { skip, timeout: 240_000 }, () => {
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
+    // A change made meanwhile is kept locally, queued, and reaches the cluster once it is back.
+    const w = await c.rf(0, ["config", "set", "test/while/no/quorum", "kept"], 60_000);
+    assert.equal(w.exitCode, 0, w.stderr);
+    assert.match(w.stderr, /queued/);
+    await c.rfOk(1, ["mesh", "--no-after-mesh"]);
+    await waitFor("the queued change reaches the cluster", async () => (await c.rf(1, ["config", "get", "test/while/no/quorum"])).stdout.trim() === "kept", {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
   });
 });
 

@@ -98,19 +98,19 @@ describe("the mutable config", () => {
   });
 
   it("config show/get/delete behave and explain mistakes", async () => {
-    let r = await sb.run(["config", "show", "meshnet", "--json"]);
+    let r = await sb.run(["config", "show", "meshnet/example", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { "raptiformica/meshnet/example/value": "42" });
     r = await sb.run(["config", "get", "meshnet/missing"]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Config key raptiformica\/meshnet\/missing is not set/);
-    r = await sb.run(["config", "delete", "meshnet"]);
+    r = await sb.run(["config", "delete", "meshnet/example"]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /add --recursive/);
     r = await sb.run(["config", "set", "meshnet/example/value/child", "x"]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /raptiformica\/meshnet\/example\/value already holds a value/);
-    r = await sb.run(["config", "delete", "meshnet", "--recursive"]);
+    r = await sb.run(["config", "delete", "meshnet/example", "--recursive"]);
     assert.equal(r.code, 0, r.stderr);
     r = await sb.run(["config", "get", "meshnet/example/value"]);
     assert.equal(r.code, 1);
