@@ -1,5 +1,3 @@
-import { CommanderError } from "commander";
-import { buildProgram } from "./cli/program.ts";
 import { UserError } from "./util/errors.ts";
 
 // `raptiformica config show | head` closes our stdout early: that is not an error.
@@ -9,6 +7,13 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 });
 
 async function main(argv: string[]): Promise<void> {
+  if (argv.length === 3 && argv[2] === "agent") {
+    // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts).
+    const [{ runAgent }, { VERSION }] = await Promise.all([import("./node/run-agent.ts"), import("./cli/version.ts")]);
+    await runAgent({ verbose: false, version: VERSION });
+    return;
+  }
+  const [{ buildProgram }, { CommanderError }] = await Promise.all([import("./cli/program.ts"), import("commander")]);
   const program = buildProgram();
   if (argv.length <= 2) {
     // No command: help on stderr, exit 1 (as the original dispatcher did).

@@ -34,6 +34,7 @@ export function renderUnit(o: { node: string; nodeFlags: readonly string[]; scri
     "[Service]",
     `Environment=${q(`RAPTIFORMICA_CACHE_DIR=${o.cacheDir}`)}`,
     `Environment=${q(`HOME=${o.home}`)}`,
+    "Environment=MALLOC_ARENA_MAX=2",
     `ExecStart=${[o.node, ...o.nodeFlags, o.script].map(q).join(" ")} agent`,
     "Restart=always",
     "RestartSec=1",
