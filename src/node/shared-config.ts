@@ -12,6 +12,7 @@ import { parseNeighbours } from "../mesh/neighbours.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
+import { readStatus } from "./status.ts";
 
 export type SharedOrigin = "cluster" | "mutable-config" | "modules";
 
@@ -37,7 +38,11 @@ export class SharedConfig {
     const mesh = parseNeighbours(mapping)
       .filter((n) => !n.left)
       .map((n) => clientUrl(n.meshAddress, settings.clientPort));
-    for (const endpoints of [[clientUrl("127.0.0.1", settings.clientPort)], ...mesh.slice(0, 3).map((e) => [e])]) {
+    const local = [clientUrl("127.0.0.1", settings.clientPort)];
+    // A learner's own etcd cannot serve requests yet: go to the others first.
+    const learner = readStatus(node.status)?.role === "learner";
+    const candidates = learner ? [...mesh.slice(0, 3).map((e) => [e]), local] : [local, ...mesh.slice(0, 3).map((e) => [e])];
+    for (const endpoints of candidates) {
       const kv = openClient(endpoints, node, 1500);
       try {
         const m = await readKvMapping(kv, 2000);
