@@ -38,10 +38,10 @@ export class SharedConfig {
     const mesh = parseNeighbours(mapping)
       .filter((n) => !n.left)
       .map((n) => clientUrl(n.meshAddress, settings.clientPort));
-    const local = [clientUrl("127.0.0.1", settings.clientPort)];
+    const here = [clientUrl("127.0.0.1", settings.clientPort)];
     // A learner's own etcd cannot serve requests yet: go to the others first.
     const learner = readStatus(node.status)?.role === "learner";
-    const candidates = learner ? [...mesh.slice(0, 3).map((e) => [e]), local] : [local, ...mesh.slice(0, 3).map((e) => [e])];
+    const candidates = learner ? [...mesh.slice(0, 3).map((e) => [e]), here] : [here, ...mesh.slice(0, 3).map((e) => [e])];
     for (const endpoints of candidates) {
       const kv = openClient(endpoints, node, 1500);
       try {
