@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the tests start for real: yggdrasil, etcd (server and etcdctl), network namespaces
-# (iproute2), ping, ss; git for modules.
+# What the tests start for real: yggdrasil, etcd (server and etcdctl), sshd, network
+# namespaces (iproute2), ping, ss; git for modules.
 need_pkgs=()
 command -v git >/dev/null || need_pkgs+=(git)
 command -v node >/dev/null || need_pkgs+=(nodejs npm)
@@ -16,6 +16,9 @@ command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v ping >/dev/null || need_pkgs+=(iputils-ping)
 command -v ss >/dev/null || need_pkgs+=(iproute2)
 command -v dpkg-deb >/dev/null || need_pkgs+=(dpkg)
+command -v ssh >/dev/null || need_pkgs+=(openssh-client)
+[[ -x /usr/sbin/sshd ]] || need_pkgs+=(openssh-server)
+command -v rsync >/dev/null || need_pkgs+=(rsync)
 if ((${#need_pkgs[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root (or install them) and try again." >&2

@@ -1,0 +1,144 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { run, type Outcome } from "../util/exec.ts";
+import { UserError } from "../util/errors.ts";
+import { remoteCommandLine } from "./quote.ts";
+
+export interface SshTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user?: string;
+  /** Jump hosts, outermost first (ProxyJump). */
+  readonly via?: readonly SshTarget[];
+}
+
+export interface SshSettings {
+  /** `<cache>/known_hosts`: trust on first use, raptiformica's own. */
+  readonly knownHosts: string;
+  /** Directory for ControlMaster sockets. */
+  readonly controlDir: string;
+  /** Identity files to offer besides the agent's keys. */
+  readonly identities: readonly string[];
+  readonly connectTimeoutSeconds?: number;
+}
+
+export function describeTarget(t: SshTarget): string {
+  const base = `${t.user ?? "root"}@${t.host}${t.port === 22 ? "" : `:${t.port}`}`;
+  return t.via?.length ? `${base} (via ${t.via.map(describeTarget).join(" → ")})` : base;
+}
+
+function hostForUri(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function jumpSpec(t: SshTarget): string {
+  return `${t.user ?? "root"}@${hostForUri(t.host)}:${t.port}`;
+}
+
+/**
+ * The ssh_config raptiformica connects with: batch mode (never a password prompt), connection
+ * reuse, its own known_hosts with trust on first use — a *changed* key is refused — and
+ * keepalives so a dead host fails the command instead of hanging it. A config file (not -o
+ * flags) because ssh applies it to ProxyJump hosts too, which -o options do not reach.
+ */
+export function renderSshConfig(s: SshSettings): string {
+  const q = (v: string) => `"${v}"`;
+  return [
+    "Host *",
+    "  BatchMode yes",
+    `  UserKnownHostsFile ${q(s.knownHosts)}`,
+    "  StrictHostKeyChecking accept-new",
+    "  HashKnownHosts no",
+    `  ConnectTimeout ${s.connectTimeoutSeconds ?? 5}`,
+    "  ServerAliveInterval 10",
+    "  ServerAliveCountMax 3",
+    "  ControlMaster auto",
+    `  ControlPath ${q(join(s.controlDir, "cm-%C"))}`,
+    "  ControlPersist 60",
+    "  LogLevel ERROR",
+    ...s.identities.map((id) => `  IdentityFile ${q(id)}`),
+    "",
+  ].join("\n");
+}
+
+export function sshConfigPath(s: SshSettings): string {
+  return join(s.controlDir, "ssh_config");
+}
+
+export function sshOptions(s: SshSettings, t: SshTarget): string[] {
+  const opts = ["-F", sshConfigPath(s), "-p", String(t.port)];
+  if (t.via?.length) opts.push("-J", t.via.map(jumpSpec).join(","));
+  return opts;
+}
+
+export function sshArgv(s: SshSettings, t: SshTarget, remoteArgv: readonly string[]): string[] {
+  return [...sshOptions(s, t), `${t.user ?? "root"}@${t.host}`, "--", remoteCommandLine(remoteArgv)];
+}
+
+function writeConfig(s: SshSettings): void {
+  mkdirSync(s.controlDir, { recursive: true, mode: 0o700 });
+  const text = renderSshConfig(s);
+  const path = sshConfigPath(s);
+  let current = "";
+  try {
+    current = readFileSync(path, "utf8");
+  } catch {
+    /* first use */
+  }
+  if (current !== text) writeFileSync(path, text, { mode: 0o600 });
+}
+
+/** Why an ssh run failed, in one paragraph naming the host, or undefined if it did not fail in ssh. */
+export function sshFailure(t: SshTarget, s: SshSettings, out: Outcome): string | undefined {
+  if (out.exitCode !== 255) return undefined;
+  const err = out.stderr;
+  const who = describeTarget(t);
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/.test(err)) {
+    const name = t.port === 22 ? t.host : `[${t.host}]:${t.port}`;
+    return (
+      `The SSH host key of ${who} is not the one raptiformica recorded in ${s.knownHosts}. The machine may have been ` +
+      `reinstalled — or someone is in the middle. If you know why it changed, forget the old key with ` +
+      `\`ssh-keygen -R '${name}' -f ${s.knownHosts}\` and try again.`
+    );
+  }
+  if (/Permission denied|Too many authentication failures/.test(err)) {
+    return `SSH to ${who} was refused: none of your keys is accepted for ${t.user ?? "root"}. Add your public key to its ~/.ssh/authorized_keys (raptiformica connects as root by default).`;
+  }
+  if (/Connection refused|timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed|port \d+: /.test(err) || err.trim() === "") {
+    return `Cannot reach ${who} over SSH (${err.trim().split("\n").pop() || "no answer"}). Check that the host is up, that sshd listens on port ${t.port}, and that this machine can reach it.`;
+  }
+  return `SSH to ${who} failed: ${err.trim().split("\n").pop()}`;
+}
+
+/** Runs argv on the target; throws a UserError naming the host when ssh itself fails. */
+export async function sshRun(s: SshSettings, t: SshTarget, remoteArgv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<Outcome> {
+  writeConfig(s);
+  const out = await run("ssh", sshArgv(s, t, remoteArgv), { timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  if (out.failedToStart) throw new UserError(`Cannot run ssh (${out.failedToStart}). Install OpenSSH's client (apt-get install openssh-client).`);
+  const failure = sshFailure(t, s, out);
+  if (failure) throw new UserError(failure);
+  return out;
+}
+
+/**
+ * The identities to offer: the agent's keys are always offered by ssh itself; besides those,
+ * the user's usual key files; when there are none at all (no agent, no key), one raptiformica
+ * makes once in its cache dir — and says so.
+ */
+export async function ensureIdentity(cacheSshDir: string, log: { info(m: string): void }, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const home = env["HOME"] ?? homedir();
+  const usual = ["id_ed25519", "id_ecdsa", "id_rsa"].map((n) => join(home, ".ssh", n)).filter((p) => existsSync(p));
+  const own = join(cacheSshDir, "id_ed25519");
+  if (existsSync(own)) return [...usual, own];
+  if (usual.length > 0) return usual;
+  if (env["SSH_AUTH_SOCK"]) {
+    const listed = await run("ssh-add", ["-L"], { timeoutMs: 5000 });
+    if (listed.exitCode === 0 && listed.stdout.trim()) return [];
+  }
+  mkdirSync(cacheSshDir, { recursive: true, mode: 0o700 });
+  const gen = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raptiformica", "-f", own], { timeoutMs: 30_000 });
+  if (gen.exitCode !== 0) throw new UserError(`Could not create an SSH key in ${cacheSshDir}: ${gen.stderr.trim()}`);
+  log.info(`You had no SSH key, so raptiformica made one: ${own}.pub — add it to root's ~/.ssh/authorized_keys on your machines.`);
+  return [own];
+}

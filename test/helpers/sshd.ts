@@ -1,0 +1,39 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Lab } from "../lab/index.ts";
+
+/** Starts a real sshd in lab node `i` with its own host key and authorized_keys (nothing global). */
+export async function startSshd(lab: Lab, i: number, authorizedKeys: string, opts: { regenerateHostKey?: boolean } = {}): Promise<{ dir: string; hostKey: string }> {
+  const dir = join(lab.nodes[i]!.dir, "sshd");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, "ssh_host_ed25519_key");
+  if (opts.regenerateHostKey) spawnSync("rm", ["-f", hostKey, `${hostKey}.pub`]);
+  spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey], { input: "n\n" });
+  writeFileSync(join(dir, "authorized_keys"), authorizedKeys, { mode: 0o600 });
+  writeFileSync(
+    join(dir, "sshd_config"),
+    [
+      "Port 22",
+      "ListenAddress 0.0.0.0",
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "StrictModes no",
+      `PidFile ${join(dir, "sshd.pid")}`,
+      "AllowTcpForwarding yes",
+      "",
+    ].join("\n"),
+  );
+  lab.spawn(i, ["/usr/sbin/sshd", "-D", "-e", "-f", join(dir, "sshd_config")], { label: "sshd" });
+  for (let k = 0; k < 50; k++) {
+    const r = await lab.exec(i, ["ss", "-Htln", "sport = :22"]);
+    if (r.stdout.trim()) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  return { dir, hostKey };
+}
