@@ -6,6 +6,9 @@ import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
 import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
 import { NotAvailableYet, UserError, errorMessage } from "../util/errors.ts";
+import { onFirstMember } from "../ops/via-member.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { describeTarget } from "../remote/ssh.ts";
 import { contextFrom } from "./context.ts";
 
 function render(rows: readonly MemberRow[]): string {
@@ -37,7 +40,22 @@ export function register(program: Command): void {
         return;
       }
       if (!isMember) {
-        throw new NotAvailableYet("members from a machine that is not a cluster member");
+        // An operator machine: ask the first reachable member.
+        const { mapping } = ctx.config.snapshot();
+        const { target, out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "members", "--json"]);
+        let parsed: { quorum: boolean; error?: string; members: MemberRow[] };
+        try {
+          parsed = JSON.parse(out.stdout);
+        } catch {
+          throw new UserError(`${describeTarget(target)} answered \`members --json\` with something else (exit ${out.exitCode}): ${out.stderr.trim() || out.stdout.slice(0, 200)}`);
+        }
+        if (opts.json) process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
+        else {
+          if (parsed.error) process.stderr.write(`${parsed.error}\n`);
+          process.stdout.write(render(parsed.members));
+        }
+        if (!parsed.quorum) process.exitCode = 1;
+        return;
       }
       const { mapping } = ctx.config.snapshot();
       const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);

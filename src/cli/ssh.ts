@@ -1,5 +1,10 @@
+import { spawn } from "node:child_process";
 import { Option, type Command } from "commander";
-import { NotAvailableYet } from "../util/errors.ts";
+import { onFirstMember } from "../ops/via-member.ts";
+import { sshSettings } from "../remote/settings.ts";
+import { sshOptions } from "../remote/ssh.ts";
+import { remoteCommandLine } from "../remote/quote.ts";
+import { contextFrom } from "./context.ts";
 
 export function register(program: Command): void {
   program
@@ -7,7 +12,16 @@ export function register(program: Command): void {
     .description("open an SSH session to the first reachable member")
     .option("--info-only", "only print the ssh command line")
     .addOption(new Option("--only-info", "same as --info-only").hideHelp())
-    .action(() => {
-      throw new NotAvailableYet("ssh");
+    .action(async (opts: { infoOnly?: boolean; onlyInfo?: boolean }, cmd: Command) => {
+      const ctx = contextFrom(cmd);
+      const { mapping } = ctx.config.snapshot();
+      const { target, settings } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, ["true"]);
+      const argv = [...sshOptions(settings, target), `${target.user ?? "root"}@${target.host}`];
+      if (opts.infoOnly || opts.onlyInfo) {
+        process.stdout.write(`ssh ${remoteCommandLine(argv)}\n`);
+        return;
+      }
+      const child = spawn("ssh", ["-t", ...argv], { stdio: "inherit" });
+      process.exitCode = await new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 255)));
     });
 }

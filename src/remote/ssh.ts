@@ -16,11 +16,15 @@ export interface SshTarget {
 export interface SshSettings {
   /** `<cache>/known_hosts`: trust on first use, raptiformica's own. */
   readonly knownHosts: string;
-  /** Directory for ControlMaster sockets. */
+  /** Directory for ControlMaster sockets: short, unix socket paths are limited to ~100 bytes. */
   readonly controlDir: string;
+  /** Where raptiformica's ssh_config lives (the cache dir's ssh/). */
+  readonly stateDir: string;
   /** Identity files to offer besides the agent's keys. */
   readonly identities: readonly string[];
   readonly connectTimeoutSeconds?: number;
+  /** No safe short directory for control sockets: connect afresh every time. */
+  readonly noControlMaster?: boolean;
 }
 
 export function describeTarget(t: SshTarget): string {
@@ -51,11 +55,12 @@ export function renderSshConfig(s: SshSettings): string {
     "  StrictHostKeyChecking accept-new",
     "  HashKnownHosts no",
     `  ConnectTimeout ${s.connectTimeoutSeconds ?? 5}`,
-    "  ServerAliveInterval 10",
-    "  ServerAliveCountMax 3",
-    "  ControlMaster auto",
-    `  ControlPath ${q(join(s.controlDir, "cm-%C"))}`,
-    "  ControlPersist 60",
+    // A shared master to a host that died would otherwise stall every command on it for long.
+    "  ServerAliveInterval 5",
+    "  ServerAliveCountMax 2",
+    // Connection reuse (ControlMaster) is off for now: a master that ssh backgrounds keeps the
+    // output pipes of the command that started it open, which hangs captured runs.
+    "  ControlMaster no",
     "  LogLevel ERROR",
     ...s.identities.map((id) => `  IdentityFile ${q(id)}`),
     "",
@@ -63,7 +68,7 @@ export function renderSshConfig(s: SshSettings): string {
 }
 
 export function sshConfigPath(s: SshSettings): string {
-  return join(s.controlDir, "ssh_config");
+  return join(s.stateDir, "ssh_config");
 }
 
 export function sshOptions(s: SshSettings, t: SshTarget): string[] {
@@ -78,6 +83,7 @@ export function sshArgv(s: SshSettings, t: SshTarget, remoteArgv: readonly strin
 
 function writeConfig(s: SshSettings): void {
   mkdirSync(s.controlDir, { recursive: true, mode: 0o700 });
+  mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
   const text = renderSshConfig(s);
   const path = sshConfigPath(s);
   let current = "";

@@ -66,11 +66,18 @@ describe("raptiformica CLI", () => {
   });
 
   it("never pretends: unbuilt commands exit 2 with 'not available yet'", async () => {
-    // `members` here: this machine is no member; from an operator machine it is not built yet.
-    for (const args of [["prune"], ["destroy"], ["inject", "10.0.0.1"], ["ssh"], ["members"], ["members", "--evict"]]) {
+    for (const args of [["prune"], ["destroy"], ["inject", "10.0.0.1"], ["members", "--evict"]]) {
       const r = await sb.run(args);
       assert.equal(r.code, 2, `${args.join(" ")} exit code`);
       assert.match(r.stderr, /not available yet/);
+    }
+  });
+
+  it("members and ssh from a machine that knows no member say what to do", async () => {
+    for (const args of [["members"], ["ssh", "--info-only"]]) {
+      const r = await sb.run(args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stderr, /knows no cluster member.*raptiformica slave HOST/);
     }
   });
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
@@ -34,11 +34,14 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
     spawnSync("mkdir", ["-p", dir]);
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "id")]);
     pub = readFileSync(join(dir, "id.pub"), "utf8");
-    settings = { knownHosts: join(dir, "known_hosts"), controlDir: join(dir, "cm"), identities: [join(dir, "id")] };
+    settings = { knownHosts: join(dir, "known_hosts"), stateDir: dir, controlDir: join("/tmp", `rf-cm-${lab.id}`), identities: [join(dir, "id")] };
     await startSshd(lab, 1, pub);
     await startSshd(lab, 2, pub);
   });
-  after(async () => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    for (const suffix of ["", "2", "3"]) if (settings) rmSync(`${settings.controlDir}${suffix}`, { recursive: true, force: true });
+  });
 
   it("runs argv remotely, quoting every word, and records the host key on first use", async () => {
     const r = await op({ host: lab.addressOf(1, 0), port: 22 }, ["printf", "%s|", "a b", "it's", "$(touch /tmp/pwned)", "*"]);

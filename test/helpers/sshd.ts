@@ -4,7 +4,12 @@ import { join } from "node:path";
 import type { Lab } from "../lab/index.ts";
 
 /** Starts a real sshd in lab node `i` with its own host key and authorized_keys (nothing global). */
-export async function startSshd(lab: Lab, i: number, authorizedKeys: string, opts: { regenerateHostKey?: boolean } = {}): Promise<{ dir: string; hostKey: string }> {
+export async function startSshd(
+  lab: Lab,
+  i: number,
+  authorizedKeys: string,
+  opts: { regenerateHostKey?: boolean; env?: Record<string, string> } = {},
+): Promise<{ dir: string; hostKey: string }> {
   const dir = join(lab.nodes[i]!.dir, "sshd");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
@@ -26,6 +31,9 @@ export async function startSshd(lab: Lab, i: number, authorizedKeys: string, opt
       "StrictModes no",
       `PidFile ${join(dir, "sshd.pid")}`,
       "AllowTcpForwarding yes",
+      // Sessions see this lab node's raptiformica state, as a real member's root would.
+      // HOME: the lab node's, so the machine's own root dotfiles (.bashrc) stay out of the test.
+      ...Object.entries({ HOME: lab.nodes[i]!.home, ...opts.env }).map(([k, v]) => `SetEnv ${k}=${v}`),
       "",
     ].join("\n"),
   );

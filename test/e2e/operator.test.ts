@@ -1,0 +1,62 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { Lab, waitFor } from "../lab/index.ts";
+import { LabCluster } from "../helpers/cluster.ts";
+import { ROOT } from "../helpers/cli.ts";
+import { startSshd } from "../helpers/sshd.ts";
+
+const skip =
+  process.getuid?.() !== 0
+    ? "needs root (network namespaces)"
+    : spawnSync("sh", ["-c", "command -v /usr/sbin/sshd && command -v yggdrasil && command -v etcd"]).status !== 0
+      ? "needs openssh-server, yggdrasil and etcd"
+      : undefined;
+
+/** An operator machine (lab node 3, no member) asks the cluster through SSH to its members. */
+describe("from an operator machine", { skip, timeout: 240_000 }, () => {
+  let lab: Lab | undefined;
+  after(async () => lab?.destroy());
+
+  it("members and ssh --info-only go through the first reachable member", async () => {
+    lab = await Lab.create({ nodes: 4, topology: "full" });
+    const c = new LabCluster(lab);
+    await c.first(0);
+    await c.join(1);
+    await c.join(2);
+    await c.waitAlive(0, 3, 60_000);
+
+    const op = lab.nodes[3]!;
+    mkdirSync(join(op.home, ".ssh"), { recursive: true, mode: 0o700 });
+    spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(op.home, ".ssh", "id_ed25519")]);
+    const pub = readFileSync(join(op.home, ".ssh", "id_ed25519.pub"), "utf8");
+    for (const i of [0, 1, 2]) await startSshd(lab, i, pub, { env: { RAPTIFORMICA_CACHE_DIR: lab.nodes[i]!.cacheDir } });
+    mkdirSync(op.cacheDir, { recursive: true, mode: 0o700 });
+    copyFileSync(join(lab.nodes[0]!.cacheDir, "mutable_config.json"), join(op.cacheDir, "mutable_config.json"));
+    await c.rfOk(3, ["config", "set", "remote/command", join(ROOT, "bin", "raptiformica")]);
+
+    const table = await c.rfOk(3, ["members"]);
+    assert.equal(table.split("\n").filter((l) => /\balive\b/.test(l)).length, 3, table);
+    const info = (await c.rfOk(3, ["ssh", "--info-only"])).trim();
+    assert.match(info, /^ssh -F \S+ssh_config -p 22 root@198\.18\.0\.\d+$/);
+
+    // The first member goes away (once all three vote, so quorum survives): the next one
+    // answers, and reports it failed.
+    await waitFor(
+      "3 voters",
+      async () => (await c.members(0)).members.filter((m) => m.role === "leader" || m.role === "voter").length === 3,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await lab.killNode(0);
+    await waitFor(
+      "n0 failed, seen from the operator",
+      async () => {
+        const m = JSON.parse(await c.rfOk(3, ["members", "--json"])) as { members: { name: string; status: string }[] };
+        return m.members.find((x) => x.name === "n0")?.status === "failed";
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+  });
+});
