@@ -1,3 +1,6 @@
+import type { Command } from "commander";
+import { NotAvailableYet } from "../util/errors.ts";
+import { contextFrom } from "./context.ts";
 import type { Context } from "./context.ts";
 import { resolveType } from "../config/types.ts";
 
@@ -12,4 +15,22 @@ export async function chooseTypes(ctx: Context, flags: TypeFlags, kinds: { serve
   const server = kinds.server ? await resolveType(mapping, "server", flags.serverType, ctx.probe) : undefined;
   const compute = kinds.compute ? await resolveType(mapping, "compute", flags.computeType, ctx.probe) : undefined;
   return { server, compute };
+}
+
+/**
+ * `spawn` and `package` share `--check-available`: exit 0 when a server and a compute type
+ * are usable here (printing which), exit 1 with the reason otherwise.
+ */
+export function withCheckAvailable(cmd: Command, name: string): Command {
+  return cmd
+    .option("--check-available", "only check that a server and a compute type are available here (exit 0) or not (exit 1)")
+    .action(async (opts: TypeFlags & { checkAvailable?: boolean }, command: Command) => {
+      const ctx = contextFrom(command);
+      const types = await chooseTypes(ctx, opts, { server: true, compute: true });
+      if (opts.checkAvailable) {
+        ctx.log.info(`available: server type ${types.server}, compute type ${types.compute}`);
+        return;
+      }
+      throw new NotAvailableYet(name);
+    });
 }
