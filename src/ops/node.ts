@@ -72,9 +72,9 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
 /**
  * The agent is long-lived and mostly idle: no JIT, a small young generation and a bounded old
  * generation keep its resident memory near 60 MB (instead of ~75) at well under 1 % CPU. The
- * heap it needs is ~10 MB; 48 MB leaves room for clusters of hundreds of nodes.
+ * heap it needs is ~10 MB; 32 MB leaves room for clusters of hundreds of nodes.
  */
-export const AGENT_NODE_FLAGS = ["--jitless", "--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=48"];
+export const AGENT_NODE_FLAGS = ["--jitless", "--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=32"];
 
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
