@@ -21,12 +21,22 @@ const runs = opt("--runs", 3);
 const idleSeconds = opt("--idle-seconds", 20);
 const TICK = 100; // clock ticks per second on Linux
 
-function procStat(pid: number): { rssKb: number; cpuTicks: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+/**
+ * RSS counts the node binary's code pages (~35 MB), which every node process on the machine
+ * shares; PSS splits shared pages among their users, and private memory (USS) is what this
+ * agent alone costs. All three are printed.
+ */
+function procStat(pid: number): { rssKb: number; pssKb: number; privateKb: number; cpuTicks: number } {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { rssKb, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  return {
+    rssKb: field("Rss"),
+    pssKb: field("Pss"),
+    privateKb: field("Private_Clean") + field("Private_Dirty"),
+    cpuTicks: Number(fields[11]) + Number(fields[12]),
+  };
 }
 
 async function formation(): Promise<{ ms: number; lab: Lab; c: LabCluster }> {
@@ -47,7 +57,7 @@ async function formation(): Promise<{ ms: number; lab: Lab; c: LabCluster }> {
 }
 
 const times: number[] = [];
-let footprint: { node: string; rssMb: number; cpuPercent: number }[] = [];
+let footprint: { node: string; rssMb: number; pssMb: number; privateMb: number; cpuPercent: number }[] = [];
 for (let r = 0; r < runs; r++) {
   const { ms, lab } = await formation();
   times.push(ms);
@@ -60,6 +70,8 @@ for (let r = 0; r < runs; r++) {
     footprint = lab.nodes.map((n, i) => ({
       node: n.name,
       rssMb: Math.round((afterStats[i]!.rssKb / 1024) * 10) / 10,
+      pssMb: Math.round((afterStats[i]!.pssKb / 1024) * 10) / 10,
+      privateMb: Math.round((afterStats[i]!.privateKb / 1024) * 10) / 10,
       cpuPercent: Math.round((((afterStats[i]!.cpuTicks - before[i]!.cpuTicks) / TICK) / idleSeconds) * 1000) / 10,
     }));
   }
@@ -74,6 +86,8 @@ const result = {
 console.log("3-node cluster formation (nothing → 3 alive + KV write replicated)");
 console.log(`  runs: ${result.formationSeconds.runs.map((s) => `${s.toFixed(2)} s`).join(", ")}   median: ${result.formationSeconds.median.toFixed(2)} s   goal: < 10 s`);
 console.log(`agent at rest (${idleSeconds} s)`);
-console.log("  node   RSS (MB)   CPU (%)");
-for (const f of footprint) console.log(`  ${f.node.padEnd(5)}  ${String(f.rssMb).padStart(8)}   ${String(f.cpuPercent).padStart(7)}`);
+console.log("  node   RSS (MB)   PSS (MB)   private (MB)   CPU (%)");
+for (const f of footprint) {
+  console.log(`  ${f.node.padEnd(5)}  ${String(f.rssMb).padStart(8)}   ${String(f.pssMb).padStart(8)}   ${String(f.privateMb).padStart(12)}   ${String(f.cpuPercent).padStart(7)}`);
+}
 console.log(JSON.stringify(result));
