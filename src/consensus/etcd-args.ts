@@ -1,4 +1,7 @@
+import type { FlatMapping } from "../config/flatten.ts";
+import { parseNeighbours } from "../mesh/neighbours.ts";
 import type { NodePaths } from "../node/paths.ts";
+import type { EtcdMember } from "./client.ts";
 
 /** `[addr]` for IPv6 in URLs. */
 export function hostPort(address: string, port: number): string {
@@ -11,6 +14,30 @@ export function clientUrl(address: string, port: number): string {
 
 export function peerUrl(address: string, port: number): string {
   return `https://${hostPort(address, port)}`;
+}
+
+/** The client URL on the same host as a member's peer URL. */
+export function clientUrlOfPeer(peer: string, clientPort: number): string {
+  const u = new URL(peer);
+  u.port = String(clientPort);
+  return `${u.protocol}//${u.host}`;
+}
+
+/**
+ * Client URLs of the started voters. Derived from peer URLs, not clientURLs: seen through a
+ * grpc-proxy, clientURLs are the proxy's own address.
+ */
+export function voterEndpoints(members: readonly EtcdMember[], clientPort: number): string[] {
+  return members
+    .filter((m) => !m.isLearner && m.name && m.peerURLs[0])
+    .map((m) => clientUrlOfPeer(m.peerURLs[0] as string, clientPort));
+}
+
+/** Client URLs of the active neighbours (but `self`): where an etcd member may answer over the mesh. */
+export function neighbourEndpoints(mapping: FlatMapping, clientPort: number, self?: string): string[] {
+  return parseNeighbours(mapping)
+    .filter((n) => n.publicKey !== self && !n.left)
+    .map((n) => clientUrl(n.meshAddress, clientPort));
 }
 
 export interface MemberStart {

@@ -1,4 +1,5 @@
 import type { EtcdMember } from "./client.ts";
+import { voterEndpoints } from "./etcd-args.ts";
 
 /** What this node should run for consensus right now. */
 export type ConsensusPlan =
@@ -50,11 +51,7 @@ export function planConsensus(p: PlanInput): ConsensusPlan {
       initialCluster.set(p.myName, p.myPeerUrl);
       return { kind: "join-as-member", initialCluster };
     }
-    // Not clientURLs: seen through a grpc-proxy those are the proxy's own address.
-    const endpoints = p.members
-      .filter((m) => !m.isLearner && m.name)
-      .flatMap((m) => m.peerURLs.slice(0, 1))
-      .map((u) => withPort(u, p.clientPort));
+    const endpoints = voterEndpoints(p.members, p.clientPort);
     if (endpoints.length === 0) return { kind: "wait", reason: "the cluster has no started voter to proxy to" };
     return { kind: "proxy", endpoints };
   }
@@ -62,10 +59,4 @@ export function planConsensus(p: PlanInput): ConsensusPlan {
   const lowest = [...p.otherNeighbours, p.myPublicKey].sort()[0];
   if (lowest === p.myPublicKey) return { kind: "bootstrap" };
   return { kind: "wait", reason: `waiting for ${lowest?.slice(0, 16)} to bootstrap the cluster` };
-}
-
-function withPort(url: string, port: number): string {
-  const u = new URL(url);
-  u.port = String(port);
-  return `${u.protocol}//${u.host}`;
 }

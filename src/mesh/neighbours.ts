@@ -1,4 +1,5 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import { assertSameMajor } from "./yggdrasil/version.ts";
 
 export type YggdrasilMajor = "0.4" | "0.5";
 
@@ -84,4 +85,37 @@ export function withNeighbour(mapping: FlatMapping, n: Neighbour): FlatMapping {
 /** Short, stable member name used for etcd and in tables. */
 export function memberName(publicKey: string): string {
   return publicKey.slice(0, 16);
+}
+
+/**
+ * This node's own entry, as it registers itself: how it is reached comes from `advertise`
+ * (else what was recorded before); a spawned node keeps its instance id; an active node is
+ * never `left`.
+ */
+export function selfNeighbour(
+  current: Neighbour | undefined,
+  me: { publicKey: string; meshAddress: string; yggdrasilPort: number; yggdrasilMajor: YggdrasilMajor; name: string },
+  advertised: { host: string; port: number } | undefined,
+): Neighbour {
+  const host = advertised?.host ?? current?.host;
+  return {
+    ...me,
+    ...(host ? { host } : {}),
+    sshPort: advertised?.port ?? current?.sshPort ?? 22,
+    ...(current?.uuid ? { uuid: current.uuid } : {}),
+  };
+}
+
+/** Whether two entries store the same keys and values. */
+export function sameNeighbour(a: Neighbour | undefined, b: Neighbour): boolean {
+  return a !== undefined && JSON.stringify(neighbourMapping(a)) === JSON.stringify(neighbourMapping(b));
+}
+
+/** Why this node may not mesh with the others (a mix of Yggdrasil 0.4 and 0.5), if so. */
+export function mixedMajorProblem(mapping: FlatMapping, self: string, major: YggdrasilMajor): string | undefined {
+  const others = parseNeighbours(mapping)
+    .filter((n) => n.publicKey !== self && n.yggdrasilMajor && !n.left)
+    .map((n) => ({ node: `${n.name ?? memberName(n.publicKey)} (${n.host ?? n.meshAddress})`, major: n.yggdrasilMajor as YggdrasilMajor }));
+  const same = assertSameMajor(major, others);
+  return same.ok ? undefined : same.error;
 }

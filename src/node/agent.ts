@@ -10,7 +10,7 @@ import type { CachePaths } from "../config/paths.ts";
 import { mappingProblem } from "../config/store.ts";
 import { createAvailabilityProbe, typeStatuses } from "../config/types.ts";
 import { deadline, leaderOf, memberList, openClient, probeMemberList, realMemberList, type EtcdMember } from "../consensus/client.ts";
-import { clientUrl, etcdServerArgs, grpcProxyArgs, peerUrl } from "../consensus/etcd-args.ts";
+import { clientUrl, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { isEphemeralKey, readKvMapping, seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
@@ -18,9 +18,9 @@ import { NodeRegistration, readNodeRecords, type NodeRecord, type Role } from ".
 import { KEYS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
 import { applyVoterAction, nextVoterAction } from "../consensus/voters.ts";
 import { fireHook } from "../hooks/runner.ts";
-import { memberName, parseNeighbours, withNeighbour, type Neighbour } from "../mesh/neighbours.ts";
+import { memberName, mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
-import { assertSameMajor, detectYggdrasil, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { readAdvertised } from "../ops/advertise.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -50,13 +50,6 @@ export interface AgentOptions {
 export interface ClusterChange {
   readonly type: "put" | "delete";
   readonly key: string;
-}
-
-/** Client URLs of every other active neighbour: where an etcd member may answer over the mesh. */
-export function memberEndpoints(mapping: FlatMapping, settings: ClusterSettings, self: string): string[] {
-  return parseNeighbours(mapping)
-    .filter((n) => n.publicKey !== self && !n.left)
-    .map((n) => clientUrl(n.meshAddress, settings.clientPort));
 }
 
 /** How this node is named in tables: RAPTIFORMICA_NODE_NAME, else the host name. */
@@ -221,16 +214,13 @@ export class Agent {
 
   private async ensureIdentity(mapping: FlatMapping): Promise<{ identity: Identity; mesh: MeshService }> {
     if (!this.info) {
-      const detected = await detectYggdrasil(this.o.yggdrasilBinary ?? process.env["RAPTIFORMICA_YGGDRASIL"] ?? "yggdrasil");
+      const detected = await detectYggdrasil(this.o.yggdrasilBinary ?? yggdrasilBinary());
       if (!detected.ok) throw new UserError(detected.error);
       this.info = detected.value;
     }
     if (!this.identity) this.identity = await loadOrCreateIdentity(this.o.node.yggdrasilDir, this.info);
-    const others = parseNeighbours(mapping)
-      .filter((n) => n.publicKey !== this.identity?.publicKey && n.yggdrasilMajor && !n.left)
-      .map((n) => ({ node: n.name ?? n.publicKey.slice(0, 16), major: n.yggdrasilMajor as YggdrasilInfo["major"] }));
-    const same = assertSameMajor(this.info.major, others);
-    if (!same.ok) throw new UserError(same.error);
+    const mixed = mixedMajorProblem(mapping, this.identity.publicKey, this.info.major);
+    if (mixed) throw new UserError(mixed);
     if (!this.mesh) {
       this.mesh = new MeshService(this.o.node, this.info, this.identity, this.supervisor, this.o.log);
       this.mesh.startPeerLoop();
@@ -241,24 +231,19 @@ export class Agent {
   private async registerSelf(mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<void> {
     const advertised = readAdvertised(this.o.cache.lastAdvertised);
     const current = parseNeighbours(mapping).find((n) => n.publicKey === identity.publicKey);
-    const me: Neighbour = {
-      ...(current?.uuid ? { uuid: current.uuid } : {}),
-      publicKey: identity.publicKey,
-      meshAddress: identity.address,
-      ...(advertised.ok && advertised.value ? { host: advertised.value.host } : current?.host ? { host: current.host } : {}),
-      sshPort: advertised.ok && advertised.value ? advertised.value.port : (current?.sshPort ?? 22),
-      yggdrasilPort: settings.yggdrasilPort,
-      yggdrasilMajor: this.info?.major ?? "0.4",
-      name: displayName(),
-    };
-    if (current && JSON.stringify(current) === JSON.stringify(me)) return;
+    const me = selfNeighbour(
+      current,
+      { publicKey: identity.publicKey, meshAddress: identity.address, yggdrasilPort: settings.yggdrasilPort, yggdrasilMajor: this.info?.major ?? "0.4", name: displayName() },
+      advertised.ok ? advertised.value : undefined,
+    );
+    if (sameNeighbour(current, me)) return;
     await this.writeShared((m) => withNeighbour(m, me));
   }
 
   // ---- consensus ----------------------------------------------------------------------------
 
   private async probeCluster(mapping: FlatMapping, settings: ClusterSettings, self: string): Promise<EtcdMember[] | undefined> {
-    const endpoints = memberEndpoints(mapping, settings, self)
+    const endpoints = neighbourEndpoints(mapping, settings.clientPort, self)
       .sort(() => Math.random() - 0.5)
       .slice(0, 5);
     return probeMemberList(endpoints, this.o.node, 2000);
@@ -286,9 +271,7 @@ export class Agent {
       ...(members ? { members } : {}),
     });
     if (members) {
-      this.voterEndpoints = members
-        .filter((m) => !m.isLearner && m.name && m.peerURLs[0])
-        .map((m) => clientUrl(new URL(m.peerURLs[0] as string).hostname.replace(/^\[|\]$/g, ""), settings.clientPort));
+      this.voterEndpoints = voterEndpoints(members, settings.clientPort);
     }
     await this.apply(plan, mapping, settings, identity, members);
   }
@@ -417,7 +400,7 @@ export class Agent {
         const [{ leader }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
         const me = members.find((m) => m.peerURLs.includes(myPeer));
         this.role = me?.isLearner ? "learner" : me && leader === me.id ? "leader" : "voter";
-        this.voterEndpoints = members.filter((m) => !m.isLearner && m.name).map((m) => clientUrl(new URL(m.peerURLs[0] ?? "https://[::1]").hostname.replace(/^\[|\]$/g, ""), settings.clientPort));
+        this.voterEndpoints = voterEndpoints(members, settings.clientPort);
       } catch {
         /* keep the last known role */
       }

@@ -106,10 +106,9 @@ export class MeshService {
       name: YGGDRASIL_SERVICE,
       command: this.info.binary,
       args: ["-useconffile", this.paths.yggdrasilConfig, "-logto", "stdout"],
-      // A restart forced by the allowed keys must not be undone by the hash staying the same.
-      configHash: allowedChanged ? `${restartHash}|${Date.now()}` : (runningHash?.startsWith(restartHash) ? runningHash : restartHash),
+      configHash: restartHash,
       meta: { allowed: [...allowed].sort() },
-    });
+    }, { restart: allowedChanged });
     if (outcome !== "running") {
       this.lastRestart = Date.now();
       this.log.info(`yggdrasil ${outcome} (${this.info.major}, ${peers.length} peer(s), ${allowed.length} allowed key(s))`);

@@ -7,8 +7,7 @@ import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
 import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
 import { clusterSettings } from "../consensus/settings.ts";
-import { clientUrl } from "../consensus/etcd-args.ts";
-import { parseNeighbours } from "../mesh/neighbours.ts";
+import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
@@ -35,9 +34,7 @@ export class SharedConfig {
     const settings = clusterSettings(mapping);
     // This machine's endpoint first; if it cannot answer (a learner catching up, a proxy whose
     // upstream moved), any member over the mesh.
-    const mesh = parseNeighbours(mapping)
-      .filter((n) => !n.left)
-      .map((n) => clientUrl(n.meshAddress, settings.clientPort));
+    const mesh = neighbourEndpoints(mapping, settings.clientPort);
     const here = [clientUrl("127.0.0.1", settings.clientPort)];
     // A learner's own etcd cannot serve requests yet: go to the others first.
     const learner = readStatus(node.status)?.role === "learner";

@@ -96,9 +96,10 @@ export class Supervisor {
     return this.record(name)?.startedAt;
   }
 
-  async ensure(spec: ServiceSpec): Promise<EnsureOutcome> {
+  /** Starts the service, or restarts it when its config hash changed or `restart` asks to. */
+  async ensure(spec: ServiceSpec, opts: { restart?: boolean } = {}): Promise<EnsureOutcome> {
     const current = this.record(spec.name);
-    if (current && current.hash === spec.configHash) return "running";
+    if (current && current.hash === spec.configHash && !opts.restart) return "running";
     if (current) await this.stop(spec.name);
     this.start(spec);
     return current ? "restarted" : "started";

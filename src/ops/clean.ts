@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { LocalConfig } from "../config/local.ts";
 import type { CachePaths } from "../config/paths.ts";
@@ -68,7 +68,6 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
   }
   if (existsSync(cache.root)) for (const entry of readdirSync(cache.root)) rmSync(join(cache.root, entry), { recursive: true, force: true });
   if (keep && stash) {
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(identityDir, { recursive: true, mode: 0o700 });
     renameSync(join(stash, "private.key"), join(identityDir, "private.key"));
     rmSync(stash, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { basename, isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve, sep } from "node:path";
 import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { LocalConfig } from "../config/local.ts";
@@ -59,7 +59,7 @@ async function fetchModule(source: ModuleSource, dest: string): Promise<void> {
     if (!isDir) throw new UserError(`Cannot install module from ${source.path}: no such directory. Give a git URL, owner/repo, or the path of a module directory.`);
     if (!existsSync(join(source.path, ".git"))) {
       // A plain directory is copied as it is (no VCS needed to try out a module).
-      cpSync(source.path, dest, { recursive: true, filter: (p) => !p.includes(`${"/"}node_modules`) });
+      cpSync(source.path, dest, { recursive: true, filter: (p) => !p.split(sep).includes("node_modules") });
       return;
     }
   }

@@ -1,8 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import { leaderOf, realMemberList, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
-import { clientUrl } from "../consensus/etcd-args.ts";
-import { peerUrl } from "../consensus/etcd-args.ts";
+import { neighbourEndpoints, peerUrl } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
 import { clusterSettings } from "../consensus/settings.ts";
@@ -34,8 +33,7 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
 export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<MemberRow[]> {
   const [mapping, records, status] = await Promise.all([readKvMapping(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
   const { peerPort, clientPort } = clusterSettings(mapping);
-  const endpoints = parseNeighbours(mapping).filter((n) => !n.left).map((n) => clientUrl(n.meshAddress, clientPort));
-  const members = await realMemberList(client, endpoints, tls, 3000);
+  const members = await realMemberList(client, neighbourEndpoints(mapping, clientPort), tls, 3000);
   const byKey = new Map(records.map((r) => [r.publicKey, r]));
   const rows: MemberRow[] = [];
   const seen = new Set<string>();

@@ -8,9 +8,9 @@ import type { CachePaths } from "../config/paths.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { caOrNew, caMapping, caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { clusterSettings } from "../consensus/settings.ts";
-import { memberName, parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
+import { memberName, mixedMajorProblem, parseNeighbours, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
-import { assertSameMajor, detectYggdrasil, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { displayName } from "../node/agent.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
@@ -24,7 +24,7 @@ export interface NodeIdentity {
 }
 
 export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
-  const detected = await detectYggdrasil(process.env["RAPTIFORMICA_YGGDRASIL"] ?? "yggdrasil");
+  const detected = await detectYggdrasil(yggdrasilBinary());
   if (!detected.ok) throw new UserError(detected.error);
   const identity = await loadOrCreateIdentity(nodePaths(cache.node).yggdrasilDir, detected.value);
   return { info: detected.value, identity };
@@ -38,11 +38,8 @@ export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
 export async function prepareNode(cache: CachePaths, local: LocalConfig): Promise<NodeIdentity> {
   const id = await nodeIdentity(cache);
   const snapshot = local.snapshot().mapping;
-  const others = parseNeighbours(snapshot)
-    .filter((n) => n.publicKey !== id.identity.publicKey && n.yggdrasilMajor && !n.left)
-    .map((n) => ({ node: `${n.name ?? memberName(n.publicKey)} (${n.host ?? n.meshAddress})`, major: n.yggdrasilMajor as YggdrasilInfo["major"] }));
-  const same = assertSameMajor(id.info.major, others);
-  if (!same.ok) throw new UserError(same.error);
+  const mixed = mixedMajorProblem(snapshot, id.identity.publicKey, id.info.major);
+  if (mixed) throw new UserError(mixed);
   const { ca } = await caOrNew(snapshot);
   const settings = clusterSettings(snapshot);
   const advertised = readAdvertised(cache.lastAdvertised);
@@ -50,17 +47,8 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
   await local.update((m) => {
     if (!caFromMapping(m)) Object.assign(m, caMapping(ca));
     const current = parseNeighbours(m).find((n) => n.publicKey === id.identity.publicKey);
-    return withNeighbour(m, {
-      ...(current ?? {}),
-      publicKey: id.identity.publicKey,
-      meshAddress: id.identity.address,
-      ...(advertised.value ? { host: advertised.value.host } : current?.host ? { host: current.host } : {}),
-      sshPort: advertised.value?.port ?? current?.sshPort ?? 22,
-      yggdrasilPort: settings.yggdrasilPort,
-      yggdrasilMajor: id.info.major,
-      name: displayName(),
-      left: false,
-    });
+    const me = { publicKey: id.identity.publicKey, meshAddress: id.identity.address, yggdrasilPort: settings.yggdrasilPort, yggdrasilMajor: id.info.major, name: displayName() };
+    return withNeighbour(m, selfNeighbour(current, me, advertised.value));
   });
   // Issue the node certificate here rather than in the agent: the X.509 code then never loads
   // into the long-lived agent (see pki.ts).

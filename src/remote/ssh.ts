@@ -16,15 +16,11 @@ export interface SshTarget {
 export interface SshSettings {
   /** `<cache>/known_hosts`: trust on first use, raptiformica's own. */
   readonly knownHosts: string;
-  /** Directory for ControlMaster sockets: short, unix socket paths are limited to ~100 bytes. */
-  readonly controlDir: string;
   /** Where raptiformica's ssh_config lives (the cache dir's ssh/). */
   readonly stateDir: string;
   /** Identity files to offer besides the agent's keys. */
   readonly identities: readonly string[];
   readonly connectTimeoutSeconds?: number;
-  /** No safe short directory for control sockets: connect afresh every time. */
-  readonly noControlMaster?: boolean;
 }
 
 export function describeTarget(t: SshTarget): string {
@@ -82,7 +78,6 @@ export function sshArgv(s: SshSettings, t: SshTarget, remoteArgv: readonly strin
 }
 
 function writeConfig(s: SshSettings): void {
-  mkdirSync(s.controlDir, { recursive: true, mode: 0o700 });
   mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
   const text = renderSshConfig(s);
   const path = sshConfigPath(s);

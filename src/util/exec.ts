@@ -10,8 +10,6 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Stream the child's stdout/stderr to ours instead of capturing them. */
   live?: boolean;
-  /** No stdio at all: for programs that leave a daemon behind holding their pipes. */
-  detachedStdio?: boolean;
 }
 
 export interface Outcome {
@@ -32,7 +30,7 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     const child = spawn(file, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: opts.detachedStdio ? "ignore" : ["pipe", opts.live ? "inherit" : "pipe", opts.live ? "inherit" : "pipe"],
+      stdio: ["pipe", opts.live ? "inherit" : "pipe", opts.live ? "inherit" : "pipe"],
       detached: true,
     });
     let stdout = "";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
@@ -34,14 +34,11 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
     spawnSync("mkdir", ["-p", dir]);
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "id")]);
     pub = readFileSync(join(dir, "id.pub"), "utf8");
-    settings = { knownHosts: join(dir, "known_hosts"), stateDir: dir, controlDir: join("/tmp", `rf-cm-${lab.id}`), identities: [join(dir, "id")] };
+    settings = { knownHosts: join(dir, "known_hosts"), stateDir: dir, identities: [join(dir, "id")] };
     await startSshd(lab, 1, pub);
     await startSshd(lab, 2, pub);
   });
-  after(async () => {
-    await lab?.destroy();
-    for (const suffix of ["", "2", "3"]) if (settings) rmSync(`${settings.controlDir}${suffix}`, { recursive: true, force: true });
-  });
+  after(async () => lab?.destroy());
 
   it("runs argv remotely, quoting every word, and records the host key on first use", async () => {
     const r = await op({ host: lab.addressOf(1, 0), port: 22 }, ["printf", "%s|", "a b", "it's", "$(touch /tmp/pwned)", "*"]);
@@ -59,7 +56,7 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
   it("refuses a changed host key, naming the host and how to forget it", async () => {
     await lab.killNode(2);
     await startSshd(lab, 2, pub, { regenerateHostKey: true });
-    const r = await op({ host: lab.addressOf(2, 1), port: 22, via: [{ host: lab.addressOf(1, 0), port: 22 }] }, ["true"], { ...settings, controlDir: `${settings.controlDir}2` });
+    const r = await op({ host: lab.addressOf(2, 1), port: 22, via: [{ host: lab.addressOf(1, 0), port: 22 }] }, ["true"]);
     assert.equal(r.ok, false);
     assert.match(r.error ?? "", new RegExp(`host key of root@${lab.addressOf(2, 1).replace(/\./g, "\\.")}.*ssh-keygen -R`));
   });
@@ -68,7 +65,7 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
     const down = await op({ host: lab.addressOf(1, 0), port: 2222 }, ["true"]);
     assert.equal(down.ok, false);
     assert.match(down.error ?? "", /Cannot reach root@198\.19\.0\.2:2222 over SSH/);
-    const other = { ...settings, identities: [join(lab.nodes[0]!.dir, "op", "nokey")], controlDir: `${settings.controlDir}3` };
+    const other = { ...settings, identities: [join(lab.nodes[0]!.dir, "op", "nokey")] };
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other.identities[0]!]);
     const refused = await op({ host: lab.addressOf(1, 0), port: 22 }, ["true"], other);
     assert.equal(refused.ok, false);

@@ -8,6 +8,11 @@ import { err, ok, type Result } from "../../util/result.ts";
  */
 export type Major = "0.4" | "0.5";
 
+/** The yggdrasil binary to run: RAPTIFORMICA_YGGDRASIL (tests point it at 0.5), else PATH's. */
+export function yggdrasilBinary(env: NodeJS.ProcessEnv = process.env): string {
+  return env["RAPTIFORMICA_YGGDRASIL"] || "yggdrasil";
+}
+
 export interface YggdrasilInfo {
   /** The binary as given (a name looked up on PATH, or a path). */
   binary: string;
