@@ -35,6 +35,6 @@ export function contextFrom(cmd: Command): Context {
     installDir,
     log,
     config: new LocalConfig(paths, installDir, log, Boolean(g.strict)),
-    probe: createAvailabilityProbe(installDir),
+    probe: createAvailabilityProbe(installDir, { ...process.env, RAPTIFORMICA_HOME: installDir, RAPTIFORMICA_CACHE_DIR: cacheDir }),
   };
 }

@@ -1,7 +1,10 @@
 import type { Command } from "commander";
-import { NotAvailableYet } from "../util/errors.ts";
+import { slaveMachine } from "../ops/slave.ts";
+import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { withPort, withServerType, withSlaveFlags } from "./options.ts";
+import { withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { runJobs } from "./progress.ts";
+import { progressReporter } from "./slave-progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
 
 export function register(program: Command): void {
@@ -9,8 +12,21 @@ export function register(program: Command): void {
     .command("slave")
     .description("push raptiformica to a root-SSH host, provision it and join it to the cluster")
     .argument("<host>", "hostname or IP address of the machine");
-  withSlaveFlags(withServerType(withPort(cmd))).action(async (_host: string, opts: TypeFlags, command: Command) => {
-    await chooseTypes(contextFrom(command), opts, { server: true });
-    throw new NotAvailableYet("slave");
+  withSlaveFlags(withServerType(withPort(cmd))).action(async (host: string, opts: TypeFlags & SlaveFlags & { port: number }, command: Command) => {
+    const ctx = contextFrom(command);
+    if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
+    const { server } = await chooseTypes(ctx, opts, { server: true });
+    const [result] = await runJobs(
+      [
+        {
+          title: `slave ${host}`,
+          run: (report) => slaveMachine(ctx, { target: { host, port: opts.port }, serverType: server as string, flags: opts }, progressReporter(report)),
+        },
+      ],
+      { concurrent: 1, verbose: ctx.log.verbose },
+    );
+    if (!result?.ok) throw new UserError(result?.error ?? "slave did not run");
+    const r = result.value;
+    ctx.log.info(r.meshAddress ? `${host} is a member: ${r.meshAddress}${r.role ? ` (${r.role})` : ""}` : `${host} is provisioned (not assimilated)`);
   });
 }

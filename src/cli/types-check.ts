@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { NotAvailableYet } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
 import type { Context } from "./context.ts";
 import { resolveType } from "../config/types.ts";
@@ -21,16 +20,19 @@ export async function chooseTypes(ctx: Context, flags: TypeFlags, kinds: { serve
  * `spawn` and `package` share `--check-available`: exit 0 when a server and a compute type
  * are usable here (printing which), exit 1 with the reason otherwise.
  */
-export function withCheckAvailable(cmd: Command, name: string): Command {
+export function withCheckAvailable(
+  cmd: Command,
+  run: (ctx: Context, types: { server: string; compute: string }, opts: Record<string, unknown>) => Promise<void>,
+): Command {
   return cmd
     .option("--check-available", "only check that a server and a compute type are available here (exit 0) or not (exit 1)")
-    .action(async (opts: TypeFlags & { checkAvailable?: boolean }, command: Command) => {
+    .action(async (opts: TypeFlags & { checkAvailable?: boolean } & Record<string, unknown>, command: Command) => {
       const ctx = contextFrom(command);
       const types = await chooseTypes(ctx, opts, { server: true, compute: true });
       if (opts.checkAvailable) {
         ctx.log.info(`available: server type ${types.server}, compute type ${types.compute}`);
         return;
       }
-      throw new NotAvailableYet(name);
+      await run(ctx, { server: types.server as string, compute: types.compute as string }, opts);
     });
 }

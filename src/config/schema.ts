@@ -57,6 +57,7 @@ export const COMPUTE_KEYS = [
   "start_instance",
   "get_hostname",
   "get_port",
+  "get_host_key",
   "detect_stale_instance",
   "clean_up_instance_command",
   "package",

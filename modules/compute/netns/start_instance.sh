@@ -1,0 +1,95 @@
+#!/bin/sh
+# Starts a lightweight local machine for the netns compute type, in the per-instance dir (cwd):
+#   - its own network namespace, wired to the bridge rfns0 (198.18.250.1/24 on this host; the
+#     range RFC 2544 reserves for benchmarking, never routed) with the lowest free address;
+#   - its own mount and UTS namespaces, where this dir's root/ is /root, usr-etc/ is
+#     /usr/etc/raptiformica and a fresh tmpfs is /run: its own home, cache dir and install;
+#   - its own sshd on port 22 with a host key made here (spawn pins it) and the operator's
+#     public keys as root's authorized keys.
+# Everything else (/usr, /etc) is this host's, so what the host has installed, the instance has.
+set -eu
+inst=$(pwd)
+id=$(basename "$inst")
+short=$(printf %s "$id" | cut -c1-8)
+ns="rfn-$short"
+bridge=rfns0
+
+lock=/run/raptiformica-netns.lock
+exec 9>"$lock"
+flock -w 60 9
+
+if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge
+    ip addr add 198.18.250.1/24 dev "$bridge"
+    ip link set "$bridge" up
+fi
+
+used=" "
+for other in $(ip netns list | awk '/^rfn-/ {print $1}'); do
+    a=$(ip -n "$other" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | cut -d. -f4)
+    used="$used$a "
+done
+n=2
+while [ "$n" -le 254 ]; do
+    case "$used" in *" $n "*) n=$((n + 1)) ;; *) break ;; esac
+done
+[ "$n" -le 254 ] || { echo "netns: all 253 instance addresses on $bridge are in use; prune or destroy some" >&2; exit 1; }
+address="198.18.250.$n"
+
+ip netns add "$ns"
+ip link add "rfv$short" type veth peer name eth0 netns "$ns"
+ip link set "rfv$short" master "$bridge" up
+ip -n "$ns" link set lo up
+ip -n "$ns" addr add "$address/24" dev eth0
+ip -n "$ns" link set eth0 up
+ip -n "$ns" route add default via 198.18.250.1
+printf %s "$ns" > netns
+printf %s "$address" > address
+flock -u 9
+
+mkdir -p root usr-etc
+chmod 700 root
+rm -f ssh_host_ed25519_key ssh_host_ed25519_key.pub
+ssh-keygen -q -t ed25519 -N '' -C "$ns" -f ssh_host_ed25519_key
+
+# The operator's keys: its agent's, its usual key files, and raptiformica's own key.
+: > authorized_keys
+if [ -n "${SSH_AUTH_SOCK:-}" ]; then ssh-add -L >> authorized_keys 2>/dev/null || true; fi
+for k in "$HOME"/.ssh/id_ed25519.pub "$HOME"/.ssh/id_ecdsa.pub "$HOME"/.ssh/id_rsa.pub "${RAPTIFORMICA_CACHE_DIR:-$HOME/.raptiformica.d}"/ssh/id_ed25519.pub; do
+    [ -f "$k" ] && cat "$k" >> authorized_keys
+done
+grep -q . authorized_keys || { echo "netns: no public key to let the operator in (no SSH agent keys, no ~/.ssh/id_*.pub)" >&2; exit 1; }
+chmod 600 authorized_keys
+
+cat > sshd_config <<CONF
+Port 22
+ListenAddress $address
+HostKey /run/instance/ssh_host_ed25519_key
+AuthorizedKeysFile /run/instance/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PidFile /run/instance/sshd.pid
+StrictModes no
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+CONF
+
+mkdir -p /usr/etc/raptiformica
+ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
+    set -e
+    inst=$1
+    hostname "$2"
+    mount -t tmpfs -o mode=755 tmpfs /run
+    mkdir -p /run/instance /run/sshd
+    mount --bind "$inst" /run/instance
+    mount --bind "$inst/root" /root
+    mount --bind "$inst/usr-etc" /usr/etc/raptiformica
+    exec /usr/sbin/sshd -f /run/instance/sshd_config -E /run/instance/sshd.log
+' sh "$inst" "$ns"
+
+i=0
+while [ ! -s sshd.pid ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s sshd.pid ] || { echo "netns: sshd did not start in $ns; see $inst/sshd.log" >&2; exit 1; }
+echo "started $ns at $address"

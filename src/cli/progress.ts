@@ -1,0 +1,53 @@
+import { Listr, ListrLogger, ProcessOutput } from "listr2";
+import { errorMessage } from "../util/errors.ts";
+
+/** One unit of long-running work shown as a live line (per host for deploy, one for slave/spawn). */
+export interface Job<T> {
+  readonly title: string;
+  run(report: (text: string) => void): Promise<T>;
+}
+
+export type JobResult<T> =
+  | { readonly title: string; readonly ok: true; readonly value: T; readonly seconds: number }
+  | { readonly title: string; readonly ok: false; readonly error: string; readonly seconds: number };
+
+/**
+ * Runs jobs with live progress on stderr (stdout stays for results): a spinner line per job on
+ * a terminal, plain timestamped lines otherwise (CI, logs). A failing job does not stop the
+ * others; every job's outcome is returned in the jobs' order.
+ */
+export async function runJobs<T>(jobs: readonly Job<T>[], opts: { concurrent: number; verbose?: boolean }): Promise<JobResult<T>[]> {
+  const results: JobResult<T>[] = [];
+  const processOutput = new ProcessOutput(process.stderr, process.stderr);
+  const list = new Listr(
+    jobs.map((job, i) => ({
+      title: job.title,
+      task: async (_ctx: unknown, task: { output: string; title: string }) => {
+        const t0 = performance.now();
+        const seconds = () => Math.round((performance.now() - t0) / 100) / 10;
+        try {
+          const value = await job.run((text) => {
+            task.output = text;
+          });
+          results[i] = { title: job.title, ok: true, value, seconds: seconds() };
+          task.title = `${job.title} (${seconds()} s)`;
+        } catch (e) {
+          results[i] = { title: job.title, ok: false, error: errorMessage(e), seconds: seconds() };
+          throw new Error(`${job.title}: failed after ${seconds()} s`);
+        }
+      },
+    })),
+    {
+      concurrent: opts.concurrent,
+      exitOnError: false,
+      registerSignalListeners: true,
+      renderer: opts.verbose ? "simple" : "default",
+      fallbackRenderer: "simple",
+      fallbackRendererCondition: !process.stderr.isTTY,
+      rendererOptions: { logger: new ListrLogger({ processOutput }), collapseErrors: true },
+      fallbackRendererOptions: { logger: new ListrLogger({ processOutput }) },
+    },
+  );
+  await list.run().catch(() => undefined);
+  return jobs.map((job, i) => results[i] ?? { title: job.title, ok: false, error: "did not run", seconds: 0 });
+}

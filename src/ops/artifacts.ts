@@ -1,0 +1,27 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { run } from "../util/exec.ts";
+import { UserError } from "../util/errors.ts";
+
+/**
+ * The artifact cache (`<cache>/artifacts/repositories/<name>`): provisioner sources are cloned
+ * or fast-forwarded here, on the operator's machine, and copied to the nodes from here — so a
+ * node needs no access to the repository. A failed update keeps the previous checkout.
+ */
+export async function cacheSource(artifactsDir: string, name: string, source: string): Promise<string> {
+  const repos = join(artifactsDir, "repositories");
+  const dir = join(repos, name);
+  mkdirSync(repos, { recursive: true, mode: 0o700 });
+  if (existsSync(join(dir, ".git"))) {
+    const pulled = await run("git", ["-C", dir, "pull", "--ff-only", "-q"], { timeoutMs: 300_000 });
+    if (pulled.exitCode !== 0) {
+      // Like the original: keep going with what the cache has.
+      const reset = await run("git", ["-C", dir, "reset", "-q", "--hard", "HEAD"], { timeoutMs: 60_000 });
+      if (reset.exitCode !== 0) throw new UserError(`The cached checkout ${dir} of ${source} is broken (${reset.stderr.trim()}); remove it and try again.`);
+    }
+    return dir;
+  }
+  const cloned = await run("git", ["clone", "-q", "--", source, dir], { timeoutMs: 600_000 });
+  if (cloned.exitCode !== 0) throw new UserError(`Cannot clone ${source} (provisioner ${name}): ${cloned.stderr.trim().split("\n").pop()}`);
+  return dir;
+}

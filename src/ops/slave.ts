@@ -1,0 +1,246 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Context } from "../cli/context.ts";
+import type { SlaveFlags } from "../cli/options.ts";
+import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
+import { mappingProblem } from "../config/store.ts";
+import { parseNeighbours } from "../mesh/neighbours.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
+import { pushFile, pushTree } from "../remote/transfer.ts";
+import { UserError, errorMessage } from "../util/errors.ts";
+import { cacheSource } from "./artifacts.ts";
+import { fireLocalHook } from "./local-hook.ts";
+import { memberTargets } from "./via-member.ts";
+
+export interface SlaveRequest {
+  readonly target: SshTarget;
+  readonly serverType: string;
+  readonly flags: SlaveFlags;
+  /** Set by `spawn`: the instance id, kept in the neighbour entry so `prune` can find it. */
+  readonly uuid?: string;
+}
+
+export interface SlaveResult {
+  readonly publicKey?: string;
+  readonly meshAddress?: string;
+  readonly role?: string;
+}
+
+/** Steps a progress display can show; `detail` is human text. */
+export type SlaveProgress = (step: SlaveStep, detail?: string) => void;
+export type SlaveStep = "connect" | "upload" | "provision" | "after_slave" | "register" | "mesh" | "after_assimilate" | "done";
+
+/** What one round trip tells about the host before anything is changed on it. */
+interface HostFacts {
+  readonly os: string;
+  readonly commands: ReadonlySet<string>;
+  /** It already has a mutable config: a member (or one was), so its cluster knowledge wins. */
+  readonly hasConfig: boolean;
+}
+
+const FACTS_SCRIPT =
+  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
+  'if [ -e "$1/mutable_config.json" ]; then echo config; else echo none; fi';
+
+/** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
+const REMOTE_CACHE = ".raptiformica.d";
+
+/**
+ * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
+ * make it a member. Safe to run again on a member: every step converges (it is the update path).
+ */
+export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: SlaveProgress = () => undefined): Promise<SlaveResult> {
+  const settings = await sshSettings(ctx.paths, ctx.log);
+  const t = req.target;
+  const who = describeTarget(t);
+  const mapping = ctx.config.snapshot().mapping;
+  const rfRemote = remoteCommand(mapping);
+  const remoteInstall = dirname(dirname(rfRemote));
+
+  progress("connect");
+  const facts = await hostFacts(settings, t);
+  if (facts.os !== "Linux") {
+    throw new UserError(`${who} runs ${facts.os || "an unknown system"}; raptiformica members must run Linux (with apt-get, pacman, dnf or apk).`);
+  }
+  if (!facts.commands.has("tar") && !facts.commands.has("rsync")) {
+    throw new UserError(`${who} has neither rsync nor tar, so raptiformica cannot be copied there. Install one of them and run slave again.`);
+  }
+
+  progress("upload", `raptiformica → ${remoteInstall}`);
+  const bundle = join(ctx.installDir, "dist", "raptiformica.mjs");
+  if (!existsSync(bundle)) {
+    throw new UserError(`${bundle} does not exist, so there is nothing to copy to ${who}. Build it first: \`npm run build\` in ${ctx.installDir}.`);
+  }
+  const rsync = facts.commands.has("rsync");
+  await pushTree(settings, t, { from: ctx.installDir, entries: ["bin", "dist", "modules", "package.json"], to: remoteInstall, exclude: [".vagrant"] }, rsync);
+  if (existsSync(ctx.paths.modules)) {
+    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE }, rsync);
+  }
+  // A member keeps its own (cluster-synced) config; a new machine gets ours.
+  await pushFile(settings, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(mapping, null, 2)}\n`, { onlyIfAbsent: true });
+
+  if (req.flags.provision) {
+    await provision(ctx, settings, t, mapping, req.serverType, remoteInstall, rsync, progress);
+  } else if (!facts.commands.has("node")) {
+    throw new UserError(`${who} has no node, and --no-provision skips installing it. Drop --no-provision, or use a machine (image) that has node 18+, yggdrasil and etcd.`);
+  }
+  const version = await sshRun(settings, t, [rfRemote, "--version"], { timeoutMs: 60_000 });
+  if (version.exitCode !== 0) {
+    throw new UserError(`raptiformica does not run on ${who} (${rfRemote} --version exited ${version.exitCode}: ${lastLines(version.stderr)}). It needs node 18 or newer there.`);
+  }
+
+  progress("after_slave");
+  await fireLocalHook(ctx, "after_slave", { host: t.host, port: t.port, serverType: req.serverType, ...(req.uuid ? { uuid: req.uuid } : {}) });
+  if (!req.flags.assimilate) return {};
+
+  const result = await assimilate(ctx, settings, req, rfRemote, facts.hasConfig, progress);
+  if (req.flags.afterAssimilate) {
+    progress("after_assimilate");
+    await fireLocalHook(ctx, "after_assimilate", { host: t.host, port: t.port, ...result });
+  }
+  progress("done");
+  return result;
+}
+
+async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
+  const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
+  if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
+  const [os = "", commands = "", config = ""] = out.stdout.split("\n").map((l) => l.trim());
+  return { os, commands: new Set(commands.split(/\s+/).filter(Boolean)), hasConfig: config === "config" };
+}
+
+/**
+ * Runs the server type's provisioners in name order: a provisioner with a `source` gets its
+ * checkout from this machine's artifact cache (so private repositories reachable only from
+ * here work) in /usr/etc/<name>; the bootstrap runs there (or in the install dir without a
+ * source). Bootstraps are shell by contract.
+ */
+async function provision(
+  ctx: Context,
+  s: SshSettings,
+  t: SshTarget,
+  mapping: FlatMapping,
+  serverType: string,
+  remoteInstall: string,
+  rsync: boolean,
+  progress: SlaveProgress,
+): Promise<void> {
+  for (const p of provisioners(mapping, serverType)) {
+    let dir = remoteInstall;
+    if (p.source) {
+      progress("provision", `${p.name}: fetching ${p.source}`);
+      const local = await cacheSource(ctx.paths.artifacts, p.name, p.source);
+      dir = `/usr/etc/${p.name}`;
+      await pushTree(s, t, { from: dirname(local), entries: [p.name], to: "/usr/etc" }, rsync);
+    }
+    if (!p.bootstrap) continue;
+    progress("provision", `${p.name}: running its bootstrap`);
+    const out = await sshRun(s, t, ["sh", "-c", 'cd "$1" && eval "$2"', "sh", dir, p.bootstrap], { timeoutMs: 1_800_000 });
+    if (ctx.log.verbose && out.stdout.trim()) ctx.log.debug(out.stdout.trimEnd());
+    if (out.exitCode !== 0) {
+      throw new UserError(
+        `Provisioning ${describeTarget(t)} failed: server type ${serverType}, provisioner ${p.name} exited ${out.exitCode}${out.timedOut ? " (timed out)" : ""}: ${lastLines(out.stderr || out.stdout, 5)}`,
+      );
+    }
+  }
+}
+
+interface Provisioner {
+  readonly name: string;
+  readonly source?: string;
+  readonly bootstrap?: string;
+}
+
+export function provisioners(mapping: FlatMapping, serverType: string): Provisioner[] {
+  const prefix = `${KEY_ROOT}/server/${serverType}/`;
+  const names = new Set(keysUnder(mapping, prefix).map((k) => k.slice(prefix.length).split("/")[0] as string));
+  return [...names].sort().map((name) => {
+    const source = mapping[`${prefix}${name}/source`];
+    const bootstrap = mapping[`${prefix}${name}/bootstrap`];
+    return { name, ...(source ? { source } : {}), ...(bootstrap ? { bootstrap } : {}) };
+  });
+}
+
+/**
+ * Makes the provisioned host a member: it records how it is reached (advertise), a member
+ * registers its key in the cluster (so every member accepts it and those that can reach it
+ * dial it; the new node dials out to the others itself, which is what makes NAT work), it
+ * gets the cluster's current knowledge, runs `mesh`, and this machine learns the result.
+ */
+async function assimilate(
+  ctx: Context,
+  s: SshSettings,
+  req: SlaveRequest,
+  rfRemote: string,
+  hadConfig: boolean,
+  progress: SlaveProgress,
+): Promise<SlaveResult> {
+  const t = req.target;
+  const who = describeTarget(t);
+  const rf = async (argv: string[], timeoutMs = 120_000) => {
+    const out = await sshRun(s, t, [rfRemote, ...argv], { timeoutMs });
+    if (out.exitCode !== 0) throw new UserError(`\`raptiformica ${argv.join(" ")}\` failed on ${who} (exit ${out.exitCode}): ${lastLines(out.stderr)}`);
+    return out.stdout;
+  };
+  progress("register");
+  await rf(["advertise", t.host, "--port", String(t.port)]);
+  const id = JSON.parse(await rf(["identity", "--json"])) as { publicKey: string; meshAddress: string };
+
+  const members = memberTargets(ctx.config.snapshot().mapping).filter((m) => !(m.host === t.host && m.port === t.port));
+  if (members.length > 0) {
+    const cluster = await injectOnMember(s, members, rfRemote, t, id.publicKey, ctx.config.snapshot().mapping);
+    // The freshest knowledge (the new neighbour included) for the new node, unless it has its own.
+    await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
+  }
+
+  progress("mesh", id.meshAddress);
+  await rf(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
+  if (req.uuid) await rf(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
+
+  // Learn what the cluster knows now, so later commands from here reach its members.
+  const learned = parseMapping(await rf(["config", "show", "--json"]), who);
+  await ctx.config.update(() => learned);
+  const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
+  const members2 = JSON.parse(await rf(["members", "--json"], 60_000)) as { members: { publicKey?: string; meshAddress: string; role?: string }[] };
+  const role = members2.members.find((m) => m.meshAddress === id.meshAddress)?.role;
+  return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
+}
+
+/** Registers the new node on the first member that answers; returns that member's view of the config. */
+async function injectOnMember(s: SshSettings, members: SshTarget[], rfRemote: string, t: SshTarget, key: string, fallback: FlatMapping): Promise<FlatMapping> {
+  const tried: string[] = [];
+  for (const m of members) {
+    try {
+      const out = await sshRun(s, m, [rfRemote, "inject", t.host, "--port", String(t.port), "--key", key], { timeoutMs: 120_000 });
+      if (out.exitCode !== 0) {
+        tried.push(`${describeTarget(m)}: inject exited ${out.exitCode}: ${lastLines(out.stderr)}`);
+        continue;
+      }
+      const shown = await sshRun(s, m, [rfRemote, "config", "show", "--json"], { timeoutMs: 60_000 });
+      return shown.exitCode === 0 ? parseMapping(shown.stdout, describeTarget(m)) : fallback;
+    } catch (e) {
+      tried.push(errorMessage(e));
+    }
+  }
+  throw new UserError(
+    `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
+      "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
+  );
+}
+
+function parseMapping(text: string, who: string): FlatMapping {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON.`);
+  }
+  const problem = mappingProblem(parsed);
+  if (problem) throw new UserError(`The config ${who} reported is not usable: ${problem}. Nothing was changed here.`);
+  return parsed as FlatMapping;
+}
+
+function lastLines(text: string, n = 3): string {
+  return text.trim().split("\n").slice(-n).join(" | ") || "no error output";
+}

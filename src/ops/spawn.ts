@@ -1,0 +1,44 @@
+import type { Context } from "../cli/context.ts";
+import type { SlaveFlags } from "../cli/options.ts";
+import { cleanUpInstance, startInstance, type StartedInstance } from "../compute/instance.ts";
+import { pinHostKey } from "../remote/known-hosts.ts";
+import { sshSettings } from "../remote/settings.ts";
+import { fireLocalHook } from "./local-hook.ts";
+import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
+
+export interface SpawnRequest {
+  readonly computeType: string;
+  readonly serverType: string;
+  readonly flags: SlaveFlags;
+}
+
+export type SpawnProgress = (step: "start_instance" | "after_start_instance" | Parameters<SlaveProgress>[0], detail?: string) => void;
+
+export function computeEnv(ctx: Context) {
+  return { machinesDir: ctx.paths.machines, installDir: ctx.installDir, cacheDir: ctx.paths.root, log: ctx.log };
+}
+
+/**
+ * `spawn`: start an instance with the compute type, pin its host key when the type reports
+ * one, fire after_start_instance, then slave it (with the instance id in its neighbour entry,
+ * for `prune`). If slaving fails the instance is cleaned up again: nothing half-made is left.
+ */
+export async function spawnMachine(ctx: Context, req: SpawnRequest, progress: SpawnProgress = () => undefined): Promise<StartedInstance & SlaveResult> {
+  const { mapping } = ctx.config.snapshot();
+  // Before the instance starts: the compute type installs the operator's public keys in it,
+  // and when the operator has none, this is where raptiformica makes one.
+  await sshSettings(ctx.paths, ctx.log);
+  progress("start_instance", req.computeType);
+  const inst = await startInstance(computeEnv(ctx), mapping, req.computeType, req.serverType);
+  try {
+    if (inst.hostKey) await pinHostKey(ctx.paths.knownHosts, inst.host, inst.port, inst.hostKey);
+    progress("after_start_instance", `${inst.host}:${inst.port}`);
+    await fireLocalHook(ctx, "after_start_instance", { uuid: inst.uuid, host: inst.host, port: inst.port, computeType: inst.computeType, serverType: inst.serverType });
+    const result = await slaveMachine(ctx, { target: { host: inst.host, port: inst.port }, serverType: req.serverType, flags: req.flags, uuid: inst.uuid }, progress);
+    return { ...inst, ...result };
+  } catch (e) {
+    ctx.log.info(`spawn failed; removing instance ${inst.uuid} (${inst.host})`);
+    await cleanUpInstance(computeEnv(ctx), mapping, inst);
+    throw e;
+  }
+}
