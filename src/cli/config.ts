@@ -4,6 +4,25 @@ import { typeStatuses, type TypeKind } from "../config/types.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom, type Context } from "./context.ts";
 import { SharedConfig } from "../node/shared-config.ts";
+import { existsSync } from "node:fs";
+import { memberTargets, onFirstMember } from "../ops/via-member.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+
+/**
+ * On an operator machine (not a member) that knows members, config commands are answered by
+ * the first reachable member: the cluster's KV is the truth, not this machine's old copy.
+ * Returns true when the command was forwarded (its output and exit code passed through).
+ */
+async function forwarded(ctx: Context, argv: string[]): Promise<boolean> {
+  if (existsSync(ctx.node.nodeCert)) return false;
+  const { mapping } = ctx.config.snapshot();
+  if (memberTargets(mapping).length === 0) return false;
+  const { out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "config", ...argv]);
+  process.stdout.write(out.stdout);
+  process.stderr.write(out.stderr);
+  process.exitCode = out.exitCode;
+  return true;
+}
 
 /** The cluster KV when this machine is a member and it answers, else the local config. */
 async function withShared<T>(ctx: Context, fn: (shared: SharedConfig) => Promise<T>): Promise<T> {
@@ -43,6 +62,7 @@ export function register(program: Command): void {
     .option("--json", "print a JSON object of key → value")
     .action(async (prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
+      if (await forwarded(ctx, ["show", ...(prefix !== undefined ? [prefix] : []), ...(opts.json ? ["--json"] : [])])) return;
       const { mapping } = await withShared(ctx, (s) => s.snapshot());
       const keys = prefix === undefined ? Object.keys(mapping).sort() : keysUnder(mapping, normalizeKey(prefix));
       if (prefix !== undefined && keys.length === 0) {
@@ -63,6 +83,7 @@ export function register(program: Command): void {
     .argument("<key>", "config key, e.g. raptiformica/meshnet/etcd/max_voters")
     .action(async (key: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFrom(cmd);
+      if (await forwarded(ctx, ["get", key])) return;
       const k = normalizeKey(key);
       const { mapping } = await withShared(ctx, (s) => s.snapshot());
       const value = mapping[k];
@@ -81,6 +102,7 @@ export function register(program: Command): void {
     .argument("<value>", "value (stored as a string)")
     .action(async (key: string, value: string, _opts: unknown, cmd: Command) => {
       const ctx = contextFrom(cmd);
+      if (await forwarded(ctx, ["set", key, value])) return;
       const k = normalizeKey(key);
       const problem = keyProblem(k);
       if (problem) throw new UserError(`Cannot set config key "${key}": ${problem}.`);
@@ -100,6 +122,7 @@ export function register(program: Command): void {
     .option("-r, --recursive", "delete every key below KEY too")
     .action(async (key: string, opts: { recursive?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
+      if (await forwarded(ctx, ["delete", key, ...(opts.recursive ? ["--recursive"] : [])])) return;
       const k = normalizeKey(key);
       await withShared(ctx, (s) => s.update((m) => {
         const targets = opts.recursive ? keysUnder(m, k) : m[k] !== undefined ? [k] : [];

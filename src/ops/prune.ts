@@ -1,0 +1,114 @@
+import { existsSync, rmSync } from "node:fs";
+import type { Context } from "../cli/context.ts";
+import { cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
+import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import { listTypes } from "../config/types.ts";
+import { parseNeighbours } from "../mesh/neighbours.ts";
+import { SharedConfig } from "../node/shared-config.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { errorMessage } from "../util/errors.ts";
+import { computeEnv } from "./spawn.ts";
+import { memberTargets, onFirstMember } from "./via-member.ts";
+
+export interface PruneReport {
+  readonly removed: readonly Instance[];
+  readonly kept: readonly Instance[];
+  /** Neighbour entries (public keys) removed from the cluster config. */
+  readonly neighbours: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * `prune`: every local instance (of every compute × server type in the config) whose compute
+ * type reports it stale is cleaned up, and the neighbour entries carrying its id are removed
+ * from the cluster config — matched by uuid only, so slaved (uuid-less) members in the same
+ * cluster are never touched. `force` removes every instance (what `destroy` does).
+ */
+export async function prune(ctx: Context, opts: { force?: boolean } = {}): Promise<PruneReport> {
+  const { mapping } = ctx.config.snapshot();
+  const env = computeEnv(ctx);
+  const removed: Instance[] = [];
+  const kept: Instance[] = [];
+  for (const compute of listTypes(mapping, "compute")) {
+    for (const server of listTypes(mapping, "server")) {
+      for (const inst of listInstances(env, compute, server)) {
+        if (!opts.force && (await isAlive(env, mapping, inst))) {
+          kept.push(inst);
+          continue;
+        }
+        ctx.log.info(`removing instance ${inst.uuid} (${compute}, ${server})`);
+        await cleanUpInstance(env, mapping, inst);
+        removed.push(inst);
+      }
+    }
+  }
+  const uuids = new Set(removed.map((i) => i.uuid));
+  const warnings: string[] = [];
+  let neighbours: string[] = [];
+  if (uuids.size > 0) {
+    try {
+      neighbours = await removeNeighbours(ctx, mapping, uuids);
+    } catch (e) {
+      warnings.push(`the neighbour entries of the removed instances could not be removed from the cluster: ${errorMessage(e)}`);
+    }
+  }
+  return { removed, kept, neighbours, warnings };
+}
+
+function neighbourKeysWith(mapping: FlatMapping, uuids: ReadonlySet<string>): string[] {
+  return parseNeighbours(mapping)
+    .filter((n) => n.uuid !== undefined && uuids.has(n.uuid))
+    .map((n) => n.publicKey);
+}
+
+function withoutNeighbours(m: FlatMapping, keys: readonly string[]): FlatMapping {
+  for (const key of keys) {
+    const prefix = `${KEY_ROOT}/meshnet/neighbours/${key}/`;
+    for (const k of Object.keys(m)) if (k.startsWith(prefix)) delete m[k];
+  }
+  return m;
+}
+
+/**
+ * On a member: through the cluster KV. On an operator machine: on the first reachable member,
+ * and in the local copy. With no member left at all, in the local copy only.
+ */
+async function removeNeighbours(ctx: Context, mapping: FlatMapping, uuids: ReadonlySet<string>): Promise<string[]> {
+  if (existsSync(ctx.node.nodeCert)) {
+    const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
+    try {
+      const keys = neighbourKeysWith((await shared.snapshot()).mapping, uuids);
+      if (keys.length > 0) await shared.update((m) => withoutNeighbours(m, keys));
+      return keys;
+    } finally {
+      shared.close();
+    }
+  }
+  const keys = neighbourKeysWith(mapping, uuids);
+  if (keys.length === 0) return [];
+  const stillThere = memberTargets(withoutNeighbours({ ...mapping }, keys));
+  if (stillThere.length > 0) {
+    const rf = remoteCommand(mapping);
+    for (const key of keys) {
+      const { out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), withoutNeighbours({ ...mapping }, keys), [
+        rf,
+        "config",
+        "delete",
+        "--recursive",
+        `${KEY_ROOT}/meshnet/neighbours/${key}`,
+      ]);
+      if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
+    }
+  }
+  await ctx.config.update((m) => withoutNeighbours(m, keys));
+  return keys;
+}
+
+/** `destroy`: every local instance goes, then this machine forgets the cluster (and, if asked, its caches). */
+export async function destroy(ctx: Context, opts: { purgeArtifacts?: boolean; purgeModules?: boolean }): Promise<PruneReport> {
+  const report = await prune(ctx, { force: true });
+  rmSync(ctx.paths.mutableConfig, { force: true });
+  if (opts.purgeArtifacts) rmSync(ctx.paths.artifacts, { recursive: true, force: true });
+  if (opts.purgeModules) rmSync(ctx.paths.modules, { recursive: true, force: true });
+  return report;
+}
