@@ -17,7 +17,7 @@ export interface CliResult {
 export interface Sandbox {
   home: string;
   cache: string;
-  run(args: string[], opts?: { env?: NodeJS.ProcessEnv; cwd?: string }): Promise<CliResult>;
+  run(args: string[], opts?: { env?: NodeJS.ProcessEnv; cwd?: string; timeout?: number }): Promise<CliResult>;
   cleanup(): void;
 }
 
@@ -35,7 +35,7 @@ export function sandbox(): Sandbox {
         extendEnv: false,
         cwd: opts.cwd ?? home,
         reject: false,
-        timeout: 60_000,
+        timeout: opts.timeout ?? 60_000,
       });
       return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
     },

@@ -14,5 +14,10 @@ if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
 fi
 exec 9>/run/raptiformica-netns.lock
 flock -w 60 9
-if ! ip netns list | grep -q '^rfn-'; then ip link del rfns0 2>/dev/null || true; fi
+if ! ip netns list | grep -q '^rfn-'; then
+    ip link del rfns0 2>/dev/null || true
+    for t in iptables ip6tables; do
+        command -v "$t" >/dev/null 2>&1 && "$t" -D FORWARD -i rfns0 -o rfns0 -j ACCEPT 2>/dev/null || true
+    done
+fi
 exit 0

@@ -23,6 +23,13 @@ if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip addr add 198.18.250.1/24 dev "$bridge"
     ip link set "$bridge" up
 fi
+# Where docker runs, bridged traffic goes through iptables' FORWARD chain with a DROP policy:
+# let the instances talk to each other (this bridge only; removed with the bridge).
+for t in iptables ip6tables; do
+    if command -v "$t" >/dev/null 2>&1 && ! "$t" -C FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null; then
+        "$t" -I FORWARD -i "$bridge" -o "$bridge" -j ACCEPT 2>/dev/null || true
+    fi
+done
 
 used=" "
 for other in $(ip netns list | awk '/^rfn-/ {print $1}'); do
@@ -43,6 +50,8 @@ ip -n "$ns" link set lo up
 ip -n "$ns" addr add "$address/24" dev eth0
 ip -n "$ns" link set eth0 up
 ip -n "$ns" route add default via 198.18.250.1
+# An instance that had this address before may linger in this host's ARP cache.
+ip neigh flush to "$address" dev "$bridge" 2>/dev/null || true
 printf %s "$ns" > netns
 printf %s "$address" > address
 flock -u 9
@@ -64,6 +73,7 @@ chmod 600 authorized_keys
 cat > sshd_config <<CONF
 Port 22
 ListenAddress $address
+ListenAddress 127.0.0.1
 HostKey /run/instance/ssh_host_ed25519_key
 AuthorizedKeysFile /run/instance/authorized_keys
 PermitRootLogin prohibit-password
