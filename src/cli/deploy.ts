@@ -1,10 +1,20 @@
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
-import { NotAvailableYet, UserError } from "../util/errors.ts";
+import Table from "cli-table3";
+import { UserError } from "../util/errors.ts";
 import { parseInventory } from "../ops/inventory.ts";
+import { installModule } from "../ops/install.ts";
+import { deploy, hostLabel, type HostReport } from "../ops/deploy.ts";
 import { contextFrom } from "./context.ts";
-import { parsePositiveInt, withServerType, withSlaveFlags } from "./options.ts";
+import { parsePositiveInt, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { runJobs } from "./progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
+
+interface DeployOptions extends TypeFlags, SlaveFlags {
+  modules?: string[];
+  concurrent: number;
+  json?: boolean;
+}
 
 export function register(program: Command): void {
   const cmd = program
@@ -14,16 +24,62 @@ export function register(program: Command): void {
   withSlaveFlags(withServerType(cmd))
     .option("--modules <module...>", "modules to install before deploying")
     .option("--concurrent <n>", "hosts to work on at once", parsePositiveInt, 5)
-    .action(async (inventory: string, opts: TypeFlags, command: Command) => {
+    .option("--json", "print the per-host results as JSON instead of a table")
+    .action(async (inventory: string, opts: DeployOptions, command: Command) => {
       let text: string;
       try {
         text = readFileSync(inventory, "utf8");
       } catch (e) {
         throw new UserError(`Cannot read the inventory ${inventory}: ${(e as Error).message}.`);
       }
+      // The whole inventory is checked before anything is touched (modules, hosts).
       const hosts = parseInventory(text, inventory);
       if (!hosts.ok) throw new UserError(hosts.error);
-      await chooseTypes(contextFrom(command), opts, { server: true });
-      throw new NotAvailableYet("deploy");
+      const ctx = contextFrom(command);
+      for (const m of opts.modules ?? []) {
+        const r = await installModule(ctx.config, m, ctx.log);
+        ctx.log.info(`${r.replaced ? "Updated" : "Installed"} module ${r.name} in ${r.dir}: ${r.files} module file(s), ${r.keys} key(s).`);
+      }
+      // After the modules: one of them may bring the server type.
+      const { server } = await chooseTypes(ctx, opts, { server: true });
+      const report = await deploy(
+        ctx,
+        { hosts: hosts.value, serverType: server as string, flags: opts, concurrent: opts.concurrent },
+        (jobs, concurrent) => runJobs(jobs, { concurrent, verbose: ctx.log.verbose }),
+      );
+      if (report.refreshProblem) ctx.log.warn(`could not refresh this machine's view of the cluster after deploying: ${report.refreshProblem}`);
+      if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else process.stdout.write(renderDeployTable(report.hosts, process.stdout.isTTY ? process.stdout.columns : undefined));
+      const failed = report.hosts.filter((h) => !h.ok);
+      const summary = `deployed ${report.hosts.length - failed.length} of ${report.hosts.length} host(s) in ${report.totalSeconds} s`;
+      if (failed.length) throw new UserError(`${summary}; failed: ${failed.map((h) => hostLabel(h)).join(", ")} (see the table for why).`);
+      ctx.log.info(summary);
     });
+}
+
+/**
+ * One row per host: host, via, ok/failed, the role it has now (or why it failed, wrapped so a
+ * long error stays readable), and the seconds spent on it.
+ */
+export function renderDeployTable(hosts: readonly HostReport[], columns = 100): string {
+  const head = ["Host", "Via", "Result", "Role / error", "Seconds"];
+  const hostW = Math.max(head[0]!.length, ...hosts.map((h) => hostLabel(h).length)) + 2;
+  const viaW = Math.max(head[1]!.length, ...hosts.map((h) => (h.via ?? "-").length)) + 2;
+  const resultW = 8;
+  const secondsW = 9;
+  // 6 borders; the rest is for the role / error column.
+  const detailW = Math.max(30, Math.min(columns, 160) - hostW - viaW - resultW - secondsW - 6);
+  const table = new Table({
+    head,
+    colWidths: [hostW, viaW, resultW, detailW, secondsW],
+    wordWrap: true,
+    wrapOnWordBoundary: true,
+    colAligns: ["left", "left", "left", "left", "right"],
+    style: { head: [], border: [] },
+  });
+  for (const h of hosts) {
+    const detail = h.ok ? `${h.role ?? (h.meshAddress ? "member" : "provisioned")}${h.meshAddress ? ` ${h.meshAddress}` : ""}${h.bootstrapped ? " (first member)" : ""}` : (h.error ?? "failed");
+    table.push([hostLabel(h), h.via ?? "-", h.ok ? "ok" : "failed", detail, h.seconds.toFixed(1)]);
+  }
+  return `${table.toString()}\n`;
 }

@@ -1,0 +1,296 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Context } from "../cli/context.ts";
+import type { SlaveFlags } from "../cli/options.ts";
+import type { Job, JobResult } from "../cli/progress.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import { mappingProblem } from "../config/store.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { describeTarget, renderSshConfig, sshConfigPath, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { InventoryHost } from "./inventory.ts";
+import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
+import { memberTargets } from "./via-member.ts";
+
+/*
+ * `deploy`: `slave` for every host of an inventory, at most `concurrent` at once.
+ *
+ * No `clean` first. The original wiped every host (`raptiformica_clean.py`) before slaving
+ * it, which on a re-deploy onto a live cluster tears each member down — its etcd membership,
+ * its data, its agent — and rebuilds it, possibly several voters at once (quorum gone).
+ * `slave` converges instead: on a member it updates the code, re-provisions and re-runs
+ * `mesh`, keeping the node's identity and its place in the cluster, so it is the update
+ * path. A host that must start from scratch can be cleaned explicitly (`raptiformica clean`
+ * on it) before deploying.
+ *
+ * One cluster, not many: when this machine knows no member yet, every host would bootstrap
+ * its own one-node cluster if all were slaved at once. So one host — the first of the
+ * inventory, or if it fails the next one — is slaved alone first (it bootstraps); the others
+ * wait for it and then join through it, concurrently. When members are already known, all
+ * hosts go at once.
+ *
+ * Jump hosts: a host with `via` is reached through ProxyJump, which only needs the jump
+ * host's sshd, so it does not wait for the jump host's own slave. When it fails, its jump
+ * hosts are checked one by one and the message names the first that cannot be reached (or
+ * says that a jump host itself failed to join).
+ *
+ * Shared state on this machine: the mutable config is updated under a lock, atomically (each
+ * slave stores what the cluster told it; deploy refreshes it from a member at the end, so the
+ * last view wins, not the last slave to finish); the SSH key and ssh_config are made once
+ * before any job starts (concurrent first uses would race on them); new host keys are
+ * appended to known_hosts by each ssh, one line per append.
+ */
+
+export interface DeployRequest {
+  readonly hosts: readonly InventoryHost[];
+  readonly serverType: string;
+  readonly flags: SlaveFlags;
+  readonly concurrent: number;
+}
+
+/** Runs the jobs with live progress (the CLI passes `runJobs`). */
+export type JobRunner = <T>(jobs: readonly Job<T>[], concurrent: number) => Promise<JobResult<T>[]>;
+
+export interface HostReport {
+  readonly dst: string;
+  readonly port: number;
+  readonly via?: string;
+  readonly ok: boolean;
+  readonly meshAddress?: string;
+  readonly role?: string;
+  readonly error?: string;
+  /** Time spent slaving this host (without waiting for the first member). */
+  readonly seconds: number;
+  /** Time waited for the first member to bootstrap the cluster. */
+  readonly waitedSeconds: number;
+  /** This host bootstrapped the cluster (this machine knew no member before). */
+  readonly bootstrapped?: boolean;
+}
+
+export interface DeployReport {
+  readonly hosts: HostReport[];
+  readonly totalSeconds: number;
+  /** Why the final refresh from a member did not happen, if it did not. */
+  readonly refreshProblem?: string;
+}
+
+export type GateTurn = "bootstrap" | "join";
+
+/**
+ * Lets exactly one host at a time bootstrap while no member is known, and the rest in once
+ * one succeeded. `enter` resolves "bootstrap" for the host that must go alone (lowest index
+ * first) or "join" once the cluster exists; the bootstrapping host calls `leave` with its
+ * outcome: success opens the gate for everyone, failure hands the turn to the next waiting host.
+ */
+export class BootstrapGate {
+  private state: "free" | "busy" | "open";
+  private readonly waiting: { index: number; resolve: (turn: GateTurn) => void }[] = [];
+
+  constructor(open: boolean) {
+    this.state = open ? "open" : "free";
+  }
+
+  get isOpen(): boolean {
+    return this.state === "open";
+  }
+
+  enter(index: number): Promise<GateTurn> {
+    if (this.state === "open") return Promise.resolve("join");
+    if (this.state === "free") {
+      this.state = "busy";
+      return Promise.resolve("bootstrap");
+    }
+    return new Promise((resolve) => {
+      this.waiting.push({ index, resolve });
+      this.waiting.sort((a, b) => a.index - b.index);
+    });
+  }
+
+  leave(succeeded: boolean): void {
+    if (this.state !== "busy") return;
+    if (succeeded) {
+      this.state = "open";
+      for (const w of this.waiting.splice(0)) w.resolve("join");
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next.resolve("bootstrap");
+    else this.state = "free";
+  }
+}
+
+export function hostLabel(h: Pick<InventoryHost, "dst" | "port">): string {
+  return h.port === 22 ? h.dst : `${h.dst}:${h.port}`;
+}
+
+/** Deploys every host; never throws for one host's failure (each host's outcome is in the report). */
+export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner): Promise<DeployReport> {
+  const t0 = performance.now();
+  const settings = await sshSettings(ctx.paths, ctx.log);
+  prepareSshConfig(settings);
+  const assimilate = req.flags.assimilate;
+  const gate = new BootstrapGate(!assimilate || memberTargets(ctx.config.snapshot().mapping).length > 0);
+  const outcomes = new Map<number, { ok: boolean; error?: string }>();
+  const timing = new Map<number, { waited: number; slaved: number; bootstrapped: boolean }>();
+  const byDst = new Map(req.hosts.map((h) => [h.dst, h]));
+
+  const jobs: Job<SlaveResult>[] = req.hosts.map((h) => ({
+    title: `${hostLabel(h)}${h.via ? ` (via ${h.via})` : ""}`,
+    run: async (report) => {
+      const started = performance.now();
+      let turn: GateTurn = "join";
+      if (!gate.isOpen) {
+        report("waiting for the first member");
+        turn = await gate.enter(h.index);
+      }
+      const waited = (performance.now() - started) / 1000;
+      const slaveStart = performance.now();
+      const progress: SlaveProgress = (step, detail) => report(`${turn === "bootstrap" ? "[first member] " : ""}${stepLabel(step)}${detail ? `: ${detail}` : ""}`);
+      const done = (ok: boolean, error?: string) => {
+        outcomes.set(h.index, { ok, ...(error ? { error } : {}) });
+        timing.set(h.index, { waited, slaved: (performance.now() - slaveStart) / 1000, bootstrapped: turn === "bootstrap" && ok });
+      };
+      try {
+        const result = await slaveMachine(ctx, { target: h.target, serverType: req.serverType, flags: req.flags }, progress);
+        done(true);
+        if (turn === "bootstrap") gate.leave(assimilate ? Boolean(result.meshAddress) : true);
+        return result;
+      } catch (e) {
+        let message = errorMessage(e);
+        if (h.target.via?.length) message = await explainViaFailure(settings, h, message, byDst, outcomes);
+        done(false, message);
+        if (turn === "bootstrap") gate.leave(false);
+        throw new Error(message);
+      }
+    },
+  }));
+
+  const results = await runner(jobs, req.concurrent);
+  let hosts: HostReport[] = req.hosts.map((h, i) => {
+    const r = results[i];
+    const t = timing.get(h.index);
+    const base = {
+      dst: h.dst,
+      port: h.port,
+      ...(h.via ? { via: h.via } : {}),
+      seconds: round1(t?.slaved ?? r?.seconds ?? 0),
+      waitedSeconds: round1(t?.waited ?? 0),
+      ...(t?.bootstrapped ? { bootstrapped: true } : {}),
+    };
+    if (r?.ok) return { ...base, ok: true, ...(r.value.meshAddress ? { meshAddress: r.value.meshAddress } : {}), ...(r.value.role ? { role: r.value.role } : {}) };
+    return { ...base, ok: false, error: outcomes.get(h.index)?.error ?? (r && !r.ok ? r.error : "did not run") };
+  });
+
+  let refreshProblem: string | undefined;
+  const reached = req.hosts.filter((h, i) => hosts[i]?.ok && hosts[i]?.meshAddress).map((h) => h.target);
+  if (assimilate && reached.length > 0) {
+    try {
+      const roles = await refreshFromMember(ctx, settings, reached);
+      hosts = hosts.map((r) => (r.ok && r.meshAddress && roles.has(r.meshAddress) ? { ...r, role: roles.get(r.meshAddress) as string } : r));
+    } catch (e) {
+      refreshProblem = errorMessage(e);
+    }
+  }
+  return { hosts, totalSeconds: round1((performance.now() - t0) / 1000), ...(refreshProblem ? { refreshProblem } : {}) };
+}
+
+const STEP_LABELS: Record<Parameters<SlaveProgress>[0], string> = {
+  connect: "connecting",
+  upload: "copying raptiformica",
+  provision: "provisioning",
+  after_slave: "after_slave hook",
+  register: "registering with the cluster",
+  mesh: "joining the mesh",
+  after_assimilate: "after_assimilate hook",
+  done: "done",
+};
+
+function stepLabel(step: Parameters<SlaveProgress>[0]): string {
+  return STEP_LABELS[step] ?? step;
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+/**
+ * ssh_config (and the SSH key, made by sshSettings) before any concurrent ssh: each sshRun
+ * rewrites the config when it differs, and a half-written file read by a concurrent ssh would
+ * fail that host for nothing. Written beside and renamed, so readers see all or nothing.
+ */
+function prepareSshConfig(s: SshSettings): void {
+  mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
+  const path = sshConfigPath(s);
+  const text = renderSshConfig(s);
+  let current = "";
+  try {
+    current = readFileSync(path, "utf8");
+  } catch {
+    /* first use */
+  }
+  if (current === text) return;
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/**
+ * A host behind jump hosts failed: check its jump hosts in order (each through the ones
+ * before it) and name the first that cannot be reached; else mention a jump host whose own
+ * slave failed; else keep the host's own error.
+ */
+export async function explainViaFailure(
+  s: SshSettings,
+  h: InventoryHost,
+  message: string,
+  byDst: ReadonlyMap<string, InventoryHost>,
+  outcomes: ReadonlyMap<number, { ok: boolean; error?: string }>,
+): Promise<string> {
+  const hops = h.target.via ?? [];
+  const who = describeTarget(h.target);
+  for (let k = 0; k < hops.length; k++) {
+    const hop = hops[k] as SshTarget;
+    const target: SshTarget = { ...hop, ...(k > 0 ? { via: hops.slice(0, k) } : {}) };
+    try {
+      await sshRun(s, target, ["true"], { timeoutMs: 30_000 });
+    } catch (e) {
+      return `Cannot reach ${who}: its jump host ${hop.host} cannot be reached. ${errorMessage(e)}`;
+    }
+  }
+  const failedHops = hops
+    .map((hop) => byDst.get(hop.host))
+    .filter((x): x is InventoryHost => x !== undefined && outcomes.get(x.index)?.ok === false)
+    .map((x) => x.dst);
+  if (failedHops.length) return `${message} (its jump host ${failedHops.join(", ")} failed to join too, so it may have no way into the mesh.)`;
+  return message;
+}
+
+/**
+ * Stores the cluster's current config here (the last word, whichever slave finished last) and
+ * returns each member's current role by mesh address, from the first deployed host that answers.
+ */
+async function refreshFromMember(ctx: Context, s: SshSettings, targets: readonly SshTarget[]): Promise<Map<string, string>> {
+  const rf = remoteCommand(ctx.config.snapshot().mapping);
+  const tried: string[] = [];
+  for (const t of targets.slice(0, 3)) {
+    try {
+      const shown = await sshRun(s, t, [rf, "config", "show", "--json"], { timeoutMs: 60_000 });
+      if (shown.exitCode !== 0) throw new Error(`config show exited ${shown.exitCode}: ${shown.stderr.trim().split("\n").pop() ?? ""}`);
+      const mapping = JSON.parse(shown.stdout) as unknown;
+      const problem = mappingProblem(mapping);
+      if (problem) throw new Error(`its config is not usable: ${problem}`);
+      await ctx.config.update(() => mapping as FlatMapping);
+      const roles = new Map<string, string>();
+      const m = await sshRun(s, t, [rf, "members", "--json"], { timeoutMs: 60_000 });
+      try {
+        const parsed = JSON.parse(m.stdout) as { members: { meshAddress: string; role?: string }[] };
+        for (const row of parsed.members) if (row.role) roles.set(row.meshAddress, row.role);
+      } catch {
+        /* roles stay as each slave saw them */
+      }
+      return roles;
+    } catch (e) {
+      tried.push(`${describeTarget(t)}: ${errorMessage(e)}`);
+    }
+  }
+  throw new Error(`no deployed host answered (${tried.join("; ")})`);
+}
