@@ -1,11 +1,10 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { clusterSettings } from "../consensus/settings.ts";
-import { parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
+import { registerNeighbour } from "../ops/inject.ts";
 import { addressForKey, isPublicKeyHex } from "../mesh/yggdrasil/address.ts";
-import { SharedConfig } from "../node/shared-config.ts";
-import { runningAgent } from "../node/agent-lock.ts";
-import { NotAvailableYet, UserError } from "../util/errors.ts";
+import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { describeTarget, sshRun } from "../remote/ssh.ts";
+import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
 import { parsePort, withPort } from "./options.ts";
 
@@ -21,32 +20,31 @@ export function register(program: Command): void {
       .description("register a host as a neighbour, so the members dial out to it and accept its key")
       .argument("<host>", "hostname or IP address the new machine is reachable on"),
   )
-    .option("--key <public-key>", "the machine's Yggdrasil public key (see `raptiformica identity` on it)", parseKey)
+    .option("--key <public-key>", "the machine's Yggdrasil public key (default: read from it over SSH)", parseKey)
     .option("--yggdrasil-port <port>", "its Yggdrasil listen port (default: the cluster's)", parsePort)
     .action(async (host: string, opts: { port: number; key?: string; yggdrasilPort?: number }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      if (!/^[^\s/]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
-      if (!opts.key) throw new NotAvailableYet("inject without --key (reading the key over SSH)");
-      const key = opts.key;
-      const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
-      try {
-        const { mapping } = await shared.snapshot();
-        const port = opts.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
-        await shared.update((m) => {
-          // The original replaced any neighbour registered under the same host.
-          for (const n of parseNeighbours(m)) {
-            if (n.host === host && n.publicKey !== key) {
-              for (const k of Object.keys(m)) if (k.startsWith(`raptiformica/meshnet/neighbours/${n.publicKey}/`)) delete m[k];
-            }
-          }
-          const current = parseNeighbours(m).find((n) => n.publicKey === key);
-          return withNeighbour(m, { ...(current ?? {}), publicKey: key, meshAddress: addressForKey(key), host, sshPort: opts.port, yggdrasilPort: port });
-        });
-        ctx.log.info(`registered ${host} (${addressForKey(key)}) as a neighbour${shared.isCluster ? " in the cluster" : " in the local config"}`);
-      } finally {
-        shared.close();
-      }
-      const pid = runningAgent(ctx.node.agentPid);
-      if (pid !== undefined) process.kill(pid, "SIGUSR1");
+      if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
+      const key = opts.key ?? (await keyOverSsh(ctx, host, opts.port));
+      const r = await registerNeighbour(ctx, { host, sshPort: opts.port, publicKey: key, ...(opts.yggdrasilPort ? { yggdrasilPort: opts.yggdrasilPort } : {}) });
+      ctx.log.info(`registered ${host} (${addressForKey(key)}) as a neighbour${r.inCluster ? " in the cluster" : " in the local config"}`);
     });
+}
+
+async function keyOverSsh(ctx: ReturnType<typeof contextFrom>, host: string, port: number): Promise<string> {
+  const target = { host, port };
+  const out = await sshRun(await sshSettings(ctx.paths, ctx.log), target, [remoteCommand(ctx.config.snapshot().mapping), "identity", "--json"], { timeoutMs: 60_000 });
+  let key: unknown;
+  try {
+    key = (JSON.parse(out.stdout) as { publicKey?: unknown }).publicKey;
+  } catch {
+    key = undefined;
+  }
+  if (out.exitCode !== 0 || typeof key !== "string" || !isPublicKeyHex(key)) {
+    throw new UserError(
+      `Cannot read the Yggdrasil key of ${describeTarget(target)} (\`raptiformica identity --json\` there exited ${out.exitCode}: ${out.stderr.trim().split("\n").pop() ?? ""}). ` +
+        "Is raptiformica installed there (`raptiformica slave` does that)? Or pass its key with --key.",
+    );
+  }
+  return key.toLowerCase();
 }

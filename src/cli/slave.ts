@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { slaveMachine } from "../ops/slave.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { parsePort, withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
@@ -12,7 +12,10 @@ export function register(program: Command): void {
     .command("slave")
     .description("push raptiformica to a root-SSH host, provision it and join it to the cluster")
     .argument("<host>", "hostname or IP address of the machine");
-  withSlaveFlags(withServerType(withPort(cmd))).action(async (host: string, opts: TypeFlags & SlaveFlags & { port: number }, command: Command) => {
+  withSlaveFlags(withServerType(withPort(cmd)))
+    .option("--advertise-host <host>", "address the cluster reaches the machine on, when not HOST (e.g. HOST is a tunnel)")
+    .option("--advertise-port <port>", "SSH port the cluster reaches the machine on (with --advertise-host; default 22)", parsePort)
+    .action(async (host: string, opts: TypeFlags & SlaveFlags & { port: number; advertiseHost?: string; advertisePort?: number }, command: Command) => {
     const ctx = contextFrom(command);
     if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
     const { server } = await chooseTypes(ctx, opts, { server: true });
@@ -20,7 +23,17 @@ export function register(program: Command): void {
       [
         {
           title: `slave ${host}`,
-          run: (report) => slaveMachine(ctx, { target: { host, port: opts.port }, serverType: server as string, flags: opts }, progressReporter(report)),
+          run: (report) =>
+            slaveMachine(
+              ctx,
+              {
+                target: { host, port: opts.port },
+                serverType: server as string,
+                flags: opts,
+                ...(opts.advertiseHost ? { advertise: { host: opts.advertiseHost, port: opts.advertisePort ?? 22 } } : {}),
+              },
+              progressReporter(report),
+            ),
         },
       ],
       { concurrent: 1, verbose: ctx.log.verbose },

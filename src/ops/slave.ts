@@ -11,6 +11,7 @@ import { pushFile, pushTree } from "../remote/transfer.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import { fireLocalHook } from "./local-hook.ts";
+import { registerNeighbour } from "./inject.ts";
 import { memberTargets } from "./via-member.ts";
 
 export interface SlaveRequest {
@@ -19,6 +20,11 @@ export interface SlaveRequest {
   readonly flags: SlaveFlags;
   /** Set by `spawn`: the instance id, kept in the neighbour entry so `prune` can find it. */
   readonly uuid?: string;
+  /**
+   * How the cluster reaches the machine, when that is not how this machine does (`join`
+   * slaves through a reverse tunnel on 127.0.0.1): recorded in its neighbour entry.
+   */
+  readonly advertise?: { readonly host: string; readonly port: number };
 }
 
 export interface SlaveResult {
@@ -183,13 +189,19 @@ async function assimilate(
     if (out.exitCode !== 0) throw new UserError(`\`raptiformica ${argv.join(" ")}\` failed on ${who} (exit ${out.exitCode}): ${lastLines(out.stderr)}`);
     return out.stdout;
   };
+  const reach = req.advertise ?? { host: t.host, port: t.port };
   progress("register");
-  await rf(["advertise", t.host, "--port", String(t.port)]);
+  await rf(["advertise", reach.host, "--port", String(reach.port)]);
   const id = JSON.parse(await rf(["identity", "--json"])) as { publicKey: string; meshAddress: string };
 
-  const members = memberTargets(ctx.config.snapshot().mapping).filter((m) => !(m.host === t.host && m.port === t.port));
-  if (members.length > 0) {
-    const cluster = await injectOnMember(s, members, rfRemote, t, id.publicKey, ctx.config.snapshot().mapping);
+  const here = existsSync(ctx.node.nodeCert);
+  const members = memberTargets(ctx.config.snapshot().mapping).filter((m) => !(m.host === reach.host && m.port === reach.port));
+  if (here || members.length > 0) {
+    // On a member (e.g. the far end of `join`) the registration is local; from an operator
+    // machine it is done by the first member that answers over SSH.
+    const cluster = here
+      ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
+      : await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, ctx.config.snapshot().mapping);
     // The freshest knowledge (the new neighbour included) for the new node, unless it has its own.
     await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
   }
@@ -198,9 +210,10 @@ async function assimilate(
   await rf(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
   if (req.uuid) await rf(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
 
-  // Learn what the cluster knows now, so later commands from here reach its members.
+  // Learn what the cluster knows now, so later commands from here reach its members (a
+  // member's own agent keeps its copy in step already).
   const learned = parseMapping(await rf(["config", "show", "--json"]), who);
-  await ctx.config.update(() => learned);
+  if (!here) await ctx.config.update(() => learned);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
   const members2 = JSON.parse(await rf(["members", "--json"], 60_000)) as { members: { publicKey?: string; meshAddress: string; role?: string }[] };
   const role = members2.members.find((m) => m.meshAddress === id.meshAddress)?.role;
@@ -208,11 +221,19 @@ async function assimilate(
 }
 
 /** Registers the new node on the first member that answers; returns that member's view of the config. */
-async function injectOnMember(s: SshSettings, members: SshTarget[], rfRemote: string, t: SshTarget, key: string, fallback: FlatMapping): Promise<FlatMapping> {
+async function injectOnMember(
+  s: SshSettings,
+  members: SshTarget[],
+  rfRemote: string,
+  reach: { host: string; port: number },
+  t: SshTarget,
+  key: string,
+  fallback: FlatMapping,
+): Promise<FlatMapping> {
   const tried: string[] = [];
   for (const m of members) {
     try {
-      const out = await sshRun(s, m, [rfRemote, "inject", t.host, "--port", String(t.port), "--key", key], { timeoutMs: 120_000 });
+      const out = await sshRun(s, m, [rfRemote, "inject", reach.host, "--port", String(reach.port), "--key", key], { timeoutMs: 120_000 });
       if (out.exitCode !== 0) {
         tried.push(`${describeTarget(m)}: inject exited ${out.exitCode}: ${lastLines(out.stderr)}`);
         continue;
