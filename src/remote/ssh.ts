@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -54,13 +55,56 @@ export function renderSshConfig(s: SshSettings): string {
     // A shared master to a host that died would otherwise stall every command on it for long.
     "  ServerAliveInterval 5",
     "  ServerAliveCountMax 2",
-    // Connection reuse (ControlMaster) is off for now: a master that ssh backgrounds keeps the
-    // output pipes of the command that started it open, which hangs captured runs.
+    // Connection reuse: commands use a master connection when one is there (see ensureMaster)
+    // and connect directly otherwise. Never `ControlMaster auto`: a master forked by a command
+    // keeps that command's output pipes open, which hangs captured runs.
     "  ControlMaster no",
+    ...(controlPathFits(s) ? [`  ControlPath ${q(controlPath(s))}`] : []),
     "  LogLevel ERROR",
     ...s.identities.map((id) => `  IdentityFile ${q(id)}`),
     "",
   ].join("\n");
+}
+
+/** `%C` is a 40-hex hash of the connection; unix socket paths must stay under ~104 bytes. */
+function controlPath(s: SshSettings): string {
+  return join(s.stateDir, "cm-%C");
+}
+
+function controlPathFits(s: SshSettings): boolean {
+  return controlPath(s).length - 2 + 40 < 100;
+}
+
+const masters = new Map<string, Promise<void>>();
+
+/**
+ * Starts a master connection to the target once per process, detached from every pipe
+ * (`-f -N`, stdio ignored) and living on for a minute of idleness, so the many commands of a
+ * slave share one SSH handshake. If it cannot start, commands simply connect on their own and
+ * report the failure themselves.
+ */
+function ensureMaster(s: SshSettings, t: SshTarget): Promise<void> {
+  if (!controlPathFits(s)) return Promise.resolve();
+  const id = `${s.stateDir}\0${describeTarget(t)}`;
+  let started = masters.get(id);
+  if (!started) {
+    started = new Promise<void>((resolve) => {
+      const child = spawn("ssh", [...sshOptions(s, t), "-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-f", "-N", `${t.user ?? "root"}@${t.host}`], {
+        stdio: "ignore",
+      });
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        resolve();
+      }, 30_000);
+      child.on("error", () => resolve());
+      child.on("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    masters.set(id, started);
+  }
+  return started;
 }
 
 export function sshConfigPath(s: SshSettings): string {
@@ -115,6 +159,7 @@ export function sshFailure(t: SshTarget, s: SshSettings, out: Outcome): string |
 /** Runs argv on the target; throws a UserError naming the host when ssh itself fails. */
 export async function sshRun(s: SshSettings, t: SshTarget, remoteArgv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<Outcome> {
   writeConfig(s);
+  await ensureMaster(s, t);
   const out = await run("ssh", sshArgv(s, t, remoteArgv), { timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
   if (out.failedToStart) throw new UserError(`Cannot run ssh (${out.failedToStart}). Install OpenSSH's client (apt-get install openssh-client).`);
   const failure = sshFailure(t, s, out);

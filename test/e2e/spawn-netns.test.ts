@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "../lab/index.ts";
 import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { remoteCommandLine } from "../../src/remote/quote.ts";
 
 const skip =
   process.getuid?.() !== 0
@@ -29,7 +30,7 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
   const spawned: Spawned[] = [];
   const rf = (args: string[], timeout = 240_000) => op.run(args, { env: {}, timeout });
   const onNode = (host: string, argv: string[]) =>
-    spawnSync("ssh", ["-F", join(op.cache, "ssh", "ssh_config"), `root@${host}`, "--", ...argv], { encoding: "utf8", timeout: 60_000 });
+    spawnSync("ssh", ["-F", join(op.cache, "ssh", "ssh_config"), `root@${host}`, "--", remoteCommandLine(argv)], { encoding: "utf8", timeout: 60_000 });
 
   before(() => {
     op = sandbox();
@@ -95,6 +96,31 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
     assert.equal(m.members.filter((x) => x.status === "alive").length, 3);
   });
 
+  it("join: a machine joins through a member and is registered under its real address", async () => {
+    const r = await rf(["spawn", "--compute-type", "netns", "--no-assimilate"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [uuid, host] = r.stdout.trim().split(" ");
+    // The member must let the joining machine in (its operator would add the key).
+    const key = onNode(host!, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
+    assert.equal(key.status, 0, key.stderr);
+    const memberDir = join(op.cache, "var", "machines", "netns", "headless", spawned[0]!.uuid);
+    writeFileSync(join(memberDir, "authorized_keys"), readFileSync(join(memberDir, "authorized_keys"), "utf8") + key.stdout);
+
+    const joined = onNode(host!, ["/usr/etc/raptiformica/bin/raptiformica", "join", spawned[0]!.host]);
+    assert.equal(joined.status, 0, joined.stderr);
+    assert.match(joined.stderr, new RegExp(`registered as ${host!.replace(/\./g, "\\.")}`));
+    const id = JSON.parse(onNode(host!, ["/usr/etc/raptiformica/bin/raptiformica", "identity", "--json"]).stdout) as { meshAddress: string };
+    await waitFor(
+      "the joined machine alive under its real address",
+      async () => {
+        const m = JSON.parse((await rf(["members", "--json"])).stdout) as { members: { status: string; meshAddress: string; host?: string }[] };
+        return m.members.some((x) => x.meshAddress === id.meshAddress && x.status === "alive" && x.host === host);
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    spawned.push({ uuid: uuid!, host: host!, meshAddress: id.meshAddress });
+  });
+
   it("slave fails clearly: unreachable host, refused key, changed host key", async () => {
     const unreachable = await rf(["slave", "198.18.250.251"], 60_000);
     assert.equal(unreachable.code, 1);
@@ -139,17 +165,19 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
 
     const pruned = await rf(["prune"]);
     assert.equal(pruned.code, 0, pruned.stderr);
-    assert.match(pruned.stderr, /pruned 1 instance\(s\), 1 neighbour entry; 2 instance\(s\) alive/);
+    // The joined machine was spawned without assimilation: it carries no uuid, so prune finds only the dead one.
+    assert.match(pruned.stderr, /pruned 1 instance\(s\), 1 neighbour entry; 3 instance\(s\) alive/);
     assert.ok(!existsSync(join(op.cache, "var", "machines", "netns", "headless", dead.uuid)));
     const shown = await rf(["config", "show", "meshnet/neighbours", "--json"]);
     const neighbours = JSON.parse(shown.stdout) as Record<string, string>;
     const uuids = Object.entries(neighbours).filter(([k]) => k.endsWith("/uuid")).map(([, v]) => v);
     assert.deepEqual(uuids.sort(), [spawned[0]!.uuid, spawned[1]!.uuid].sort());
+    assert.ok(Object.values(neighbours).includes(spawned[3]!.meshAddress), "the joined (uuid-less) member stays");
     assert.ok(!Object.values(neighbours).includes(dead.meshAddress));
 
     const destroyed = await rf(["destroy"]);
     assert.equal(destroyed.code, 0, destroyed.stderr);
-    assert.match(destroyed.stderr, /destroyed 2 instance\(s\)/);
+    assert.match(destroyed.stderr, /destroyed 3 instance\(s\)/);
     const left = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout;
     for (const s of spawned) {
       const nsName = `rfn-${s.uuid.slice(0, 8)}`;

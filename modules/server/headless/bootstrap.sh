@@ -27,3 +27,9 @@ else
     echo "raptiformica: no supported package manager (apt-get, pacman, dnf, apk) on $(hostname); install$missing by hand and run slave again." >&2
     exit 3
 fi
+
+# Distribution packages may start their own yggdrasil and etcd (Debian does, on 127.0.0.1:2379):
+# raptiformica runs both itself, per node, so the packaged services are stopped and disabled.
+if [ -d /run/systemd/system ] && have systemctl; then
+    systemctl disable --now yggdrasil.service etcd.service >/dev/null 2>&1 || true
+fi
