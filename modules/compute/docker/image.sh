@@ -15,6 +15,8 @@
 #   packaged   raptiformica-docker:<server type> — instance + node, yggdrasil, etcd (the server
 #              type's bootstrap.sh run at build time)
 # $RAPTIFORMICA_DOCKER_IMAGE, when set, is the image instances run, as is.
+# $RAPTIFORMICA_DOCKER_NO_CACHE=1: `package` rebuilds every layer (fresh packages from the mirror)
+# instead of reusing docker's build cache.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +32,12 @@ packaged_image=raptiformica-docker:$server
 say() { echo "docker: $*" >&2; }
 die() { echo "docker: $*" >&2; exit 1; }
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+# An image a rebuild replaced (now untagged): removed, unless a container still runs it.
+retire() {
+    [ -n "$1" ] && [ "$1" != "$(image_id "$2")" ] || return 0
+    docker image rm "$1" >/dev/null 2>&1 || true
+}
 
 # One build at a time on this docker daemon (concurrent spawns would each build the image).
 lock() {
@@ -46,6 +54,7 @@ build() {
     ctx=$1
     shift
     log=$ctx/build.log
+    [ "${RAPTIFORMICA_DOCKER_NO_CACHE:-}" = 1 ] && set -- --no-cache "$@"
     if docker build "$@" "$ctx" >"$log" 2>&1; then return 0; fi
     if grep -qE "Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect" "$log"; then
         say "the build could not reach the package mirror through docker's bridge; building with the host's network"
@@ -102,6 +111,8 @@ build_instance_image() {
 package() {
     bootstrap="$home/modules/server/$server/bootstrap.sh"
     [ -f "$bootstrap" ] || die "server type $server has no $bootstrap to bake into the image"
+    old_instance=$(image_id "$instance_image")
+    old_packaged=$(image_id "$packaged_image")
     build_instance_image
     say "building $packaged_image ($instance_image + what $bootstrap installs)"
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/raptiformica-docker-build.XXXXXX")
@@ -112,6 +123,8 @@ package() {
         die "building $packaged_image failed"
     fi
     rm -rf "$ctx"
+    retire "$old_packaged" "$packaged_image"
+    retire "$old_instance" "$instance_image"
     say "built $packaged_image: spawns with --compute-type docker use it"
 }
 
