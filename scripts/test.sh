@@ -34,6 +34,7 @@ if [[ $(id -u) -eq 0 ]]; then
     bash scripts/fetch-yggdrasil-0.5.sh >/dev/null || echo "scripts/test.sh: could not fetch yggdrasil 0.5; its tests will be skipped" >&2
 fi
 
+bash scripts/setup-docker.sh
 npm ci --no-audit --no-fund
 npm run lint
 npm run typecheck
