@@ -122,7 +122,8 @@ function openTunnel(s: SshSettings, m: SshTarget, localPort: number): Promise<{ 
   return new Promise((resolve, reject) => {
     const child = spawn(
       "ssh",
-      [...sshOptions(s, m), "-N", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=INFO", "-R", `0:127.0.0.1:${localPort}`, `${m.user ?? "root"}@${m.host}`],
+      // Its own connection: through a shared master, ssh would hand the forward over and exit.
+      [...sshOptions(s, m), "-N", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=INFO", "-R", `0:127.0.0.1:${localPort}`, `${m.user ?? "root"}@${m.host}`],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Lab, waitFor } from "../lab/index.ts";
@@ -34,8 +34,11 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     const pub = readFileSync(join(op.home, ".ssh", "id_ed25519.pub"), "utf8");
     for (const i of [0, 1, 2]) await startSshd(lab, i, pub, { env: { RAPTIFORMICA_CACHE_DIR: lab.nodes[i]!.cacheDir } });
     mkdirSync(op.cacheDir, { recursive: true, mode: 0o700 });
-    copyFileSync(join(lab.nodes[0]!.cacheDir, "mutable_config.json"), join(op.cacheDir, "mutable_config.json"));
-    await c.rfOk(3, ["config", "set", "remote/command", join(ROOT, "bin", "raptiformica")]);
+    // The operator's copy of the config, with where raptiformica lives on these members (config
+    // commands on an operator are forwarded to a member, so this is set in the file itself).
+    const config = JSON.parse(readFileSync(join(lab.nodes[0]!.cacheDir, "mutable_config.json"), "utf8")) as Record<string, string>;
+    config["raptiformica/remote/command"] = join(ROOT, "bin", "raptiformica");
+    writeFileSync(join(op.cacheDir, "mutable_config.json"), JSON.stringify(config), { mode: 0o600 });
 
     const table = await c.rfOk(3, ["members"]);
     assert.equal(table.split("\n").filter((l) => /\balive\b/.test(l)).length, 3, table);

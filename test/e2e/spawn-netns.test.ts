@@ -126,8 +126,11 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /Cannot reach root@198\.18\.250\.251 over SSH/);
 
-    // A machine that does not let our key in.
+    // A machine that does not let our key in. The master connection of earlier commands (kept
+    // for a minute for reuse) is closed first: it was authenticated when the key was still in.
     const s = spawned[0]!;
+    const closeMaster = () => spawnSync("ssh", ["-F", join(op.cache, "ssh", "ssh_config"), "-O", "exit", `root@${s.host}`], { timeout: 10_000 });
+    closeMaster();
     const dir = join(op.cache, "var", "machines", "netns", "headless", s.uuid);
     const keys = readFileSync(join(dir, "authorized_keys"), "utf8");
     writeFileSync(join(dir, "authorized_keys"), "");
@@ -145,6 +148,7 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
     const other = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(op.home, "otherkey")]);
     assert.equal(other.status, 0);
     const fake = readFileSync(join(op.home, "otherkey.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+    closeMaster();
     writeFileSync(knownPath, known.replace(new RegExp(`^${s.host.replace(/\./g, "\\.")} .*$`, "m"), `${s.host} ${fake}`));
     try {
       const changed = await rf(["slave", s.host], 60_000);

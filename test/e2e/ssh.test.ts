@@ -65,7 +65,8 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
     const down = await op({ host: lab.addressOf(1, 0), port: 2222 }, ["true"]);
     assert.equal(down.ok, false);
     assert.match(down.error ?? "", /Cannot reach root@198\.19\.0\.2:2222 over SSH/);
-    const other = { ...settings, identities: [join(lab.nodes[0]!.dir, "op", "nokey")] };
+    // Another cache dir (so no master connection of the first is reused) with a key nobody accepts.
+    const other = { ...settings, stateDir: join(lab.nodes[0]!.dir, "op-other"), identities: [join(lab.nodes[0]!.dir, "op", "nokey")] };
     spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other.identities[0]!]);
     const refused = await op({ host: lab.addressOf(1, 0), port: 22 }, ["true"], other);
     assert.equal(refused.ok, false);
