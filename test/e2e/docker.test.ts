@@ -39,6 +39,8 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
 
   before(async () => {
     op = new DockerOperator();
+    const avail = await op.rf(["spawn", "--check-available", "--compute-type", "docker"], 60_000);
+    assert.equal(avail.code, 0, `docker compute type not available: ${avail.stderr}`);
     const t0 = performance.now();
     const r = await op.rf(["package", "--compute-type", "docker"], 1_500_000);
     assert.equal(r.code, 0, `package failed:\n${r.stderr}`);

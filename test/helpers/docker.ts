@@ -20,7 +20,7 @@ export function dockerSkipReason(): string | undefined {
   if (which.status !== 0) return "needs docker (bash scripts/setup-docker.sh installs and starts it)";
   const info = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 20_000 });
   if (info.status !== 0 || !info.stdout.trim()) {
-    return `docker does not answer (${(info.stderr || "no output").trim().split("\n").pop()}); bash scripts/setup-docker.sh starts it`;
+    return `docker does not answer (${(info.stderr || "no output").trim().split("\n").pop()}); as root, bash scripts/setup-docker.sh installs and starts it`;
   }
   return undefined;
 }

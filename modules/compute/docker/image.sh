@@ -55,6 +55,7 @@ build() {
     shift
     log=$ctx/build.log
     [ "${RAPTIFORMICA_DOCKER_NO_CACHE:-}" = 1 ] && set -- --no-cache "$@"
+    set -- --force-rm "$@"
     if docker build "$@" "$ctx" >"$log" 2>&1; then return 0; fi
     if grep -qE "Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect" "$log"; then
         say "the build could not reach the package mirror through docker's bridge; building with the host's network"
