@@ -45,7 +45,12 @@ export function register(program: Command): void {
       const report = await deploy(
         ctx,
         { hosts: hosts.value, serverType: server as string, flags: opts, concurrent: opts.concurrent },
-        (jobs, concurrent) => runJobs(jobs, { concurrent, verbose: ctx.log.verbose }),
+        (jobs, concurrent) => {
+          // Plain progress lines (-v, or no terminal) interleave the hosts: say which host each is about.
+          const plain = ctx.log.verbose || !process.stderr.isTTY;
+          const labelled = plain ? jobs.map((j) => ({ title: j.title, run: (report: (t: string) => void) => j.run((t) => report(`${j.title}: ${t}`)) })) : jobs;
+          return runJobs(labelled, { concurrent, verbose: ctx.log.verbose });
+        },
       );
       if (report.refreshProblem) ctx.log.warn(`could not refresh this machine's view of the cluster after deploying: ${report.refreshProblem}`);
       if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -68,18 +73,46 @@ export function renderDeployTable(hosts: readonly HostReport[], columns = 100): 
   const resultW = 8;
   const secondsW = 9;
   // 6 borders; the rest is for the role / error column.
-  const detailW = Math.max(30, Math.min(columns, 160) - hostW - viaW - resultW - secondsW - 6);
+  const detailW = Math.max(24, Math.min(columns, 160) - hostW - viaW - resultW - secondsW - 6);
   const table = new Table({
     head,
     colWidths: [hostW, viaW, resultW, detailW, secondsW],
-    wordWrap: true,
-    wrapOnWordBoundary: true,
     colAligns: ["left", "left", "left", "left", "right"],
     style: { head: [], border: [] },
   });
   for (const h of hosts) {
     const detail = h.ok ? `${h.role ?? (h.meshAddress ? "member" : "provisioned")}${h.meshAddress ? ` ${h.meshAddress}` : ""}${h.bootstrapped ? " (first member)" : ""}` : (h.error ?? "failed");
-    table.push([hostLabel(h), h.via ?? "-", h.ok ? "ok" : "failed", detail, h.seconds.toFixed(1)]);
+    table.push([hostLabel(h), h.via ?? "-", h.ok ? "ok" : "failed", wrapText(detail, detailW - 2), h.seconds.toFixed(1)]);
   }
   return `${table.toString()}\n`;
+}
+
+/** Wraps on spaces; a word longer than a line (an address, a path) is split, never cut short. */
+export function wrapText(text: string, width: number): string {
+  const w = Math.max(1, width);
+  const lines: string[] = [];
+  for (const paragraph of text.split("\n")) {
+    let line = "";
+    for (let word of paragraph.split(/\s+/).filter(Boolean)) {
+      while (word.length > w) {
+        const room = line ? w - line.length - 1 : w;
+        if (room < 8 && line) {
+          lines.push(line);
+          line = "";
+          continue;
+        }
+        lines.push(line ? `${line} ${word.slice(0, room)}` : word.slice(0, room));
+        line = "";
+        word = word.slice(room);
+      }
+      if (!line) line = word;
+      else if (line.length + 1 + word.length <= w) line += ` ${word}`;
+      else {
+        lines.push(line);
+        line = word;
+      }
+    }
+    lines.push(line);
+  }
+  return lines.join("\n");
 }

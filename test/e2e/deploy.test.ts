@@ -25,6 +25,10 @@ const skip =
 
 /** An address on the machines' bridge that nothing answers on. */
 const NOBODY = "198.18.250.250";
+/** A host "behind" NOBODY: only its jump host's failure can be reported. */
+const BEHIND_NOBODY = "198.18.251.66";
+
+const re = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The rows of a cli-table3 table, each cell's wrapped lines joined with spaces. */
 function parseTable(text: string): string[][] {
@@ -101,7 +105,7 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
       const unknown = writeInventory(dir, "unknown.json", [{ dst: a.address }, { dst: b.address, port: "22", via: "nowhere.example" }]);
       const r2 = await fresh.run(["deploy", unknown], { env: {} });
       assert.equal(r2.code, 1, r2.stderr);
-      assert.match(r2.stderr, new RegExp(`entry 2 \\(dst ${b.address.replace(/\./g, "\\.")}\\) has "via": nowhere\\.example, which is no entry's dst`));
+      assert.match(r2.stderr, new RegExp(`entry 2 \\(dst ${re(b.address)}\\) has "via": nowhere\\.example, which is no entry's dst`));
       // Nothing touched: no cache dir (no key, no config, no module) on the operator...
       assert.ok(!existsSync(fresh.cache), "the operator's cache dir was created");
       // ...and nothing on the hosts.
@@ -124,20 +128,25 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
       { dst: b.address, port: "22" },
       { dst: c.address, port: 22 },
       { dst: d.address, via: c.address },
+      { dst: BEHIND_NOBODY, via: NOBODY },
     ]);
     const t0 = Date.now();
     const r = await rf(["deploy", inventory, "--concurrent", "5"], 300_000);
     const seconds = (Date.now() - t0) / 1000;
-    process.stderr.write(`deploy of 5 hosts took ${seconds.toFixed(1)} s\n${r.stdout}`);
+    process.stderr.write(`deploy of 6 hosts took ${seconds.toFixed(1)} s\n${r.stdout}`);
     assert.equal(r.code, 1, `${r.stderr}\n${r.stdout}`);
-    assert.match(r.stderr, new RegExp(`deployed 4 of 5 host\\(s\\) in [\\d.]+ s; failed: ${NOBODY.replace(/\./g, "\\.")}`));
+    assert.match(r.stderr, new RegExp(`deployed 4 of 6 host\\(s\\) in [\\d.]+ s; failed: ${re(NOBODY)}, ${re(BEHIND_NOBODY)} \\(see the table`));
 
     const rows = parseTable(r.stdout);
     assert.deepEqual(rows[0], ["Host", "Via", "Result", "Role / error", "Seconds"]);
     const row = (host: string) => rows.find((x) => x[0] === host) ?? assert.fail(`no row for ${host} in\n${r.stdout}`);
     const bad = row(NOBODY);
     assert.equal(bad[2], "failed");
-    assert.match(bad[3]!, new RegExp(`Cannot reach root@${NOBODY.replace(/\./g, "\\.")} over SSH`));
+    assert.match(bad[3]!, new RegExp(`^Cannot reach root@${re(NOBODY)} over SSH`));
+    // The host behind it fails too, and the message names the jump host.
+    const behind = row(BEHIND_NOBODY);
+    assert.deepEqual(behind.slice(1, 3), [NOBODY, "failed"]);
+    assert.match(behind[3]!, new RegExp(`^Cannot reach root@${re(BEHIND_NOBODY)} \\(via root@${re(NOBODY)}\\): its jump host ${re(NOBODY)} cannot be reached\\.`));
     for (const m of [a, b, c, d]) {
       const x = row(m.address);
       assert.equal(x[2], "ok", `${m.address}: ${x[3]}`);

@@ -123,10 +123,18 @@ export class Machines {
     this.base = mkdtempSync(join(tmpdir(), "rf-machines-"));
     if (!exitHook) {
       exitHook = true;
-      process.on("exit", () => {
+      const sweep = () => {
         for (const d of live) cleanUpSync(d);
         if (live.size) spawnSync("sh", ["-c", UNROUTE_SCRIPT], { stdio: "ignore" });
-      });
+        live.clear();
+      };
+      process.on("exit", sweep);
+      for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+        process.once(sig, () => {
+          sweep();
+          process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+        });
+      }
     }
   }
 
