@@ -7,6 +7,7 @@ import { ensureAgent } from "../ops/node.ts";
 import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
 import { NotAvailableYet, UserError, errorMessage } from "../util/errors.ts";
 import { onFirstMember } from "../ops/via-member.ts";
+import { readVoterLog, type VoterLogEntry } from "../consensus/voters.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget } from "../remote/ssh.ts";
 import { contextFrom } from "./context.ts";
@@ -60,16 +61,19 @@ export function register(program: Command): void {
       const { mapping } = ctx.config.snapshot();
       const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
       let rows: MemberRow[];
+      let changes: VoterLogEntry[] = [];
       try {
         if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
         rows = await clusterMembers(shared.client, ctx.node);
+        changes = await readVoterLog(shared.client).catch(() => []);
       } catch (e) {
         rows = cachedMembers(mapping);
         const why = errorMessage(e);
         const msg =
           `The cluster KV does not answer on this member (${why}): etcd has lost quorum or is not running here. ` +
           `Showing what the local cache knows; statuses are unknown. The agent keeps retrying` +
-          (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".");
+          (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".") +
+          " If voters are gone for good (quorum cannot come back), run `raptiformica recover` on the surviving voter with the newest data.";
         if (opts.json) {
           process.stdout.write(`${JSON.stringify({ quorum: false, error: msg, members: rows }, null, 2)}\n`);
         } else {
@@ -81,7 +85,11 @@ export function register(program: Command): void {
       } finally {
         shared.close();
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows }, null, 2)}\n`);
-      else process.stdout.write(render(rows));
+      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows, voterChanges: changes }, null, 2)}\n`);
+      else {
+        process.stdout.write(render(rows));
+        const recent = changes.slice(-5);
+        if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${c.time}  ${c.change}`).join("\n")}\n`);
+      }
     });
 }

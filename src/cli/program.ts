@@ -13,6 +13,7 @@ import * as members from "./members.ts";
 import * as mesh from "./mesh.ts";
 import * as pkg from "./package.ts";
 import * as prune from "./prune.ts";
+import * as recover from "./recover.ts";
 import * as slave from "./slave.ts";
 import * as spawn from "./spawn.ts";
 import * as ssh from "./ssh.ts";
@@ -20,8 +21,8 @@ import * as ssh from "./ssh.ts";
 import { VERSION } from "./version.ts";
 import * as identity from "./identity.ts";
 
-/** Every command of the original, under its original name, plus `config`. */
-const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, ssh, clean, advertise, mesh, agent, hook, config, identity];
+/** Every command of the original, under its original name, plus `config`, `identity` and `recover`. */
+const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, ssh, clean, advertise, mesh, agent, hook, config, identity, recover];
 
 export function buildProgram(): Command {
   const program = new Command("raptiformica")

@@ -7,12 +7,15 @@ export const KEYS = {
   peerPort: `${KEY_ROOT}/meshnet/etcd/peer_port`,
   maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
   nodeTtl: `${KEY_ROOT}/meshnet/etcd/node_ttl`,
+  deadVoterGrace: `${KEY_ROOT}/meshnet/etcd/dead_voter_grace`,
   caCert: `${KEY_ROOT}/meshnet/etcd/ca_cert`,
   caKey: `${KEY_ROOT}/meshnet/etcd/ca_key`,
   clusterToken: `${KEY_ROOT}/meshnet/etcd/cluster_token`,
   neighbours: `${KEY_ROOT}/meshnet/neighbours/`,
   /** Live, lease-backed node records: never mirrored into the local cache. */
   nodes: `${KEY_ROOT}/nodes/`,
+  /** The voter manager's log of membership changes (last ones), shown by `members`. */
+  voterLog: `${KEY_ROOT}/voters/log`,
 } as const;
 
 export interface ClusterSettings {
@@ -21,6 +24,8 @@ export interface ClusterSettings {
   readonly peerPort: number;
   readonly maxVoters: number;
   readonly nodeTtlSeconds: number;
+  /** How long a voter's node record must be gone before the leader replaces it. */
+  readonly deadVoterGraceSeconds: number;
 }
 
 function intSetting(mapping: FlatMapping, key: string, fallback: number, min: number, max: number): number {
@@ -40,6 +45,7 @@ export function clusterSettings(mapping: FlatMapping): ClusterSettings {
     peerPort: intSetting(mapping, KEYS.peerPort, 2380, 1, 65535),
     maxVoters: intSetting(mapping, KEYS.maxVoters, 5, 1, 99),
     nodeTtlSeconds: intSetting(mapping, KEYS.nodeTtl, 5, 2, 600),
+    deadVoterGraceSeconds: intSetting(mapping, KEYS.deadVoterGrace, 10, 0, 86_400),
   };
 }
 

@@ -2,14 +2,15 @@ import type { Etcd3 } from "etcd3";
 import { deadline, memberList, type EtcdMember } from "./client.ts";
 import { peerUrl } from "./etcd-args.ts";
 import type { NodeRecord } from "./registry.ts";
-import { targetVoters } from "./settings.ts";
+import { KEYS, targetVoters } from "./settings.ts";
 
 /** One step of the voter manager: at most one membership change per call. */
 export type VoterAction =
   | { readonly kind: "none" }
   | { readonly kind: "promote"; readonly member: EtcdMember }
   | { readonly kind: "add-learner"; readonly node: NodeRecord; readonly peerUrl: string }
-  | { readonly kind: "remove-stale-learner"; readonly member: EtcdMember };
+  | { readonly kind: "remove-stale-learner"; readonly member: EtcdMember }
+  | { readonly kind: "remove-dead-voter"; readonly member: EtcdMember; readonly goneMs: number };
 
 export interface VoterInput {
   readonly members: readonly EtcdMember[];
@@ -19,15 +20,38 @@ export interface VoterInput {
   /** How long each unstarted learner has been waiting, by member id (ms). */
   readonly learnerAgeMs: ReadonlyMap<string, number>;
   readonly learnerStartTimeoutMs: number;
+  /** How long each voter has had no live node record, by member id (ms); absent = it has one. */
+  readonly voterGoneMs: ReadonlyMap<string, number>;
+  readonly deadVoterGraceMs: number;
+}
+
+/** Voters (not learners) with no live node record behind them. */
+export function votersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
+  const live = new Set(alive.map((n) => peerUrl(n.meshAddress, peerPort)));
+  return members.filter((m) => !m.isLearner && !m.peerURLs.some((u) => live.has(u)));
 }
 
 /**
- * Grows the voter set towards the target (largest odd number ≤ alive members, ≤ max_voters):
- * add one learner, wait for it to start, promote it once etcd says it caught up, then the next.
- * Never more than one learner at a time (etcd 3.4 allows only one) and never a removal of a
- * voter here: shrinking and replacing dead voters is the self-healing manager's job.
+ * One step towards a healthy voter set, at most one membership change per call:
+ * 1. a voter whose node record has been gone longer than the grace period is removed — only
+ *    while the voters that are alive still form a majority of the smaller set, so a removal
+ *    never costs quorum (and a node that is only slow gets the grace period to come back);
+ * 2. a learner is promoted once it has started (etcd refuses until it caught up), or removed
+ *    if it never starts;
+ * 3. the set grows towards the target (largest odd number ≤ alive nodes, ≤ max_voters) by
+ *    adding one learner — the longest-running alive non-member.
+ * Dead voters go first: while one is counted, the cluster needs more votes for every commit.
  */
 export function nextVoterAction(p: VoterInput): VoterAction {
+  const voterCount = p.members.filter((m) => !m.isLearner).length;
+  const dead = votersWithoutRecord(p.members, p.alive, p.peerPort)
+    .map((member) => ({ member, goneMs: p.voterGoneMs.get(member.id) ?? 0 }))
+    .filter((d) => d.goneMs >= p.deadVoterGraceMs)
+    .sort((a, b) => b.goneMs - a.goneMs)[0];
+  if (dead && voterCount > 1) {
+    const aliveVoters = voterCount - votersWithoutRecord(p.members, p.alive, p.peerPort).length;
+    if (aliveVoters >= Math.floor((voterCount - 1) / 2) + 1) return { kind: "remove-dead-voter", member: dead.member, goneMs: dead.goneMs };
+  }
   const learner = p.members.find((m) => m.isLearner);
   if (learner) {
     if (learner.name) return { kind: "promote", member: learner };
@@ -59,6 +83,35 @@ export async function applyVoterAction(client: Etcd3, action: VoterAction, ms = 
     case "remove-stale-learner":
       await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
       return `removed learner ${action.member.id} that never started`;
+    case "remove-dead-voter":
+      await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
+      return `removed voter ${action.member.name || action.member.id} (no node record for ${Math.round(action.goneMs / 1000)} s)`;
+  }
+}
+
+
+export interface VoterLogEntry {
+  readonly time: string;
+  readonly change: string;
+}
+
+const VOTER_LOG_LENGTH = 20;
+
+/** Keeps the last voter changes in the KV (one JSON key), for `members` to show. */
+export async function appendVoterLog(client: Etcd3, entry: VoterLogEntry, ms = 2000): Promise<void> {
+  const current = await readVoterLog(client, ms);
+  const next = [...current, entry].slice(-VOTER_LOG_LENGTH);
+  await deadline("etcd write of the voter log", ms, client.put(KEYS.voterLog).value(JSON.stringify(next)).exec());
+}
+
+export async function readVoterLog(client: Etcd3, ms = 2000): Promise<VoterLogEntry[]> {
+  const raw = await deadline("etcd read of the voter log", ms, client.get(KEYS.voterLog).string());
+  if (!raw) return [];
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    return Array.isArray(parsed) ? (parsed.filter((e) => e && typeof e.time === "string" && typeof e.change === "string") as VoterLogEntry[]) : [];
+  } catch {
+    return [];
   }
 }
 

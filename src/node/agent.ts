@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Etcd3, Watcher } from "etcd3";
@@ -16,7 +16,7 @@ import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { NodeRegistration, readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
 import { KEYS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
-import { applyVoterAction, nextVoterAction } from "../consensus/voters.ts";
+import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord } from "../consensus/voters.ts";
 import { fireHook } from "../hooks/runner.ts";
 import { memberName, mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
@@ -83,6 +83,8 @@ export class Agent {
   private wake?: () => void;
   private mirrorTimer?: NodeJS.Timeout;
   private readonly learnerSince = new Map<string, number>();
+  /** Since when each voter has had no node record, as seen by this node while it leads. */
+  private readonly voterGoneSince = new Map<string, number>();
   private voterEndpoints: string[] = [];
   private kvCopy: { mapping: FlatMapping; at: number } | undefined;
 
@@ -256,7 +258,13 @@ export class Agent {
     let members: EtcdMember[] | undefined;
     // Through the local proxy the member list is fake (see realMemberList): ask the members.
     if (this.kv && this.role !== "proxy") members = await memberList(this.kv, 2000).catch(() => undefined);
-    if (!members && !hasData) members = await this.probeCluster(mapping, settings, identity.publicKey);
+    if (!members) {
+      // With data, only a real member list counts (proxies answer a made-up one): it is how a
+      // voter that was removed while it was down — replaced, or left out by `recover` — learns
+      // it must join again instead of restarting an etcd the cluster refuses forever.
+      const probed = await this.probeCluster(mapping, settings, identity.publicKey);
+      if (probed && (!hasData || probed.some((m) => m.peerURLs.length > 0))) members = probed;
+    }
     const others = parseNeighbours(mapping)
       .filter((n) => n.publicKey !== identity.publicKey && !n.left)
       .map((n) => n.publicKey);
@@ -295,6 +303,18 @@ export class Agent {
       case "member": {
         await this.supervisor.stop(PROXY_SERVICE);
         const args = etcdServerArgs(this.o.node, { ...base, state: "existing", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token });
+        const flag = this.o.node.forceNewCluster;
+        if (existsSync(flag)) {
+          // `recover`: once, etcd rewrites its membership to itself alone, keeping its data.
+          this.closeKv();
+          const spec = this.etcdSpec([...args, "--force-new-cluster"], identity, settings);
+          await this.supervisor.ensure({ ...spec, configHash: `${spec.configHash}|force-new-cluster` }, { restart: true });
+          rmSync(flag, { force: true });
+          this.o.log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
+          this.role = "voter";
+          this.consensusNote = "recovered";
+          return;
+        }
         const out = await this.supervisor.ensure(this.etcdSpec(args, identity, settings));
         if (out !== "running") this.o.log.info(`etcd member ${out}`);
         const me = members?.find((m) => m.name === name);
@@ -484,6 +504,9 @@ export class Agent {
       const now = Date.now();
       for (const m of members) if (m.isLearner && !m.name && !this.learnerSince.has(m.id)) this.learnerSince.set(m.id, now);
       const ages = new Map([...this.learnerSince].map(([id, since]) => [id, now - since]));
+      const gone = new Set(votersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
+      for (const id of [...this.voterGoneSince.keys()]) if (!gone.has(id)) this.voterGoneSince.delete(id);
+      for (const id of gone) if (!this.voterGoneSince.has(id)) this.voterGoneSince.set(id, now);
       const action = nextVoterAction({
         members,
         alive,
@@ -491,10 +514,14 @@ export class Agent {
         peerPort: settings.peerPort,
         learnerAgeMs: ages,
         learnerStartTimeoutMs: 60_000,
+        voterGoneMs: new Map([...this.voterGoneSince].map(([id, since]) => [id, now - since])),
+        deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
       });
       const done = await applyVoterAction(kv, action);
       if (done) {
         this.o.log.info(`voters: ${done}`);
+        if (action.kind === "remove-dead-voter") this.voterGoneSince.delete(action.member.id);
+        await appendVoterLog(kv, { time: new Date(now).toISOString(), change: done }).catch((e) => this.o.log.debug(`voter log: ${errorMessage(e)}`));
         this.poke();
       }
     } catch (e) {

@@ -17,6 +17,8 @@ export interface NodePaths {
   readonly agentPid: string;
   readonly agentLock: string;
   readonly status: string;
+  /** Written by `recover`: the agent restarts etcd once with --force-new-cluster, then removes it. */
+  readonly forceNewCluster: string;
 }
 
 export function nodePaths(root: string): NodePaths {
@@ -40,5 +42,6 @@ export function nodePaths(root: string): NodePaths {
     agentPid: join(runDir, "agent.pid"),
     agentLock: join(runDir, "agent.lock"),
     status: join(runDir, "status.json"),
+    forceNewCluster: join(runDir, "force-new-cluster"),
   };
 }

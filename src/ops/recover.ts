@@ -1,0 +1,92 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Context } from "../cli/context.ts";
+import { deadline, memberList, openClient } from "../consensus/client.ts";
+import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
+import { readKvMapping } from "../consensus/kv-config.ts";
+import { clusterSettings } from "../consensus/settings.ts";
+import { runningAgent } from "../node/agent-lock.ts";
+import { UserError, errorMessage } from "../util/errors.ts";
+import { ensureAgent } from "./node.ts";
+
+interface Progress {
+  readonly raftIndex: number;
+  readonly endpoint: string;
+}
+
+async function raftIndexAt(endpoint: string, ctx: Context): Promise<Progress | undefined> {
+  const client = openClient([endpoint], ctx.node, 1500);
+  try {
+    const st = await deadline("etcd status", 2000, client.maintenance.status());
+    return { raftIndex: Number(st.raftIndex), endpoint };
+  } catch {
+    return undefined;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * `recover`: when quorum is lost for good (e.g. 2 of 3 voters destroyed), restart the cluster
+ * from this survivor with etcd's --force-new-cluster — keeping its data, making it the only
+ * voter — after checking that quorum really is gone and that no reachable voter has newer
+ * data (unless `force`). The others rejoin as they come back (a voter removed this way moves
+ * its old data aside and joins fresh), and the voter manager grows the set back.
+ */
+export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?: number }): Promise<{ raftIndex: number }> {
+  if (!existsSync(join(ctx.node.etcdData, "member"))) {
+    throw new UserError(
+      `recover must run on a surviving voter: this machine has no etcd data (${ctx.node.etcdData}). Run it on the member that was a voter, with the newest data (see \`raptiformica members\` on the survivors).`,
+    );
+  }
+  const { mapping } = ctx.config.snapshot();
+  const { clientPort } = clusterSettings(mapping);
+  const here = clientUrl("127.0.0.1", clientPort);
+  if (runningAgent(ctx.node.agentPid) === undefined) await ensureAgent(ctx.paths);
+
+  const local = openClient([here], ctx.node, 1500);
+  try {
+    await readKvMapping(local, 4000);
+    throw new UserError("The cluster has quorum: it answers reads and writes. recover is only for a cluster that lost quorum for good; nothing was changed.");
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+  }
+  let voters: string[] = [];
+  try {
+    voters = (await memberList(local, 2000)).filter((m) => !m.isLearner).flatMap((m) => m.peerURLs.map((u) => clientUrlOfPeer(u, clientPort)));
+  } catch (e) {
+    throw new UserError(`This member's etcd does not answer at all (${errorMessage(e)}); recover needs it running. Check \`${ctx.node.logDir}/etcd.log\`.`);
+  } finally {
+    local.close();
+  }
+  const mine = await raftIndexAt(here, ctx);
+  if (!mine) throw new UserError(`This member's etcd does not report its status; recover needs it running. Check ${ctx.node.logDir}/etcd.log.`);
+  const others = (await Promise.all(voters.map((v) => raftIndexAt(v, ctx)))).filter((p): p is Progress => p !== undefined && p.endpoint !== here);
+  const newer = others.filter((o) => o.raftIndex > mine.raftIndex).sort((a, b) => b.raftIndex - a.raftIndex)[0];
+  if (newer && !opts.force) {
+    throw new UserError(
+      `The voter at ${newer.endpoint} has newer data (raft index ${newer.raftIndex}, here ${mine.raftIndex}): run recover there instead, so no committed write is lost (or add --force to recover from here anyway).`,
+    );
+  }
+
+  mkdirSync(ctx.node.runDir, { recursive: true, mode: 0o700 });
+  writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
+  const pid = runningAgent(ctx.node.agentPid);
+  if (pid !== undefined) process.kill(pid, "SIGUSR1");
+  const until = Date.now() + (opts.timeoutMs ?? 90_000);
+  let last = "";
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (existsSync(ctx.node.forceNewCluster)) continue;
+    const c = openClient([here], ctx.node, 1500);
+    try {
+      await readKvMapping(c, 3000);
+      return { raftIndex: mine.raftIndex };
+    } catch (e) {
+      last = errorMessage(e);
+    } finally {
+      c.close();
+    }
+  }
+  throw new UserError(`etcd did not come back as a one-voter cluster in time (${last || "the agent has not restarted it yet"}). See ${ctx.node.logDir}/agent.log and etcd.log.`);
+}

@@ -1,0 +1,68 @@
+import { strict as assert } from "node:assert";
+import { describe, it } from "node:test";
+import type { EtcdMember } from "../../src/consensus/client.ts";
+import { peerUrl } from "../../src/consensus/etcd-args.ts";
+import type { NodeRecord } from "../../src/consensus/registry.ts";
+import { nextVoterAction, type VoterInput } from "../../src/consensus/voters.ts";
+
+const addr = (i: number) => `200::${i}`;
+const member = (i: number, learner = false, started = true): EtcdMember => ({
+  id: `m${i}`,
+  name: started ? `n${i}` : "",
+  peerURLs: [peerUrl(addr(i), 2380)],
+  clientURLs: [],
+  isLearner: learner,
+});
+const record = (i: number, startedAt = i): NodeRecord =>
+  ({ publicKey: `k${i}`, name: `n${i}`, meshAddress: addr(i), role: "voter", startedAt, hostname: `n${i}`, version: "t", yggdrasilMajor: "0.4" }) as NodeRecord;
+
+function input(p: Partial<VoterInput>): VoterInput {
+  return {
+    members: [],
+    alive: [],
+    maxVoters: 5,
+    peerPort: 2380,
+    learnerAgeMs: new Map(),
+    learnerStartTimeoutMs: 60_000,
+    voterGoneMs: new Map(),
+    deadVoterGraceMs: 10_000,
+    ...p,
+  };
+}
+
+describe("voter manager", () => {
+  it("waits out the grace period before removing a voter without a node record", () => {
+    const members = [member(1), member(2), member(3)];
+    const alive = [record(1), record(2), record(4)];
+    assert.equal(nextVoterAction(input({ members, alive, voterGoneMs: new Map([["m3", 9_999]]) })).kind, "none");
+    const a = nextVoterAction(input({ members, alive, voterGoneMs: new Map([["m3", 10_000]]) }));
+    assert.equal(a.kind, "remove-dead-voter");
+    assert.equal(a.kind === "remove-dead-voter" && a.member.id, "m3");
+  });
+
+  it("after the removal, adds the longest-running alive non-member as a learner, then promotes it once started", () => {
+    const alive = [record(1), record(2), record(4, 100), record(5, 50)];
+    const add = nextVoterAction(input({ members: [member(1), member(2)], alive }));
+    assert.equal(add.kind, "add-learner");
+    assert.equal(add.kind === "add-learner" && add.node.name, "n5");
+    assert.equal(nextVoterAction(input({ members: [member(1), member(2), member(5, true, false)], alive })).kind, "none");
+    assert.equal(nextVoterAction(input({ members: [member(1), member(2), member(5, true, true)], alive })).kind, "promote");
+  });
+
+  it("never removes a voter when the alive voters would not be a majority of the smaller set", () => {
+    // 3 voters, 2 dead: the one alive voter is no majority of 2, so nothing is removed.
+    const members = [member(1), member(2), member(3)];
+    const a = nextVoterAction(input({ members, alive: [record(1)], voterGoneMs: new Map([["m2", 60_000], ["m3", 60_000]]) }));
+    assert.notEqual(a.kind, "remove-dead-voter");
+    // 5 voters, 2 dead: 3 alive are a majority of 4, so the longest-gone goes first.
+    const five = [member(1), member(2), member(3), member(4), member(5)];
+    const b = nextVoterAction(input({ members: five, alive: [record(1), record(2), record(3)], voterGoneMs: new Map([["m4", 20_000], ["m5", 30_000]]) }));
+    assert.equal(b.kind === "remove-dead-voter" && b.member.id, "m5");
+  });
+
+  it("does not count learners as dead voters", () => {
+    const members = [member(1), member(2), member(3), member(4, true, false)];
+    const a = nextVoterAction(input({ members, alive: [record(1), record(2), record(3)], voterGoneMs: new Map([["m4", 60_000]]) }));
+    assert.notEqual(a.kind, "remove-dead-voter");
+  });
+});
