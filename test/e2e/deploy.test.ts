@@ -3,11 +3,11 @@
  * instances, started directly: own network/mount/UTS namespaces, own sshd), with real
  * yggdrasil and etcd on each: three hosts on the bridge, one reachable only through another
  * (`via`), one address nothing answers on. Also inventories rejected before anything is
- * touched. About 1–2 minutes.
+ * touched, and a second deploy onto the live cluster. About 1–2 minutes.
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +67,8 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
   let op: Sandbox;
   let machines: Machines;
   let a: Machine, b: Machine, c: Machine, d: Machine;
+  /** Mesh address per host address, from the first deploy. */
+  const mesh = new Map<string, string>();
   const rf = (args: string[], timeout = 60_000) => op.run(args, { env: {}, timeout });
   const onNode = (host: string, argv: string[]) =>
     spawnSync(
@@ -130,11 +132,16 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
       { dst: d.address, via: c.address },
       { dst: BEHIND_NOBODY, via: NOBODY },
     ]);
+    // A module installed first (like `install`), whose config reaches the cluster.
+    const moduleDir = join(op.home, "deploy-demo");
+    mkdirSync(moduleDir);
+    writeFileSync(join(moduleDir, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", demo: { deployed_with: "deploy-demo" } }));
     const t0 = Date.now();
-    const r = await rf(["deploy", inventory, "--concurrent", "5"], 300_000);
+    const r = await rf(["deploy", inventory, "--concurrent", "5", "--modules", moduleDir], 300_000);
     const seconds = (Date.now() - t0) / 1000;
     process.stderr.write(`deploy of 6 hosts took ${seconds.toFixed(1)} s\n${r.stdout}`);
     assert.equal(r.code, 1, `${r.stderr}\n${r.stdout}`);
+    assert.match(r.stderr, /Installed module deploy-demo/);
     assert.match(r.stderr, new RegExp(`deployed 4 of 6 host\\(s\\) in [\\d.]+ s; failed: ${re(NOBODY)}, ${re(BEHIND_NOBODY)} \\(see the table`));
 
     const rows = parseTable(r.stdout);
@@ -158,6 +165,7 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
     assert.match(row(a.address)[3]!, /\(first member\)/);
     assert.equal(rows.filter((x) => x[3]?.includes("(first member)")).length, 1);
     const meshOf = (m: Machine) => /(2[0-9a-f]{2}:[0-9a-f:]+)/.exec(row(m.address)[3]!)![1]!;
+    for (const m of [a, b, c, d]) mesh.set(m.address, meshOf(m));
 
     // One cluster of four, seen from the operator (answered through a member).
     await waitFor(
@@ -170,11 +178,38 @@ describe("deploy", { skip, timeout: 360_000 }, () => {
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
 
+    // The module's config is the cluster's.
+    const got = onNode(b.address, ["/usr/etc/raptiformica/bin/raptiformica", "config", "get", "demo/deployed_with"]);
+    assert.equal(got.stdout.trim(), "deploy-demo", got.stderr);
+
     // The host behind c is on the mesh: a, which cannot reach it directly, pings it.
     assert.notEqual(onNode(a.address, ["timeout", "5", "bash", "-c", `exec 3<>/dev/tcp/${d.address}/22`]).status, 0);
     await waitFor(`${a.address} pings ${meshOf(d)} (behind ${c.address})`, async () => onNode(a.address, ["ping", "-6", "-c1", "-W2", meshOf(d)]).status === 0, {
       timeoutMs: 30_000,
       intervalMs: 500,
     });
+  });
+
+  it("deploying again onto the live cluster updates the members in place (no clean, no second cluster)", async () => {
+    assert.equal(mesh.size, 4, "needs the first deploy");
+    const inventory = writeInventory(op.home, "again.json", [{ dst: a.address }, { dst: b.address }, { dst: c.address }, { dst: d.address, via: c.address }]);
+    const r = await rf(["deploy", inventory, "--json"], 300_000);
+    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
+    const report = JSON.parse(r.stdout) as { hosts: { dst: string; ok: boolean; meshAddress?: string; bootstrapped?: boolean; waitedSeconds: number }[] };
+    for (const h of report.hosts) {
+      assert.ok(h.ok, h.dst);
+      // Same identity: the node was not wiped and re-made.
+      assert.equal(h.meshAddress, mesh.get(h.dst), h.dst);
+      // Members were known: nobody bootstrapped, nobody waited for a first member.
+      assert.equal(h.bootstrapped, undefined);
+      assert.equal(h.waitedSeconds, 0);
+    }
+    const m = JSON.parse((await rf(["members", "--json"])).stdout) as { members: { status: string; meshAddress: string }[] };
+    assert.equal(m.members.length, 4);
+    await waitFor(
+      "still 4 alive",
+      async () => (JSON.parse((await rf(["members", "--json"])).stdout) as { members: { status: string }[] }).members.every((x) => x.status === "alive"),
+      { timeoutMs: 30_000, intervalMs: 1000 },
+    );
   });
 });
