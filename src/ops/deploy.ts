@@ -93,6 +93,11 @@ export class BootstrapGate {
     return this.state === "open";
   }
 
+  /** Another host is bootstrapping: `enter` would wait. */
+  get isBusy(): boolean {
+    return this.state === "busy";
+  }
+
   enter(index: number): Promise<GateTurn> {
     if (this.state === "open") return Promise.resolve("join");
     if (this.state === "free") {
@@ -128,7 +133,7 @@ export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner
   const settings = await sshSettings(ctx.paths, ctx.log);
   prepareSshConfig(settings);
   const assimilate = req.flags.assimilate;
-  const gate = new BootstrapGate(!assimilate || memberTargets(ctx.config.snapshot().mapping).length > 0);
+  const gate = new BootstrapGate(!assimilate || knowsMembers(ctx));
   const outcomes = new Map<number, { ok: boolean; error?: string }>();
   const timing = new Map<number, { waited: number; slaved: number; bootstrapped: boolean }>();
   const byDst = new Map(req.hosts.map((h) => [h.dst, h]));
@@ -139,7 +144,7 @@ export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner
       const started = performance.now();
       let turn: GateTurn = "join";
       if (!gate.isOpen) {
-        report("waiting for the first member");
+        if (gate.isBusy) report("waiting for the first member");
         turn = await gate.enter(h.index);
       }
       const waited = (performance.now() - started) / 1000;
@@ -158,7 +163,9 @@ export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner
         let message = errorMessage(e);
         if (h.target.via?.length) message = await explainViaFailure(settings, h, message, byDst, outcomes);
         done(false, message);
-        if (turn === "bootstrap") gate.leave(false);
+        // A host that failed late (after the cluster learned it, e.g. in a hook) still made
+        // the cluster: the others join it rather than bootstrap a second one.
+        if (turn === "bootstrap") gate.leave(assimilate && knowsMembers(ctx));
         throw new Error(message);
       }
     },
@@ -191,6 +198,14 @@ export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner
     }
   }
   return { hosts, totalSeconds: round1((performance.now() - t0) / 1000), ...(refreshProblem ? { refreshProblem } : {}) };
+}
+
+function knowsMembers(ctx: Context): boolean {
+  try {
+    return memberTargets(ctx.config.snapshot().mapping).length > 0;
+  } catch {
+    return false;
+  }
 }
 
 const STEP_LABELS: Record<Parameters<SlaveProgress>[0], string> = {
