@@ -75,7 +75,7 @@ Port 22
 ListenAddress $address
 ListenAddress 127.0.0.1
 HostKey /run/instance/ssh_host_ed25519_key
-AuthorizedKeysFile /run/instance/authorized_keys
+AuthorizedKeysFile /run/instance/authorized_keys .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
