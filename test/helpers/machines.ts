@@ -73,7 +73,9 @@ ip -n "$vns" addr add "$theirs/30" dev "$link"
 ip -n "$vns" link set "$link" up
 ip -n "$ns" addr add "$mine/30" dev eth1
 ip -n "$ns" link set eth1 up
-sed -i "s/^ListenAddress .*/ListenAddress $mine/" sshd_config
+# Only the bridge address moves; other listeners (e.g. 127.0.0.1) stay.
+sed -i "s/^ListenAddress $(cat address)\\$/ListenAddress $mine/" sshd_config
+grep -qx "ListenAddress $mine" sshd_config
 printf %s "$mine" > address
 ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
     set -e
