@@ -5,9 +5,12 @@ import { SharedConfig } from "../node/shared-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
 import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
-import { NotAvailableYet, UserError, errorMessage } from "../util/errors.ts";
+import { UserError, errorMessage } from "../util/errors.ts";
 import { onFirstMember } from "../ops/via-member.ts";
 import { readVoterLog, type VoterLogEntry } from "../consensus/voters.ts";
+import { evictionPass } from "../consensus/gone.ts";
+import { clusterSettings } from "../consensus/settings.ts";
+import { readStatus } from "../node/status.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget } from "../remote/ssh.ts";
 import { contextFrom } from "./context.ts";
@@ -32,7 +35,22 @@ export function register(program: Command): void {
     .action(async (opts: { rejoin?: boolean; evict?: boolean; json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       const isMember = existsSync(ctx.node.nodeCert);
-      if (opts.evict) throw new NotAvailableYet("members --evict");
+      if (opts.evict) {
+        if (!isMember) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
+        const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
+        try {
+          if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
+          const { mapping } = await shared.snapshot();
+          const { evictAfterSeconds } = clusterSettings(mapping);
+          const self = readStatus(ctx.node.status)?.publicKey ?? "";
+          const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
+          if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
+          for (const e of evicted) process.stdout.write(`evicted ${e.name} ${e.publicKey} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
+        } finally {
+          shared.close();
+        }
+        return;
+      }
       if (opts.rejoin) {
         if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
         const pid = runningAgent(ctx.node.agentPid);

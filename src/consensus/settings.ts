@@ -8,6 +8,7 @@ export const KEYS = {
   maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
   nodeTtl: `${KEY_ROOT}/meshnet/etcd/node_ttl`,
   deadVoterGrace: `${KEY_ROOT}/meshnet/etcd/dead_voter_grace`,
+  evictAfter: `${KEY_ROOT}/meshnet/evict_after`,
   caCert: `${KEY_ROOT}/meshnet/etcd/ca_cert`,
   caKey: `${KEY_ROOT}/meshnet/etcd/ca_key`,
   clusterToken: `${KEY_ROOT}/meshnet/etcd/cluster_token`,
@@ -16,6 +17,8 @@ export const KEYS = {
   nodes: `${KEY_ROOT}/nodes/`,
   /** The voter manager's log of membership changes (last ones), shown by `members`. */
   voterLog: `${KEY_ROOT}/voters/log`,
+  /** When each gone neighbour was first seen gone (ms since epoch), for eviction. */
+  gone: `${KEY_ROOT}/gone/`,
 } as const;
 
 export interface ClusterSettings {
@@ -26,6 +29,8 @@ export interface ClusterSettings {
   readonly nodeTtlSeconds: number;
   /** How long a voter's node record must be gone before the leader replaces it. */
   readonly deadVoterGraceSeconds: number;
+  /** How long a neighbour must be gone (failed or left) before it is evicted. */
+  readonly evictAfterSeconds: number;
 }
 
 function intSetting(mapping: FlatMapping, key: string, fallback: number, min: number, max: number): number {
@@ -46,6 +51,7 @@ export function clusterSettings(mapping: FlatMapping): ClusterSettings {
     maxVoters: intSetting(mapping, KEYS.maxVoters, 5, 1, 99),
     nodeTtlSeconds: intSetting(mapping, KEYS.nodeTtl, 5, 2, 600),
     deadVoterGraceSeconds: intSetting(mapping, KEYS.deadVoterGrace, 10, 0, 86_400),
+    evictAfterSeconds: intSetting(mapping, KEYS.evictAfter, 3600, 0, 365 * 86_400),
   };
 }
 

@@ -16,6 +16,7 @@ import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { NodeRegistration, readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
 import { KEYS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
+import { evictionPass } from "../consensus/gone.ts";
 import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord } from "../consensus/voters.ts";
 import { fireHook } from "../hooks/runner.ts";
 import { memberName, mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
@@ -153,7 +154,10 @@ export class Agent {
     await ensureNodeCertificate(this.o.node, ca, memberName(identity.publicKey), identity.address);
     await this.ensureConsensus(mapping, settings, identity);
     await this.ensureKv(settings, identity);
-    if (this.kv && this.role === "leader") await this.manageVoters(settings);
+    if (this.kv && this.role === "leader") {
+      await this.manageVoters(settings);
+      await this.manageGone(settings, identity);
+    }
   }
 
   // ---- config -------------------------------------------------------------------------------
@@ -527,6 +531,20 @@ export class Agent {
     } catch (e) {
       // "learner not in sync with leader" is expected until it catches up.
       this.o.log.debug(`voter manager: ${errorMessage(e)}`);
+    }
+  }
+
+  private lastEvictionPass = 0;
+
+  /** Leader only, every few seconds: mark gone neighbours, evict those gone past evict_after. */
+  private async manageGone(settings: ClusterSettings, identity: Identity): Promise<void> {
+    const kv = this.kv;
+    if (!kv || Date.now() - this.lastEvictionPass < 3000) return;
+    this.lastEvictionPass = Date.now();
+    try {
+      await evictionPass(kv, { self: identity.publicKey, evictAfterMs: settings.evictAfterSeconds * 1000, log: (l) => this.o.log.info(l) });
+    } catch (e) {
+      this.o.log.debug(`eviction: ${errorMessage(e)}`);
     }
   }
 

@@ -1,3 +1,4 @@
+import { networkInterfaces } from "node:os";
 import { mkdirSync, readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import { parseNeighbours, type Neighbour } from "../mesh/neighbours.ts";
@@ -12,6 +13,18 @@ import type { NodePaths } from "./paths.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
+
+/** How long a neighbour whose key is not allowed in may stay unconnected before a restart lets it in. */
+const ALLOWED_STALE_MS = 15_000;
+
+/** This machine's non-loopback IP addresses, except Yggdrasil's own (200::/7). */
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && !/^2[0-9a-f]{2}:/i.test(a.address) && !a.address.startsWith("fe80:")) out.add(a.address);
+  }
+  return out;
+}
 
 /** Neighbours we dial: every other node with an advertised host that has not left. */
 export function desiredPeers(neighbours: readonly Neighbour[], self: string): PeerSpec[] {
@@ -63,6 +76,12 @@ export class MeshService {
     this.admin = new YggdrasilAdmin(paths.yggdrasilSocket, info.major, { timeoutMs: 2000 });
   }
 
+  private lastAddresses: Set<string> | undefined;
+  /** Keys of the peers that were up at the last look. */
+  private connected = new Set<string>();
+  /** Since when the running yggdrasil has been missing allowed keys of current neighbours. */
+  private allowedStaleSince: number | undefined;
+
   get major() {
     return this.info.major;
   }
@@ -96,10 +115,27 @@ export class MeshService {
     const running = this.supervisor.isRunning(YGGDRASIL_SERVICE);
     const runningHash = running ? this.supervisor.hashOf(YGGDRASIL_SERVICE) : undefined;
     const runningAllowed = (this.supervisor.metaOf(YGGDRASIL_SERVICE)?.["allowed"] as string[] | undefined) ?? [];
-    const allowedChanged = running && needsAllowedRestart(runningAllowed, active, this.identity.publicKey);
+    // A local address that went away (the machine moved network) leaves peerings bound to it
+    // looking up until they time out, a minute or more: start over from the new addresses.
+    const addresses = localAddresses();
+    const previousAddresses = this.lastAddresses;
+    const moved = previousAddresses !== undefined && [...previousAddresses].some((a) => !addresses.has(a));
+    this.lastAddresses = addresses;
+    if (moved && running) this.log.info("a local address went away: restarting yggdrasil to re-peer from the new one");
+    // A new neighbour with a host is dialled from here, so its key need not be allowed in at
+    // once. But if it stays unconnected (it moved and its new host is not known here yet, or it
+    // cannot be reached), it can only come in itself: then the allowed keys are refreshed.
+    const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
+    if (missing.length === 0) this.allowedStaleSince = undefined;
+    else this.allowedStaleSince ??= Date.now();
+    const lockedOut =
+      this.allowedStaleSince !== undefined && Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS && missing.some((k) => !this.connected.has(k));
+    if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
+    const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
     const needsRestart = running && (runningHash !== restartHash || allowedChanged);
     if (needsRestart && Date.now() - this.lastRestart < this.minRestartIntervalMs) {
       // Coalesce bursts of changes (many nodes joining) into one restart.
+      this.lastAddresses = previousAddresses;
       return { started: false };
     }
     const outcome = await this.supervisor.ensure({
@@ -153,6 +189,7 @@ export class MeshService {
     }
     const wanted = new Map(peers.map((p) => [peerUri(p), p]));
     const connectedKeys = new Set(current.filter((p) => p.up && p.publicKey).map((p) => p.publicKey));
+    this.connected = connectedKeys;
     const down = [...wanted.entries()].filter(([, p]) => !connectedKeys.has(p.publicKey)).map(([uri]) => uri);
     const now = Date.now();
     for (const uri of down) {

@@ -8,7 +8,20 @@ import { UserError } from "../util/errors.ts";
  * or fast-forwarded here, on the operator's machine, and copied to the nodes from here — so a
  * node needs no access to the repository. A failed update keeps the previous checkout.
  */
-export async function cacheSource(artifactsDir: string, name: string, source: string): Promise<string> {
+const inFlight = new Map<string, Promise<string>>();
+
+/** Concurrent slaves (deploy) share one fetch per checkout: git refuses two at once in one repo. */
+export function cacheSource(artifactsDir: string, name: string, source: string): Promise<string> {
+  const id = `${artifactsDir}\0${name}`;
+  let p = inFlight.get(id);
+  if (!p) {
+    p = fetchSource(artifactsDir, name, source).finally(() => inFlight.delete(id));
+    inFlight.set(id, p);
+  }
+  return p;
+}
+
+async function fetchSource(artifactsDir: string, name: string, source: string): Promise<string> {
   const repos = join(artifactsDir, "repositories");
   const dir = join(repos, name);
   mkdirSync(repos, { recursive: true, mode: 0o700 });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { run, type Outcome } from "../util/exec.ts";
@@ -131,7 +131,12 @@ function writeConfig(s: SshSettings): void {
   } catch {
     /* first use */
   }
-  if (current !== text) writeFileSync(path, text, { mode: 0o600 });
+  if (current !== text) {
+    // Temp file and rename: concurrent commands (deploy) never read a half-written config.
+    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, path);
+  }
 }
 
 /** Why an ssh run failed, in one paragraph naming the host, or undefined if it did not fail in ssh. */

@@ -228,3 +228,60 @@ describe("quorum loss and recover", { skip, timeout: 300_000 }, () => {
     assert.match(again.stderr, /The cluster has quorum/);
   });
 });
+
+describe("a moved node", { skip, timeout: 240_000 }, () => {
+  it("gets a new address: its neighbour entry follows, the others re-peer, its mesh address stays", async () => {
+    const c = await threeNodeCluster();
+    const before = await c.identity(2);
+    const oldAddress = c.lab.addressOf(2);
+    const newAddress = "198.18.0.200";
+    // The machine moves: its old address goes, a new one comes (like a new DHCP lease; removing
+    // the old one after adding the new would take the new one along, as a secondary address).
+    const del = await c.lab.exec(2, ["ip", "addr", "del", `${oldAddress}/16`, "dev", "seg0"]);
+    assert.equal(del.exitCode, 0, del.stderr);
+    const add = await c.lab.exec(2, ["ip", "addr", "add", `${newAddress}/16`, "dev", "seg0"]);
+    assert.equal(add.exitCode, 0, add.stderr);
+    await c.rfOk(2, ["advertise", newAddress]);
+    await c.rfOk(2, ["members", "--rejoin"]);
+
+    await waitFor(
+      "n2's neighbour entry has its new host",
+      async () => (await c.rfOk(0, ["config", "get", `meshnet/neighbours/${before.publicKey}/host`])).trim() === newAddress,
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    await waitFor(
+      "n0 reaches n2's (unchanged) mesh address again",
+      async () => (await c.lab.exec(0, ["ping", "-6", "-c1", "-W1", before.meshAddress], { timeoutMs: 5000 })).exitCode === 0,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    assert.equal((await c.identity(2)).meshAddress, before.meshAddress);
+    await c.waitAlive(0, 3, 60_000);
+  });
+});
+
+describe("eviction", { skip, timeout: 240_000 }, () => {
+  it("a member gone past meshnet/evict_after is evicted (not before); members --evict does it on demand", async () => {
+    const c = await threeNodeCluster();
+    await c.rfOk(0, ["config", "set", "meshnet/evict_after", "20"]);
+    const gone = await c.identity(2);
+    await c.lab.killNode(2);
+    const t0 = Date.now();
+    await waitFor("n2 failed", async () => (await roles(c, 0))["n2"]?.status === "failed", { timeoutMs: 30_000, intervalMs: 500 });
+    // Still listed while within the grace period: a slow node is not dropped.
+    if (Date.now() - t0 < 15_000) {
+      const nothing = await c.rf(0, ["members", "--evict"], 30_000);
+      assert.equal(nothing.exitCode, 0, nothing.stderr);
+      assert.match(nothing.stderr, /nothing to evict/);
+      assert.ok((await c.rfOk(0, ["config", "show", "meshnet/neighbours", "--json"])).includes(gone.publicKey));
+    }
+    await waitFor(
+      "n2's neighbour entry evicted",
+      async () => !(await c.rfOk(0, ["config", "show", "meshnet/neighbours", "--json"])).includes(gone.publicKey),
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    assert.ok(Date.now() - t0 >= 20_000, "evicted before evict_after");
+    const m = JSON.parse(await c.rfOk(1, ["members", "--json"])) as { members: { name: string }[]; voterChanges: { change: string }[] };
+    assert.ok(!m.members.some((x) => x.name === "n2"));
+    assert.ok(m.voterChanges.some((x) => /^evicted /.test(x.change)), JSON.stringify(m.voterChanges));
+  });
+});
