@@ -13,13 +13,6 @@ export class UserError extends Error {
   }
 }
 
-/** A command whose implementation has not landed yet: never pretend success. */
-export class NotAvailableYet extends UserError {
-  constructor(command: string) {
-    super(`${command}: not available yet in this version of raptiformica (exit 2 means "not implemented", never success).`, 2);
-    this.name = "NotAvailableYet";
-  }
-}
 
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

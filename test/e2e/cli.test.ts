@@ -65,12 +65,25 @@ describe("raptiformica CLI", () => {
     }
   });
 
-  it("never pretends: unbuilt commands exit 2 with 'not available yet'", async () => {
-    for (const args of [["prune"], ["destroy"], ["inject", "10.0.0.1"], ["members", "--evict"]]) {
-      const r = await sb.run(args);
-      assert.equal(r.code, 2, `${args.join(" ")} exit code`);
-      assert.match(r.stderr, /not available yet/);
-    }
+  it("prune and destroy with nothing to do say so and succeed", async () => {
+    const p = await sb.run(["prune"]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stderr, /pruned 0 instance\(s\), 0 neighbour entries; 0 instance\(s\) alive/);
+    const d = await sb.run(["destroy"]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stderr, /destroyed 0 instance\(s\)/);
+  });
+
+  it("member-only commands on a machine that is not a member say where to run them", async () => {
+    const evict = await sb.run(["members", "--evict"]);
+    assert.equal(evict.code, 1);
+    assert.match(evict.stderr, /members --evict runs on a cluster member/);
+    const recover = await sb.run(["recover"]);
+    assert.equal(recover.code, 1);
+    assert.match(recover.stderr, /recover must run on a surviving voter: this machine has no etcd data/);
+    const inject = await sb.run(["inject", "not a host"]);
+    assert.equal(inject.code, 1);
+    assert.match(inject.stderr, /"not a host" is not a hostname or IP address/);
   });
 
   it("members and ssh from a machine that knows no member say what to do", async () => {

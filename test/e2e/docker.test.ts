@@ -34,6 +34,7 @@ const log = (m: string) => process.stderr.write(`# ${m}\n`);
 describe("docker compute type", { skip, timeout: 900_000 }, () => {
   let op: DockerOperator;
   let linked: DockerOperator | undefined;
+  let tree: DockerOperator | undefined;
   const spawned: Spawned[] = [];
   const machines = () => join(op.cache, "var", "machines", "docker", "headless");
 
@@ -57,6 +58,7 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
       await op.cleanup();
     }
     await linked?.cleanup();
+    await tree?.cleanup();
   });
 
   it("three spawns make a cluster: 3 alive, config from the operator read on a node, every member pings every other", async () => {
@@ -240,5 +242,39 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
     }
     lap("B paused and unpaused");
     await waitFor("C pings A's mesh address again", () => lop.onNode(cIp, ["ping", "-6", "-c1", "-W3", mesh["a"]!]).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
+  });
+  it("tree: A on net1 and net2 slaves B (net1) and C (net2) itself; B reaches C's mesh address only through A", async () => {
+    // The original's test_tree_cluster: only A can reach B and C, so A (a member) slaves them.
+    tree = new DockerOperator();
+    const top = tree;
+    const ssh = join(top.home, ".ssh");
+    mkdirSync(ssh, { recursive: true, mode: 0o700 });
+    assert.equal(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(ssh, "id_ed25519")]).status, 0);
+    const pub = readFileSync(join(ssh, "id_ed25519.pub"), "utf8").trim();
+    const tag = top.label.split("=")[1]!;
+    const net1 = await top.network(`rf-${tag}-t1`);
+    const net2 = await top.network(`rf-${tag}-t2`);
+    const a = await top.container(`rf-${tag}-ta`, [net1, net2], pub);
+    const aIp = a[net1]!;
+    const r = await top.rf(["slave", aIp], 300_000);
+    assert.equal(r.code, 0, `slave A: ${r.stderr}`);
+    // A's own key (raptiformica makes it in A's cache dir) is what B and C let in.
+    const aKey = top.onNode(aIp, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
+    assert.equal(aKey.code, 0, aKey.stderr);
+    const [b, c] = await Promise.all([top.container(`rf-${tag}-tb`, [net1], `${pub}\n${aKey.stdout.trim()}`), top.container(`rf-${tag}-tc`, [net2], `${pub}\n${aKey.stdout.trim()}`)]);
+    const bIp = b[net1]!;
+    const cIp = c[net2]!;
+    for (const ip of [bIp, cIp]) {
+      const s2 = top.onNode(aIp, [RF, "slave", ip], 300_000);
+      assert.equal(s2.code, 0, `A slaves ${ip}: ${s2.stderr}`);
+    }
+    await waitFor(
+      "3 alive in the tree cluster",
+      async () => (await top.members()).filter((m) => m.status === "alive").length === 3,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const cMesh = (JSON.parse(top.onNode(cIp, [RF, "identity", "--json"]).stdout) as { meshAddress: string }).meshAddress;
+    assert.notEqual(top.onNode(bIp, ["ping", "-c1", "-W2", cIp]).code, 0, "B must not reach C's IPv4 address");
+    await waitFor("B pings C's mesh address (through A)", () => top.onNode(bIp, ["ping", "-6", "-c1", "-W3", cMesh]).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
   });
 });

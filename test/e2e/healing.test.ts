@@ -285,3 +285,29 @@ describe("eviction", { skip, timeout: 240_000 }, () => {
     assert.ok(m.voterChanges.some((x) => /^evicted /.test(x.change)), JSON.stringify(m.voterChanges));
   });
 });
+
+describe("link cut", { skip, timeout: 240_000 }, () => {
+  it("a cut link in a ring where another path exists: traffic and writes keep flowing", async () => {
+    // A ring 0–1, 1–2, 2–0; node 2 registered through node 1.
+    const lab = await Lab.create({ nodes: 3, topology: { links: [[0, 1], [1, 2], [0, 2]] } as never });
+    labs.push(lab);
+    const c = new LabCluster(lab);
+    await c.first(0);
+    await c.join(1, 0);
+    await c.join(2, 1);
+    await c.waitAlive(0, 3, 60_000);
+    const target = (await c.identity(2)).meshAddress;
+    const w = writer(c, () => 2, "linkcut");
+    await new Promise((r) => setTimeout(r, 1500));
+    await lab.cutLink(0, 2);
+    await waitFor("0 pings 2 through 1", async () => (await lab.exec(0, ["ping", "-6", "-c1", "-W1", target], { timeoutMs: 5000 })).exitCode === 0, {
+      timeoutMs: 30_000,
+      intervalMs: 300,
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    await w.stop();
+    await lab.restoreLink(0, 2);
+    await assertAllPresent(c, 0, w.acked);
+    await c.waitAlive(0, 3, 30_000);
+  });
+});
