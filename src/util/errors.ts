@@ -13,7 +13,6 @@ export class UserError extends Error {
   }
 }
 
-
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
