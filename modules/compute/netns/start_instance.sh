@@ -94,8 +94,9 @@ ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
     mount -t tmpfs -o mode=755 tmpfs /run
     mkdir -p /run/instance /run/sshd
     mount --bind "$inst" /run/instance
-    mount --bind "$inst/root" /root
-    mount --bind "$inst/usr-etc" /usr/etc/raptiformica
+    # From here on through /run/instance: the instance dir may itself be under /root.
+    mount --bind /run/instance/usr-etc /usr/etc/raptiformica
+    mount --bind /run/instance/root /root
     exec /usr/sbin/sshd -f /run/instance/sshd_config -E /run/instance/sshd.log
 ' sh "$inst" "$ns"
 
