@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { arch } from "node:os";
 import { sandbox, type CliResult, type Sandbox, BIN } from "./cli.ts";
+import { remoteCommandLine } from "../../src/remote/quote.ts";
 
 /** The image `raptiformica package --compute-type docker` builds for server type headless. */
 export const PACKAGED_IMAGE = "raptiformica-docker:headless";
@@ -81,9 +82,9 @@ export class DockerOperator {
     return r.stdout;
   }
 
-  /** A command on a node, over SSH with raptiformica's own ssh_config (its key, its known_hosts). */
+  /** A command on a node, over SSH with raptiformica's own ssh_config (its key, its known_hosts); argv quoted word by word. */
   onNode(host: string, argv: string[], timeoutMs = 60_000): CliResult {
-    const r = spawnSync("ssh", ["-F", join(this.cache, "ssh", "ssh_config"), `root@${host}`, "--", ...argv], { encoding: "utf8", timeout: timeoutMs });
+    const r = spawnSync("ssh", ["-F", join(this.cache, "ssh", "ssh_config"), `root@${host}`, "--", remoteCommandLine(argv)], { encoding: "utf8", timeout: timeoutMs });
     return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 
