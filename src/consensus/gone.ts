@@ -92,12 +92,14 @@ export async function evictionPass(
   await applyGoneMarks(client, plan, now);
   if (plan.evict.length === 0) return [];
   const keys = plan.evict.map((e) => e.publicKey);
-  await updateKvMapping(client, (m) => withoutNeighbourEntries(m, keys), 3000);
-  await applyGoneMarks(client, { mark: [], unmark: keys, evict: [] }, now);
+  // Logged first: the eviction makes every member restart yggdrasil (a key is no longer
+  // allowed), and the KV may not answer for a moment right after.
   for (const e of plan.evict) {
     const change = `evicted ${e.name} (gone for ${Math.round(e.goneMs / 1000)} s)`;
     opts.log?.(change);
-    await appendVoterLog(client, { time: new Date(now).toISOString(), change }).catch(() => undefined);
+    await appendVoterLog(client, { time: new Date(now).toISOString(), change });
   }
+  await updateKvMapping(client, (m) => withoutNeighbourEntries(m, keys), 3000);
+  await applyGoneMarks(client, { mark: [], unmark: keys, evict: [] }, now).catch(() => undefined);
   return plan.evict;
 }
