@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { mkdirSync, readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
@@ -16,6 +17,9 @@ export const YGGDRASIL_SERVICE = "yggdrasil";
 
 /** How long a neighbour whose key is not allowed in may stay unconnected before a restart lets it in. */
 const ALLOWED_STALE_MS = 15_000;
+const LOCKOUT_RESTART_INTERVAL_MS = 120_000;
+/** How long a restarted yggdrasil may have fewer than 2 peers up before it dials every neighbour. */
+const WIDEN_AFTER_MS = 20_000;
 
 /** This machine's non-loopback IP addresses, except Yggdrasil's own (200::/7). */
 function localAddresses(): Set<string> {
@@ -26,11 +30,37 @@ function localAddresses(): Set<string> {
   return out;
 }
 
-/** Neighbours we dial: every other node with an advertised host that has not left. */
-export function desiredPeers(neighbours: readonly Neighbour[], self: string): PeerSpec[] {
+/** How many neighbours a node dials when it has more (they dial it too, so links ≈ 2× this). */
+export const MAX_DIALED_PEERS = 8;
+
+/** A pair's rank, the same from both ends: rendezvous hashing on the two keys. */
+function pairScore(a: string, b: string): string {
+  return createHash("sha256")
+    .update(a < b ? `${a}${b}` : `${b}${a}`)
+    .digest("hex");
+}
+
+/** Every other node with an advertised host that has not left: the nodes this one could dial. */
+export function dialCandidates(neighbours: readonly Neighbour[], self: string): PeerSpec[] {
   return neighbours
     .filter((n) => n.publicKey !== self && !n.left && n.host)
     .map((n) => ({ host: n.host as string, port: n.yggdrasilPort, publicKey: n.publicKey }));
+}
+
+/**
+ * Neighbours we dial: all of them in a small cluster; beyond MAX_DIALED_PEERS, a stable pick
+ * per node (the best-ranked pairs), so a big cluster is a well-connected random graph that
+ * Yggdrasil routes over instead of n² links — 50 nodes dialling each other made every
+ * yggdrasil and the machine busy with keepalives alone.
+ */
+export function desiredPeers(neighbours: readonly Neighbour[], self: string, max = MAX_DIALED_PEERS): PeerSpec[] {
+  const all = dialCandidates(neighbours, self);
+  if (all.length <= max) return all;
+  return all
+    .map((p) => ({ p, score: pairScore(self, p.publicKey) }))
+    .sort((x, y) => (x.score < y.score ? -1 : x.score > y.score ? 1 : 0))
+    .slice(0, max)
+    .map((x) => x.p);
 }
 
 /**
@@ -59,6 +89,9 @@ function uriOfRemote(remote: string, key: string): string {
  */
 export class MeshService {
   private lastRestart = 0;
+  private lastLockoutRestart = 0;
+  /** Dialling every candidate, not just the picks (see ensure). */
+  private widened = false;
   private desired: readonly PeerSpec[] = [];
   private syncing = false;
   private timer: NodeJS.Timeout | undefined;
@@ -123,13 +156,20 @@ export class MeshService {
     this.lastAddresses = addresses;
     if (moved && running) this.log.info("a local address went away: restarting yggdrasil to re-peer from the new one");
     // A new neighbour with a host is dialled from here, so its key need not be allowed in at
-    // once. But if it stays unconnected (it moved and its new host is not known here yet, or it
-    // cannot be reached), it can only come in itself: then the allowed keys are refreshed.
+    // once. But if one this node dials stays unconnected (it moved and its new host is not known
+    // here yet, or it cannot be reached), it can only come in itself: then the allowed keys are
+    // refreshed.
     const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
     if (missing.length === 0) this.allowedStaleSince = undefined;
     else this.allowedStaleSince ??= Date.now();
+    // At most one such restart per LOCKOUT_RESTART_INTERVAL_MS: while many nodes join at once
+    // (slow under load), restarting for each would disrupt every peering again and again.
     const lockedOut =
-      this.allowedStaleSince !== undefined && Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS && missing.some((k) => !this.connected.has(k));
+      this.allowedStaleSince !== undefined &&
+      Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS &&
+      Date.now() - this.lastLockoutRestart > LOCKOUT_RESTART_INTERVAL_MS &&
+      peers.some((p) => missing.includes(p.publicKey) && !this.connected.has(p.publicKey));
+    if (lockedOut && running) this.lastLockoutRestart = Date.now();
     if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
     const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
     const needsRestart = running && (runningHash !== restartHash || allowedChanged);
@@ -151,8 +191,15 @@ export class MeshService {
       await waitForAdmin(this.paths.yggdrasilSocket, this.info.major, 10_000);
       return { started: true };
     }
-    this.desired = peers;
-    await this.syncPeers(peers);
+    // A node whose picks it cannot reach (partial reachability: NAT, firewalls, jump hosts)
+    // widens to every candidate once its yggdrasil has run a while with fewer than 2 peers up.
+    const candidates = dialCandidates(neighbours, this.identity.publicKey);
+    if (!this.widened && candidates.length > peers.length && Date.now() - this.lastRestart > WIDEN_AFTER_MS && this.connected.size < 2) {
+      this.widened = true;
+      this.log.info(`only ${this.connected.size} peer(s) up: dialling all ${candidates.length} neighbours`);
+    }
+    this.desired = this.widened ? candidates : peers;
+    await this.syncPeers(this.desired);
     return { started: false };
   }
 
