@@ -1,0 +1,458 @@
+/**
+ * Benchmark: cluster formation at scale, then the agent's footprint at rest. For each size N
+ * (`--sizes`, default 10,25,50): a fresh lab of N nodes on one L2 segment; n0 bootstraps, the
+ * others are prepared (identity, `inject --key` on n0, config copy, `advertise`: LabCluster.prepare)
+ * `--prepare-concurrency` at a time and meshed (`mesh --no-after-mesh`) `--mesh-concurrency` at a
+ * time, each node's mesh starting as soon as it is prepared; `members` on n0 is polled until it
+ * shows N alive. Goal for 50 nodes: ≤ 120 s. Then the cluster settles `--settle-seconds` (10) and
+ * sits `--rest-seconds` (30) while each agent's CPU time is sampled; RSS and PSS
+ * (/proc/<pid>/smaps_rollup) are read at the end. The agent logs of every node are scanned for
+ * restarts and repeated warnings. Each lab is destroyed after it is measured.
+ *
+ *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 10]
+ *        [--form-timeout S] [--settle-seconds 10] [--rest-seconds 30] [--keep-logs DIR]
+ *
+ * While forming, the lab's processes are counted every 5 s by kind (agents, yggdrasil, etcd,
+ * grpc-proxy, hook processes `members --rejoin`, other CLI processes) with the load average.
+ * If a size does not form, or agents died, every node's agent.log (and n0's etcd.log) is copied
+ * to `--keep-logs` (default /tmp/raptiformica-bench-scale-logs/n<N>-<lab id>/).
+ *
+ * Needs root, yggdrasil and etcd; `npm run build` first. Prints a table and a JSON line.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Lab } from "../test/lab/index.ts";
+import { pidsInNamespaces } from "../test/lab/netns.ts";
+import { LabCluster } from "../test/helpers/cluster.ts";
+import { ROOT } from "../test/helpers/cli.ts";
+import { brief, foreignLabProcesses, loadAverage, max, median, numOpt, procStat, sec, sleep, strOpt, TICK } from "./lib/common.ts";
+
+const sizes = strOpt("--sizes", "10,25,50").split(",").map(Number);
+const prepareConcurrency = numOpt("--prepare-concurrency", 6);
+const meshConcurrency = numOpt("--mesh-concurrency", 10);
+const formTimeoutOpt = numOpt("--form-timeout", 0);
+const settleSeconds = numOpt("--settle-seconds", 10);
+const restSeconds = numOpt("--rest-seconds", 30);
+/** Where the agent logs of a size that did not form (or lost agents) are copied before the lab goes. */
+const keepLogs = strOpt("--keep-logs", "/tmp/raptiformica-bench-scale-logs");
+
+if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
+  console.error("run `npm run build` first: the lab runs bin/raptiformica → dist/");
+  process.exit(2);
+}
+
+/** Runs fn over items, at most `limit` at once; never throws (errors are fn's business). */
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+interface NodeFootprint {
+  node: string;
+  pid: number | null;
+  rssMb: number | null;
+  pssMb: number | null;
+  cpuPercent: number | null;
+}
+
+interface LogFinding {
+  /** Nodes whose agent.log says "agent started" more than once. */
+  agentRestarts: Record<string, number>;
+  /** Most frequent normalised lines across all agent logs (informational lines excluded). */
+  topLines: { line: string; count: number; nodes: number }[];
+  linesTotal: number;
+}
+
+interface SizeResult {
+  nodes: number;
+  labCreateS: number;
+  bootstrapS: number | null;
+  allPreparedS: number | null;
+  allMeshReturnedS: number | null;
+  allAliveS: number | null;
+  formTimeoutS: number;
+  /** [seconds, alive count, quorum] whenever one of them changes, as `members` on n0 answered. */
+  aliveTimeline: [number, number, boolean][];
+  /** Every 5 s while forming: seconds, 1-min load, processes of the lab by kind. */
+  processSamples: { t: number; load: number; counts: Record<string, number> }[];
+  /** Nodes whose agent process is gone at the end, with the log line that says why if any. */
+  deadAgents: { node: string; why: string }[];
+  logsKept?: string;
+  prepareFailures: string[];
+  meshFailures: string[];
+  meshSeconds: { median: number | null; max: number | null };
+  notAlive: { node: string; status: string; agentLogTail: string[] }[];
+  roles: Record<string, number>;
+  footprint: NodeFootprint[];
+  rss: { medianMb: number | null; maxMb: number | null };
+  pss: { medianMb: number | null; maxMb: number | null };
+  cpu: { medianPercent: number | null; maxPercent: number | null };
+  logs: LogFinding | null;
+  loadBefore: string;
+  loadAfterForming: string;
+  error?: string;
+}
+
+const normalise = (l: string) =>
+  l
+    .replace(/\[[0-9a-f:]+\]/gi, "[ADDR]")
+    .replace(/\b[0-9a-f]{16,}\b/gi, "KEY")
+    .replace(/\b\d+(\.\d+)*\b/g, "N")
+    .replace(/https:\/\/\S+/g, "URL")
+    .slice(0, 160);
+
+const BORING = /^(agent started|yggdrasil started|etcd grpc-proxy (started|restarted)|joining etcd as a learner|Warning: disabling flag --expose_wasm)/;
+
+function scanLogs(lab: Lab): LogFinding {
+  const counts = new Map<string, { count: number; nodes: Set<string> }>();
+  const agentRestarts: Record<string, number> = {};
+  let linesTotal = 0;
+  for (const n of lab.nodes) {
+    const path = join(n.cacheDir, "node", "log", "agent.log");
+    if (!existsSync(path)) continue;
+    const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+    linesTotal += lines.length;
+    const starts = lines.filter((l) => l.startsWith("agent started")).length;
+    if (starts > 1) agentRestarts[n.name] = starts;
+    for (const l of lines) {
+      if (BORING.test(l)) continue;
+      const k = normalise(l);
+      const e = counts.get(k) ?? { count: 0, nodes: new Set<string>() };
+      e.count++;
+      e.nodes.add(n.name);
+      counts.set(k, e);
+    }
+  }
+  const topLines = [...counts.entries()]
+    .sort((a, b) => b[1].count - a[1].count)
+    .slice(0, 8)
+    .map(([line, e]) => ({ line, count: e.count, nodes: e.nodes.size }));
+  return { agentRestarts, topLines, linesTotal };
+}
+
+function agentPid(lab: Lab, i: number): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(lab.nodes[i]!.cacheDir, "node", "run", "agent.pid"), "utf8").trim());
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lab's processes by kind, from their command lines. */
+function processCounts(lab: Lab): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const pids of pidsInNamespaces(lab.nodes.map((x) => x.ns)).values()) {
+    for (const pid of pids) {
+      let cmd = "";
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+      } catch {
+        continue;
+      }
+      const kind = / agent\s*$/.test(cmd)
+        ? "agent"
+        : /^yggdrasil /.test(cmd)
+          ? "yggdrasil"
+          : /grpc-proxy/.test(cmd)
+            ? "grpc-proxy"
+            : /^etcd /.test(cmd)
+              ? "etcd"
+              : /members --rejoin/.test(cmd)
+                ? "hook: members --rejoin"
+                : /raptiformica\.mjs/.test(cmd)
+                  ? "other CLI"
+                  : /^(sh|ip) /.test(cmd)
+                    ? "sh/ip"
+                    : "other";
+      counts[kind] = (counts[kind] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
+/** Nodes whose agent is not running, and the first line of its log that says why (a V8 fatal error, ...). */
+function deadAgents(lab: Lab): { node: string; why: string }[] {
+  const out: { node: string; why: string }[] = [];
+  lab.nodes.forEach((node, i) => {
+    if (agentPid(lab, i) !== undefined) return;
+    let why = "no agent process";
+    try {
+      const log = readFileSync(join(node.cacheDir, "node", "log", "agent.log"), "utf8").split("\n");
+      const fatal = log.find((l) => /FATAL ERROR|out of memory|Uncaught|Error:/.test(l) && !/^warning:/.test(l));
+      if (fatal) why = fatal.trim().slice(0, 200);
+    } catch {
+      // no log
+    }
+    out.push({ node: node.name, why });
+  });
+  return out;
+}
+
+function keepAgentLogs(lab: Lab, n: number): string {
+  const dir = join(keepLogs, `n${n}-${lab.id}`);
+  mkdirSync(dir, { recursive: true });
+  for (const node of lab.nodes) {
+    const logDir = join(node.cacheDir, "node", "log");
+    for (const f of node.index === 0 ? ["agent.log", "etcd.log"] : ["agent.log"]) {
+      try {
+        copyFileSync(join(logDir, f), join(dir, `${node.name}-${f}`));
+      } catch {
+        // not there
+      }
+    }
+  }
+  return dir;
+}
+
+function tail(path: string, n: number): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter(Boolean).slice(-n);
+  } catch {
+    return [];
+  }
+}
+
+async function measure(n: number): Promise<SizeResult> {
+  const formTimeoutS = formTimeoutOpt > 0 ? formTimeoutOpt : Math.max(180, n * 6);
+  const loadBefore = loadAverage();
+  const lab = await Lab.create({ nodes: n, topology: "full" });
+  const res: SizeResult = {
+    nodes: n,
+    labCreateS: sec(lab.createMs),
+    bootstrapS: null,
+    allPreparedS: null,
+    allMeshReturnedS: null,
+    allAliveS: null,
+    formTimeoutS,
+    aliveTimeline: [],
+    processSamples: [],
+    deadAgents: [],
+    prepareFailures: [],
+    meshFailures: [],
+    meshSeconds: { median: null, max: null },
+    notAlive: [],
+    roles: {},
+    footprint: [],
+    rss: { medianMb: null, maxMb: null },
+    pss: { medianMb: null, maxMb: null },
+    cpu: { medianPercent: null, maxPercent: null },
+    logs: null,
+    loadBefore,
+    loadAfterForming: "",
+  };
+  try {
+    const c = new LabCluster(lab);
+    const t0 = performance.now();
+    const since = () => sec(performance.now() - t0);
+    await c.first(0);
+    res.bootstrapS = since();
+    console.error(`  n=${n}: n0 bootstrapped at ${res.bootstrapS} s`);
+
+    // members on n0, polled about once a second until N alive or the timeout.
+    let stopPolling = false;
+    let lastMembers: { name: string; status: string; role?: string }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        res.processSamples.push({ t: since(), load: Number(loadAverage().split(" ")[0]), counts: processCounts(lab) });
+        await sleep(5000);
+      }
+    })();
+    const poller = (async () => {
+      let lastAlive = -1;
+      let lastQuorum: boolean | undefined;
+      while (!stopPolling && performance.now() - t0 < formTimeoutS * 1000) {
+        try {
+          const m = await c.members(0);
+          lastMembers = m.members;
+          const alive = m.members.filter((x) => x.status === "alive").length;
+          if (alive !== lastAlive || m.quorum !== lastQuorum) {
+            res.aliveTimeline.push([since(), alive, m.quorum]);
+            lastAlive = alive;
+            lastQuorum = m.quorum;
+          }
+          if (alive >= n) {
+            res.allAliveS = since();
+            return;
+          }
+        } catch {
+          // not answering this time
+        }
+        await sleep(1000);
+      }
+    })();
+
+    const others = Array.from({ length: n - 1 }, (_, k) => k + 1);
+    const meshTimes: number[] = [];
+    let prepared = 0;
+    const meshQueue: Promise<void>[] = [];
+    let meshInFlight = 0;
+    const meshWaiters: (() => void)[] = [];
+    const mesh = async (i: number) => {
+      while (meshInFlight >= meshConcurrency) await new Promise<void>((r) => meshWaiters.push(r));
+      meshInFlight++;
+      const s = performance.now();
+      try {
+        const r = await c.rf(i, ["mesh", "--no-after-mesh", "--timeout", String(formTimeoutS)], (formTimeoutS + 30) * 1000);
+        meshTimes.push(performance.now() - s);
+        if (r.exitCode !== 0) res.meshFailures.push(`n${i}: exit ${r.exitCode}${r.timedOut ? " (timed out)" : ""}: ${r.stderr.trim().split("\n").slice(-2).join(" | ").slice(0, 300)}`);
+      } finally {
+        meshInFlight--;
+        meshWaiters.shift()?.();
+      }
+    };
+    await pool(others, prepareConcurrency, async (i) => {
+      try {
+        await c.prepare(i);
+        prepared++;
+        meshQueue.push(mesh(i));
+      } catch (e) {
+        res.prepareFailures.push(`n${i}: ${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").slice(0, 400)}`);
+      }
+    });
+    res.allPreparedS = since();
+    console.error(`  n=${n}: ${prepared}/${n - 1} prepared at ${res.allPreparedS} s`);
+    await Promise.all(meshQueue);
+    res.allMeshReturnedS = since();
+    console.error(`  n=${n}: every mesh returned at ${res.allMeshReturnedS} s (${res.meshFailures.length} failed)`);
+    await poller;
+    stopPolling = true;
+    sampling = false;
+    await sampler;
+    res.loadAfterForming = loadAverage();
+    res.meshSeconds = { median: meshTimes.length ? sec(median(meshTimes)!) : null, max: meshTimes.length ? sec(max(meshTimes)!) : null };
+    console.error(`  n=${n}: ${res.allAliveS !== null ? `all alive at ${res.allAliveS} s` : `NOT all alive after ${formTimeoutS} s (${JSON.stringify(res.aliveTimeline.slice(-1))})`}`);
+
+    // Who is not alive, and what their agents say.
+    try {
+      lastMembers = (await c.members(0)).members;
+    } catch {
+      // keep the last answer
+    }
+    const shown = new Map(lastMembers.map((m) => [m.name, m]));
+    for (const node of lab.nodes) {
+      const m = shown.get(node.name);
+      if (m?.status !== "alive") {
+        res.notAlive.push({ node: node.name, status: m?.status ?? "absent", agentLogTail: tail(join(node.cacheDir, "node", "log", "agent.log"), 6) });
+      }
+    }
+
+    // At rest.
+    await sleep(settleSeconds * 1000);
+    const pids = lab.nodes.map((_, i) => agentPid(lab, i));
+    const before = pids.map((p) => {
+      try {
+        return p === undefined ? undefined : procStat(p);
+      } catch {
+        return undefined;
+      }
+    });
+    const t1 = performance.now();
+    await sleep(restSeconds * 1000);
+    const elapsed = (performance.now() - t1) / 1000;
+    res.footprint = lab.nodes.map((node, i) => {
+      const p = pids[i];
+      const b = before[i];
+      try {
+        if (p === undefined || b === undefined) throw new Error("no agent");
+        const a = procStat(p);
+        return {
+          node: node.name,
+          pid: p,
+          rssMb: Math.round((a.rssKb / 1024) * 10) / 10,
+          pssMb: Math.round((a.pssKb / 1024) * 10) / 10,
+          cpuPercent: Math.round(((a.cpuTicks - b.cpuTicks) / TICK / elapsed) * 1000) / 10,
+        };
+      } catch {
+        return { node: node.name, pid: p ?? null, rssMb: null, pssMb: null, cpuPercent: null };
+      }
+    });
+    const vals = (k: "rssMb" | "pssMb" | "cpuPercent") => res.footprint.map((f) => f[k]).filter((x): x is number => x !== null);
+    const r1 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 10) / 10);
+    res.rss = { medianMb: r1(median(vals("rssMb"))), maxMb: r1(max(vals("rssMb"))) };
+    res.pss = { medianMb: r1(median(vals("pssMb"))), maxMb: r1(max(vals("pssMb"))) };
+    res.cpu = { medianPercent: r1(median(vals("cpuPercent"))), maxPercent: r1(max(vals("cpuPercent"))) };
+    try {
+      for (const m of (await c.members(0)).members) {
+        const k = `${m.status}/${m.role ?? "-"}`;
+        res.roles[k] = (res.roles[k] ?? 0) + 1;
+      }
+    } catch (e) {
+      res.roles["members failed"] = 1;
+      res.error = `members after rest: ${brief(e)}`;
+    }
+    res.logs = scanLogs(lab);
+    res.deadAgents = deadAgents(lab);
+    if (res.allAliveS === null || res.deadAgents.length > 0) res.logsKept = keepAgentLogs(lab, n);
+  } catch (e) {
+    res.error = brief(e);
+    try {
+      res.logs = scanLogs(lab);
+      res.deadAgents = deadAgents(lab);
+      res.logsKept = keepAgentLogs(lab, n);
+    } catch {
+      // lab gone
+    }
+  } finally {
+    await lab.destroy().catch((e: unknown) => (res.error = `${res.error ?? ""} destroy: ${brief(e)}`));
+  }
+  return res;
+}
+
+const loadAtStart = loadAverage();
+const foreignAtStart = foreignLabProcesses([]);
+const results: SizeResult[] = [];
+for (const n of sizes) {
+  console.error(`size ${n} (load ${loadAverage()}, ${foreignLabProcesses([])} processes of other labs)`);
+  results.push(await measure(n));
+}
+
+const f = (x: number | null, unit = " s") => (x === null ? "-" : `${x}${unit}`);
+console.log(
+  `Cluster formation at scale ("full" lab, prepare ×${prepareConcurrency}, mesh ×${meshConcurrency}); load average at start ${loadAtStart}, ${foreignAtStart} processes of other labs running (numbers are noisy)`,
+);
+console.log(
+  ["nodes", "bootstrap", "prepared", "meshed", "N alive", "goal", `agent RSS med/max (MB)`, "PSS med/max (MB)", `CPU % med/max (${restSeconds} s)`].map((h, k) => (k === 0 ? h.padEnd(5) : h.padStart(k >= 6 ? 24 : 9))).join("  "),
+);
+for (const r of results) {
+  console.log(
+    [
+      String(r.nodes).padEnd(5),
+      f(r.bootstrapS).padStart(9),
+      f(r.allPreparedS).padStart(9),
+      f(r.allMeshReturnedS).padStart(9),
+      (r.allAliveS === null ? `> ${r.formTimeoutS} s` : f(r.allAliveS)).padStart(9),
+      (r.nodes === 50 ? "≤ 120 s" : "").padStart(9),
+      `${f(r.rss.medianMb, "")} / ${f(r.rss.maxMb, "")}`.padStart(24),
+      `${f(r.pss.medianMb, "")} / ${f(r.pss.maxMb, "")}`.padStart(24),
+      `${f(r.cpu.medianPercent, "")} / ${f(r.cpu.maxPercent, "")}`.padStart(24),
+    ].join("  "),
+  );
+}
+for (const r of results) {
+  console.log(`n=${r.nodes}: roles ${JSON.stringify(r.roles)}; mesh per node median ${f(r.meshSeconds.median)}, max ${f(r.meshSeconds.max)}; load after forming ${r.loadAfterForming}`);
+  if (r.error) console.log(`  error: ${r.error}`);
+  console.log(`  members on n0 over time [s, alive, quorum]: ${JSON.stringify(r.aliveTimeline)}`);
+  const peak = r.processSamples.reduce<(typeof r.processSamples)[number] | undefined>((a, b) => (!a || b.load > a.load ? b : a), undefined);
+  if (peak) console.log(`  busiest sample while forming: ${peak.t} s, load ${peak.load}, lab processes ${JSON.stringify(peak.counts)}`);
+  const hooks = Math.max(0, ...r.processSamples.map((x) => x.counts["hook: members --rejoin"] ?? 0));
+  if (hooks > 0) console.log(`  most \`members --rejoin\` hook processes at once: ${hooks}`);
+  for (const d of r.deadAgents) console.log(`  agent dead: ${d.node}: ${d.why}`);
+  if (r.logsKept) console.log(`  agent logs kept in ${r.logsKept}`);
+  for (const x of r.prepareFailures) console.log(`  prepare failed: ${x}`);
+  for (const x of r.meshFailures) console.log(`  mesh failed: ${x}`);
+  for (const x of r.notAlive.slice(0, 12)) console.log(`  not alive: ${x.node} (${x.status}); agent.log: ${x.agentLogTail.join(" ⏎ ").slice(0, 400)}`);
+  if (r.notAlive.length > 12) console.log(`  … and ${r.notAlive.length - 12} more not alive (in the JSON)`);
+  if (r.logs) {
+    const restarts = Object.entries(r.logs.agentRestarts);
+    if (restarts.length) console.log(`  agents that started more than once: ${restarts.map(([k, v]) => `${k}×${v}`).join(", ")}`);
+    for (const l of r.logs.topLines.slice(0, 5)) console.log(`  agent.log ×${l.count} on ${l.nodes} node(s): ${l.line}`);
+  }
+}
+console.log(JSON.stringify({ prepareConcurrency, meshConcurrency, settleSeconds, restSeconds, loadAtStart, foreignLabProcessesAtStart: foreignAtStart, sizes: results }));
