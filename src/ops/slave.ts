@@ -215,8 +215,15 @@ async function assimilate(
   const learned = parseMapping(await rf(["config", "show", "--json"]), who);
   if (!here) await ctx.config.update(() => learned);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
-  const members2 = JSON.parse(await rf(["members", "--json"], 60_000)) as { members: { publicKey?: string; meshAddress: string; role?: string }[] };
-  const role = members2.members.find((m) => m.meshAddress === id.meshAddress)?.role;
+  // The role is for the report only: a busy cluster that cannot answer `members` right now
+  // does not make the slave fail.
+  let role: string | undefined;
+  try {
+    const listed = JSON.parse(await rf(["members", "--json"], 60_000)) as { members: { meshAddress: string; role?: string }[] };
+    role = listed.members.find((m) => m.meshAddress === id.meshAddress)?.role;
+  } catch {
+    role = undefined;
+  }
   return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
 }
 
