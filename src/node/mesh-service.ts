@@ -155,10 +155,10 @@ export class MeshService {
     const moved = previousAddresses !== undefined && [...previousAddresses].some((a) => !addresses.has(a));
     this.lastAddresses = addresses;
     if (moved && running) this.log.info("a local address went away: restarting yggdrasil to re-peer from the new one");
-    // A new neighbour with a host is dialled from here, so its key need not be allowed in at
-    // once. But if one this node dials stays unconnected (it moved and its new host is not known
-    // here yet, or it cannot be reached), it can only come in itself: then the allowed keys are
-    // refreshed.
+    // A new neighbour with a host is dialled from here (or by others), so its key need not be
+    // allowed in at once. But if it stays unconnected (it moved and its new host is not known
+    // here yet; it cannot be reached; in a big cluster, neither side picked the other while all
+    // its own picks refuse it), it can only come in itself: then the allowed keys are refreshed.
     const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
     if (missing.length === 0) this.allowedStaleSince = undefined;
     else this.allowedStaleSince ??= Date.now();
@@ -168,7 +168,7 @@ export class MeshService {
       this.allowedStaleSince !== undefined &&
       Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS &&
       Date.now() - this.lastLockoutRestart > LOCKOUT_RESTART_INTERVAL_MS &&
-      peers.some((p) => missing.includes(p.publicKey) && !this.connected.has(p.publicKey));
+      missing.some((k) => !this.connected.has(k));
     if (lockedOut && running) this.lastLockoutRestart = Date.now();
     if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
     const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
