@@ -1,14 +1,14 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Context } from "../cli/context.ts";
 import type { SlaveFlags } from "../cli/options.ts";
 import type { Job, JobResult } from "../cli/progress.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
-import { describeTarget, renderSshConfig, sshConfigPath, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
+import { describeTarget, sshRun, writeSshConfig, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { InventoryHost } from "./inventory.ts";
 import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
+import { stepLabel } from "./step-labels.ts";
 import { memberTargets } from "./via-member.ts";
 
 /*
@@ -131,7 +131,8 @@ export function hostLabel(h: Pick<InventoryHost, "dst" | "port">): string {
 export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner): Promise<DeployReport> {
   const t0 = performance.now();
   const settings = await sshSettings(ctx.paths, ctx.log);
-  prepareSshConfig(settings);
+  // Before any concurrent ssh (see writeSshConfig).
+  writeSshConfig(settings);
   const assimilate = req.flags.assimilate;
   const gate = new BootstrapGate(!assimilate || knowsMembers(ctx));
   const outcomes = new Map<number, { ok: boolean; error?: string }>();
@@ -149,7 +150,7 @@ export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner
       }
       const waited = (performance.now() - started) / 1000;
       const slaveStart = performance.now();
-      const progress: SlaveProgress = (step, detail) => report(`${turn === "bootstrap" ? "[first member] " : ""}${stepLabel(step)}${detail ? `: ${detail}` : ""}`);
+      const progress: SlaveProgress = (step, detail) => report(`${turn === "bootstrap" ? "[first member] " : ""}${stepLabel(step, detail)}`);
       const done = (ok: boolean, error?: string) => {
         outcomes.set(h.index, { ok, ...(error ? { error } : {}) });
         timing.set(h.index, { waited, slaved: (performance.now() - slaveStart) / 1000, bootstrapped: turn === "bootstrap" && ok });
@@ -208,44 +209,8 @@ function knowsMembers(ctx: Context): boolean {
   }
 }
 
-const STEP_LABELS: Record<Parameters<SlaveProgress>[0], string> = {
-  connect: "connecting",
-  upload: "copying raptiformica",
-  provision: "provisioning",
-  after_slave: "after_slave hook",
-  register: "registering with the cluster",
-  mesh: "joining the mesh",
-  after_assimilate: "after_assimilate hook",
-  done: "done",
-};
-
-function stepLabel(step: Parameters<SlaveProgress>[0]): string {
-  return STEP_LABELS[step] ?? step;
-}
-
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-/**
- * ssh_config (and the SSH key, made by sshSettings) before any concurrent ssh: each sshRun
- * rewrites the config when it differs, and a half-written file read by a concurrent ssh would
- * fail that host for nothing. Written beside and renamed, so readers see all or nothing.
- */
-function prepareSshConfig(s: SshSettings): void {
-  mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
-  const path = sshConfigPath(s);
-  const text = renderSshConfig(s);
-  let current = "";
-  try {
-    current = readFileSync(path, "utf8");
-  } catch {
-    /* first use */
-  }
-  if (current === text) return;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
 }
 
 /**

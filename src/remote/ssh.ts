@@ -121,7 +121,8 @@ export function sshArgv(s: SshSettings, t: SshTarget, remoteArgv: readonly strin
   return [...sshOptions(s, t), `${t.user ?? "root"}@${t.host}`, "--", remoteCommandLine(remoteArgv)];
 }
 
-function writeConfig(s: SshSettings): void {
+/** Writes raptiformica's ssh_config when it changed; deploy calls it once before its concurrent slaves. */
+export function writeSshConfig(s: SshSettings): void {
   mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
   const text = renderSshConfig(s);
   const path = sshConfigPath(s);
@@ -163,7 +164,7 @@ export function sshFailure(t: SshTarget, s: SshSettings, out: Outcome): string |
 
 /** Runs argv on the target; throws a UserError naming the host when ssh itself fails. */
 export async function sshRun(s: SshSettings, t: SshTarget, remoteArgv: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<Outcome> {
-  writeConfig(s);
+  writeSshConfig(s);
   await ensureMaster(s, t);
   const out = await run("ssh", sshArgv(s, t, remoteArgv), { timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
   if (out.failedToStart) throw new UserError(`Cannot run ssh (${out.failedToStart}). Install OpenSSH's client (apt-get install openssh-client).`);
