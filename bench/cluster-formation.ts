@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab, waitFor } from "../test/lab/index.ts";
 import { LabCluster } from "../test/helpers/cluster.ts";
+import { TICK, procStat } from "./lib/common.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number) => {
@@ -19,25 +20,6 @@ const opt = (name: string, def: number) => {
 };
 const runs = opt("--runs", 3);
 const idleSeconds = opt("--idle-seconds", 20);
-const TICK = 100; // clock ticks per second on Linux
-
-/**
- * RSS counts the node binary's code pages (~35 MB), which every node process on the machine
- * shares; PSS splits shared pages among their users, and private memory (USS) is what this
- * agent alone costs. All three are printed.
- */
-function procStat(pid: number): { rssKb: number; pssKb: number; privateKb: number; cpuTicks: number } {
-  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return {
-    rssKb: field("Rss"),
-    pssKb: field("Pss"),
-    privateKb: field("Private_Clean") + field("Private_Dirty"),
-    cpuTicks: Number(fields[11]) + Number(fields[12]),
-  };
-}
 
 async function formation(): Promise<{ ms: number; lab: Lab; c: LabCluster }> {
   const lab = await Lab.create({ nodes: 3, topology: "full" });
