@@ -47,20 +47,46 @@ export function dialCandidates(neighbours: readonly Neighbour[], self: string): 
     .map((n) => ({ host: n.host as string, port: n.yggdrasilPort, publicKey: n.publicKey }));
 }
 
+/** The `max` best-ranked candidates of `self`. */
+function topPicks(candidates: readonly PeerSpec[], self: string, max: number): PeerSpec[] {
+  return candidates
+    .filter((p) => p.publicKey !== self)
+    .map((p) => ({ p, score: pairScore(self, p.publicKey) }))
+    .sort((x, y) => (x.score < y.score ? -1 : x.score > y.score ? 1 : 0))
+    .slice(0, max)
+    .map((x) => x.p);
+}
+
 /**
  * Neighbours we dial: all of them in a small cluster; beyond MAX_DIALED_PEERS, a stable pick
  * per node (the best-ranked pairs), so a big cluster is a well-connected random graph that
  * Yggdrasil routes over instead of n² links — 50 nodes dialling each other made every
  * yggdrasil and the machine busy with keepalives alone.
+ *
+ * A link is dialled from both ends: we dial our picks and every node that picks us. A joining
+ * node's dial is refused until the other's yggdrasil allows its key (which takes a restart),
+ * but the other side dials the newcomer, whose allowed keys already list it — so a node joining
+ * a big cluster needs nobody to restart.
  */
 export function desiredPeers(neighbours: readonly Neighbour[], self: string, max = MAX_DIALED_PEERS): PeerSpec[] {
   const all = dialCandidates(neighbours, self);
   if (all.length <= max) return all;
-  return all
-    .map((p) => ({ p, score: pairScore(self, p.publicKey) }))
-    .sort((x, y) => (x.score < y.score ? -1 : x.score > y.score ? 1 : 0))
-    .slice(0, max)
-    .map((x) => x.p);
+  // n² hashes: computed once per distinct neighbour list, not on every agent tick.
+  const memoKey = `${self}|${max}|${neighbours.map((n) => `${n.publicKey}@${n.host ?? ""}:${n.yggdrasilPort}${n.left ? "-" : ""}`).sort().join(",")}`;
+  if (memo?.key === memoKey) return memo.peers;
+  const peers = pickLinks(neighbours, all, self, max);
+  memo = { key: memoKey, peers };
+  return peers;
+}
+
+let memo: { key: string; peers: PeerSpec[] } | undefined;
+
+function pickLinks(neighbours: readonly Neighbour[], all: PeerSpec[], self: string, max: number): PeerSpec[] {
+  const mine = new Set(topPicks(all, self, max).map((p) => p.publicKey));
+  // Their candidates are ours minus them plus us (when we have a host to be dialled on).
+  const selfSpec = neighbours.find((n) => n.publicKey === self && !n.left && n.host);
+  const everyone: PeerSpec[] = selfSpec ? [...all, { host: selfSpec.host as string, port: selfSpec.yggdrasilPort, publicKey: self }] : all;
+  return all.filter((p) => mine.has(p.publicKey) || (selfSpec !== undefined && topPicks(everyone, p.publicKey, max).some((q) => q.publicKey === self)));
 }
 
 /**
@@ -159,6 +185,8 @@ export class MeshService {
     // allowed in at once. But if it stays unconnected (it moved and its new host is not known
     // here yet; it cannot be reached; in a big cluster, neither side picked the other while all
     // its own picks refuse it), it can only come in itself: then the allowed keys are refreshed.
+    const candidates = dialCandidates(neighbours, this.identity.publicKey);
+    const links = this.widened ? candidates : peers;
     const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
     if (missing.length === 0) this.allowedStaleSince = undefined;
     else this.allowedStaleSince ??= Date.now();
@@ -168,7 +196,8 @@ export class MeshService {
       this.allowedStaleSince !== undefined &&
       Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS &&
       Date.now() - this.lastLockoutRestart > LOCKOUT_RESTART_INTERVAL_MS &&
-      missing.some((k) => !this.connected.has(k));
+      // Only our own links count: the others are never connected to us directly.
+      missing.some((k) => !this.connected.has(k) && links.some((p) => p.publicKey === k));
     if (lockedOut && running) this.lastLockoutRestart = Date.now();
     if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
     const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
@@ -193,7 +222,6 @@ export class MeshService {
     }
     // A node whose picks it cannot reach (partial reachability: NAT, firewalls, jump hosts)
     // widens to every candidate once its yggdrasil has run a while with fewer than 2 peers up.
-    const candidates = dialCandidates(neighbours, this.identity.publicKey);
     if (!this.widened && candidates.length > peers.length && Date.now() - this.lastRestart > WIDEN_AFTER_MS && this.connected.size < 2) {
       this.widened = true;
       this.log.info(`only ${this.connected.size} peer(s) up: dialling all ${candidates.length} neighbours`);
