@@ -9,6 +9,9 @@ export interface TlsFiles {
   readonly nodeKey: string;
 }
 
+/** The longest any single unary etcd call may run; callers wait less (`deadline`). */
+export const CALL_DEADLINE_MS = 10_000;
+
 /** A client that authenticates with this node's certificate; callers bound every call with `deadline`. */
 export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePaths, dialTimeoutMs = 2000): Etcd3 {
   const options: IOptions = {
@@ -19,6 +22,11 @@ export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePat
       privateKey: readFileSync(tls.nodeKey),
     },
     dialTimeout: dialTimeoutMs,
+    // `deadline` only stops waiting; this cancels the call itself. Without it, calls to an etcd
+    // that stalls (no quorum, a starved machine) pile up in grpc-js until they all answer at
+    // once: agents in a 50-node lab ran out of heap that way. Streams (watch, lease keep-alive)
+    // live on.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
     // Every node certificate carries the DNS name "localhost"; verifying against it (instead of
     // the IP, which TLS SNI does not allow) keeps the check "signed by the cluster CA".
     grpcOptions: { "grpc.ssl_target_name_override": "localhost", "grpc.default_authority": "localhost" },

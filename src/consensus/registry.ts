@@ -44,6 +44,7 @@ export class NodeRegistration {
   private lease: Lease | undefined;
   private lost = false;
   private written = "";
+  private lastKeepAlive = 0;
 
   constructor(
     private readonly client: Etcd3,
@@ -51,7 +52,12 @@ export class NodeRegistration {
   ) {}
 
   async ensure(record: NodeRecord, ms = 3000): Promise<void> {
-    if (this.lease && this.lost) {
+    // etcd3 does not always say "lost": when the keep-alive stream breaks (a local grpc-proxy
+    // restarting) and opening a new one never settles, the lease dies on the server in silence
+    // and the record with it, while this node thinks it is registered. So a lease whose last
+    // keep-alive is older than twice its TTL counts as lost too.
+    const stale = this.lease !== undefined && Date.now() - this.lastKeepAlive > 2 * this.ttlSeconds * 1000;
+    if (this.lease && (this.lost || stale)) {
       this.lease.release();
       this.lease = undefined;
     }
@@ -59,8 +65,12 @@ export class NodeRegistration {
     if (!this.lease) {
       const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
       this.lost = false;
+      this.lastKeepAlive = Date.now();
       lease.on("lost", () => {
         this.lost = true;
+      });
+      lease.on("keepaliveSucceeded", () => {
+        this.lastKeepAlive = Date.now();
       });
       this.lease = lease;
       this.written = "";

@@ -60,11 +60,12 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
 /**
  * The agent is long-lived and mostly idle: no JIT, a small young generation and a bounded old
  * generation keep its resident memory near 60 MB (instead of ~75) at well under 1 % CPU. The
- * heap it needs is ~10 MB at rest; 64 MB is room for the bursts of a 50-node cluster forming
- * (32 MB ran out there); the limit does not change the resident memory at rest. WebAssembly is
+ * heap it needs is ~10 MB at rest; 96 MB is room for the bursts of a 50-node cluster forming
+ * (32 MB, then 64 MB ran out there while etcd stalled); the limit does not change the resident
+ * memory at rest. WebAssembly is
  * off explicitly (jitless cannot run it, and would say so in the log at every start).
  */
-export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=64"];
+export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-space-size=1", "--optimize-for-size", "--max-old-space-size=96"];
 
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
