@@ -77,10 +77,12 @@ export function withoutNeighbourEntries(m: FlatMapping, keys: readonly string[])
  */
 export async function evictionPass(
   client: Etcd3,
-  opts: { self: string; evictAfterMs: number; now?: number; log?: (line: string) => void },
+  opts: { self: string; evictAfterMs: number; now?: number; log?: (line: string) => void; mapping?: FlatMapping },
 ): Promise<GonePlan["evict"]> {
   const now = opts.now ?? Date.now();
-  const [mapping, records, goneSince] = await Promise.all([readKvMapping(client, 2000), readNodeRecords(client, 2000), readGoneSince(client, 2000)]);
+  // The agent passes its watched copy of the config: the pass runs every few seconds, and
+  // re-reading the whole config each time grows with the cluster for nothing.
+  const [mapping, records, goneSince] = await Promise.all([opts.mapping ?? readKvMapping(client, 2000), readNodeRecords(client, 2000), readGoneSince(client, 2000)]);
   const plan = planGone({
     neighbours: parseNeighbours(mapping),
     alive: new Set(records.map((r) => r.publicKey)),

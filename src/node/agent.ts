@@ -20,6 +20,7 @@ import { evictionPass } from "../consensus/gone.ts";
 import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord } from "../consensus/voters.ts";
 import { fireHook } from "../hooks/runner.ts";
 import { memberName, mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
+import { addressForKey, isPublicKeyHex } from "../mesh/yggdrasil/address.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
 import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { readAdvertised } from "../ops/advertise.ts";
@@ -33,6 +34,14 @@ import { Supervisor } from "./supervisor.ts";
 
 export const ETCD_SERVICE = "etcd";
 export const PROXY_SERVICE = "etcd-proxy";
+
+/** The host of an etcd URL (`https://[addr]:port` → addr). */
+function hostOfUrl(url: string): string {
+  return new URL(url).hostname.replace(/^\[|\]$/g, "");
+}
+
+/** How long a proxy reuses the member list it asked the members for (see probeCluster). */
+const PROBE_REUSE_MS = 10_000;
 
 export interface AgentOptions {
   readonly cache: CachePaths;
@@ -88,6 +97,10 @@ export class Agent {
   private readonly voterGoneSince = new Map<string, number>();
   private voterEndpoints: string[] = [];
   private kvCopy: { mapping: FlatMapping; at: number } | undefined;
+  private probed: { members: EtcdMember[]; at: number } | undefined;
+  /** Mesh addresses whose node record was deleted (watched) and has not come back. */
+  private readonly recordGone = new Set<string>();
+  private proxyEndpoints: string[] = [];
 
   constructor(private readonly o: AgentOptions) {
     this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
@@ -108,7 +121,7 @@ export class Agent {
       await this.writeStatusQuietly();
       if (this.stopped) break;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.phase === "ready" ? (this.o.steadyIntervalMs ?? 5000) : (this.o.busyIntervalMs ?? 500));
+        const t = setTimeout(resolve, this.nextInterval());
         this.wake = () => {
           clearTimeout(t);
           resolve();
@@ -116,6 +129,27 @@ export class Agent {
       });
       this.wake = undefined;
     }
+  }
+
+  private busyTicks = 0;
+  private voterChangePending = false;
+
+  /**
+   * Ready: the steady period. Converging: fast at first, then backing off to the steady
+   * period — a node that waits for the mesh to route to a member gains nothing from asking
+   * twice a second for minutes, while 50 of them doing so starve the machine they share.
+   */
+  private nextInterval(): number {
+    const steady = this.o.steadyIntervalMs ?? 5000;
+    if (this.phase === "ready") {
+      this.busyTicks = 0;
+      // A voter change under way (a dead voter in its grace period, a learner to promote):
+      // look again each second rather than a steady period later.
+      return this.voterChangePending && this.role === "leader" ? Math.min(steady, 1000) : steady;
+    }
+    const busy = this.o.busyIntervalMs ?? 500;
+    this.busyTicks++;
+    return Math.min(steady, Math.max(busy, 2000), busy * 2 ** Math.floor(this.busyTicks / 8));
   }
 
   /** Reconcile now (SIGUSR1, `members --rejoin`, a watched change). */
@@ -197,10 +231,11 @@ export class Agent {
 
   private scheduleMirror(): void {
     if (this.mirrorTimer) return;
+    // Coalesces the burst of changes of many nodes joining into one write of the cache.
     this.mirrorTimer = setTimeout(() => {
       this.mirrorTimer = undefined;
       void this.mirrorKvToCache();
-    }, 300);
+    }, 1500);
     this.mirrorTimer.unref();
   }
 
@@ -208,7 +243,7 @@ export class Agent {
   private async mirrorKvToCache(): Promise<void> {
     if (!this.kv) return;
     try {
-      const m = await readKvMapping(this.kv, 3000);
+      const m = this.kvCopy?.mapping ?? (await readKvMapping(this.kv, 3000));
       if (mappingProblem(m) !== undefined) return;
       await this.o.local.store.update(() => m, () => m);
     } catch (e) {
@@ -248,11 +283,24 @@ export class Agent {
 
   // ---- consensus ----------------------------------------------------------------------------
 
+  /**
+   * The member list asked of the members themselves over the mesh: the voters known from the
+   * last answer first, any 5 neighbours when none of them answers. On a proxy (every node but
+   * the voters) the answer is reused for PROBE_REUSE_MS unless the voter set changed (the
+   * voter log's watch event clears it): asking every tick, with fresh TLS connections each
+   * time, kept 45 proxies of a 50-node cluster and its voters busy with handshakes alone.
+   */
   private async probeCluster(mapping: FlatMapping, settings: ClusterSettings, self: string): Promise<EtcdMember[] | undefined> {
-    const endpoints = neighbourEndpoints(mapping, settings.clientPort, self)
-      .sort(() => Math.random() - 0.5)
-      .slice(0, 5);
-    return probeMemberList(endpoints, this.o.node, 2000);
+    if (this.role === "proxy" && this.probed && Date.now() - this.probed.at < PROBE_REUSE_MS) return this.probed.members;
+    let members = this.voterEndpoints.length > 0 ? await probeMemberList(this.voterEndpoints, this.o.node, 2000) : undefined;
+    if (!members) {
+      const endpoints = neighbourEndpoints(mapping, settings.clientPort, self)
+        .sort(() => Math.random() - 0.5)
+        .slice(0, 5);
+      members = await probeMemberList(endpoints, this.o.node, 2000);
+    }
+    this.probed = members && members.some((m) => m.peerURLs.length > 0) ? { members, at: Date.now() } : undefined;
+    return members;
   }
 
   private async ensureConsensus(mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<void> {
@@ -354,7 +402,11 @@ export class Agent {
       }
       case "proxy": {
         await this.supervisor.stop(ETCD_SERVICE);
-        const endpoints = [...plan.endpoints].sort();
+        // A voter whose node record just vanished is most likely dead: grpc-proxy would keep
+        // sending a share of the requests to it, each stalling until it times out, until the
+        // voter manager replaces it. Leave it out meanwhile (unless that would leave none).
+        const live = plan.endpoints.filter((e) => !this.recordGone.has(hostOfUrl(e)));
+        const endpoints = [...(live.length > 0 ? live : plan.endpoints)].sort();
         const out = await this.supervisor.ensure({
           name: PROXY_SERVICE,
           command: this.o.etcdBinary ?? "etcd",
@@ -362,6 +414,7 @@ export class Agent {
           configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
         });
         if (out !== "running") this.o.log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);
+        this.proxyEndpoints = endpoints;
         this.role = "proxy";
         this.consensusNote = "proxy";
         return;
@@ -465,17 +518,40 @@ export class Agent {
 
   private async startWatch(kv: Etcd3): Promise<void> {
     const watcher = await deadline("etcd watch", 3000, kv.watch().prefix("raptiformica/").create());
-    watcher.on("put", (res) => this.onChange("put", res.key.toString()));
+    watcher.on("put", (res) => this.onChange("put", res.key.toString(), res.value.toString()));
     watcher.on("delete", (res) => this.onChange("delete", res.key.toString()));
     watcher.on("error", () => undefined);
     this.watcher = watcher;
   }
 
-  private onChange(type: "put" | "delete", key: string): void {
-    if (!isEphemeralKey(key)) this.kvCopy = undefined;
+  /**
+   * A watched change. The copy of the shared config is patched in place of a re-read: while
+   * 50 nodes join, every agent would otherwise read the whole config again for every key any
+   * of them writes. Node records wake only the leader (its voter manager needs them; the
+   * others gain nothing from a tick), neighbour entries everyone (new peers to dial).
+   */
+  private onChange(type: "put" | "delete", key: string, value?: string): void {
+    if (!isEphemeralKey(key) && this.kvCopy) {
+      const mapping = { ...this.kvCopy.mapping };
+      if (type === "put" && value !== undefined) mapping[key] = value;
+      else delete mapping[key];
+      this.kvCopy = { mapping, at: this.kvCopy.at };
+    }
+    if (key === KEYS.voterLog) {
+      this.probed = undefined;
+      this.poke();
+    }
+    if (key.startsWith(KEYS.nodes)) {
+      const pk = key.slice(KEYS.nodes.length);
+      const address = isPublicKeyHex(pk) ? hostOfUrl(clientUrl(addressForKey(pk), 1)) : "";
+      const proxied = this.role === "proxy" && this.proxyEndpoints.some((e) => hostOfUrl(e) === address);
+      if (type === "delete") this.recordGone.add(address);
+      else this.recordGone.delete(address);
+      if (proxied) this.poke();
+    }
     if (key.startsWith(KEYS.nodes) || key.startsWith(KEYS.neighbours)) {
       this.hooks.push({ type, key });
-      this.poke();
+      if (key.startsWith(KEYS.neighbours) || this.role === "leader") this.poke();
     }
     if (!isEphemeralKey(key)) this.scheduleMirror();
   }
@@ -521,6 +597,7 @@ export class Agent {
         voterGoneMs: new Map([...this.voterGoneSince].map(([id, since]) => [id, now - since])),
         deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
       });
+      this.voterChangePending = action.kind !== "none" || gone.size > 0 || members.some((m) => m.isLearner);
       const done = await applyVoterAction(kv, action);
       if (done) {
         this.o.log.info(`voters: ${done}`);
@@ -542,7 +619,8 @@ export class Agent {
     if (!kv || Date.now() - this.lastEvictionPass < 3000) return;
     this.lastEvictionPass = Date.now();
     try {
-      await evictionPass(kv, { self: identity.publicKey, evictAfterMs: settings.evictAfterSeconds * 1000, log: (l) => this.o.log.info(l) });
+      const mapping = this.kvCopy?.mapping;
+      await evictionPass(kv, { self: identity.publicKey, evictAfterMs: settings.evictAfterSeconds * 1000, log: (l) => this.o.log.info(l), ...(mapping ? { mapping } : {}) });
     } catch (e) {
       this.o.log.debug(`eviction: ${errorMessage(e)}`);
     }
