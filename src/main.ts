@@ -6,6 +6,14 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** An etcd call that timed out or found no server: the cluster's state, not a bug here. */
+async function isClusterUnavailable(e: unknown): Promise<boolean> {
+  if (!(e instanceof Error)) return false;
+  if (e.name === "DeadlineExceeded") return true;
+  const { GRPCGenericError, EtcdError, ClientRuntimeError } = await import("etcd3");
+  return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
+}
+
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 3 && argv[2] === "agent") {
     // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts).
@@ -29,6 +37,13 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode;
     } else if (e instanceof CommanderError) {
       process.exitCode = e.exitCode;
+    } else if (await isClusterUnavailable(e)) {
+      // Not a bug: the cluster did not answer in time (no quorum, a member starved or cut off).
+      process.stderr.write(
+        `raptiformica: the cluster's etcd did not answer (${e instanceof Error ? e.message : String(e)}). ` +
+          "Run `raptiformica members` to see whether the cluster has quorum (it says what to do if not), then try again; a write that timed out may still have been applied.\n",
+      );
+      process.exitCode = 75;
     } else {
       process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 70;
