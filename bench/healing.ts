@@ -35,7 +35,7 @@ import { join } from "node:path";
 import { Lab, waitFor } from "../test/lab/index.ts";
 import { LabCluster } from "../test/helpers/cluster.ts";
 import { BIN, ROOT } from "../test/helpers/cli.ts";
-import { brief, fmtS, foreignLabProcesses, healthyVoters, leaderOf, loadAverage, median, numOpt, pollUntil, roles, sec, sleep, strOpt, type Roles } from "./lib/common.ts";
+import { agentPid, brief, fmtS, foreignLabProcesses, healthyVoters, leaderOf, loadAverage, median, numOpt, pollUntil, roles, sec, sleep, strOpt, tailLines, type Roles } from "./lib/common.ts";
 
 const runs = numOpt("--runs", 3);
 const downSeconds = numOpt("--down-seconds", 5);
@@ -263,24 +263,6 @@ function pingUntil(lab: Lab, from: number, addr: string, t0: number, opts = { ev
         .finally(() => inFlight--);
     }, opts.everyMs);
   });
-}
-
-function tailLines(path: string, n: number): string[] {
-  try {
-    return readFileSync(path, "utf8").split("\n").filter(Boolean).slice(-n);
-  } catch {
-    return [];
-  }
-}
-
-function agentPid(lab: Lab, i: number): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(lab.nodes[i]!.cacheDir, "node", "run", "agent.pid"), "utf8").trim());
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
 }
 
 interface LeaderRun {

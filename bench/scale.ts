@@ -1,15 +1,16 @@
 /**
  * Benchmark: cluster formation at scale, then the agent's footprint at rest. For each size N
  * (`--sizes`, default 10,25,50): a fresh lab of N nodes on one L2 segment; n0 bootstraps, the
- * others are prepared (identity, `inject --key` on n0, config copy, `advertise`: LabCluster.prepare)
- * `--prepare-concurrency` at a time and meshed (`mesh --no-after-mesh`) `--mesh-concurrency` at a
+ * others are prepared (identity, registration on n0, config copy, `advertise`) `--prepare-concurrency`
+ * at a time — the registration of all of them in one KV update (LabCluster.prepareMany), or with
+ * `--inject-one-by-one` one `inject --key` process on n0 each (LabCluster.prepare) — and meshed (`mesh --no-after-mesh`) `--mesh-concurrency` at a
  * time, each node's mesh starting as soon as it is prepared; `members` on n0 is polled until it
  * shows N alive. Goal for 50 nodes: ≤ 120 s. Then the cluster settles `--settle-seconds` (10) and
  * sits `--rest-seconds` (30) while each agent's CPU time is sampled; RSS and PSS
  * (/proc/<pid>/smaps_rollup) are read at the end. The agent logs of every node are scanned for
  * restarts and repeated warnings. Each lab is destroyed after it is measured.
  *
- *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 10]
+ *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 50] [--inject-one-by-one]
  *        [--form-timeout S] [--settle-seconds 10] [--rest-seconds 30] [--keep-logs DIR]
  *
  * While forming, the lab's processes are counted every 5 s by kind (agents, yggdrasil, etcd,
@@ -23,13 +24,15 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab } from "../test/lab/index.ts";
 import { pidsInNamespaces } from "../test/lab/netns.ts";
-import { LabCluster } from "../test/helpers/cluster.ts";
+import { LabCluster, pool } from "../test/helpers/cluster.ts";
 import { ROOT } from "../test/helpers/cli.ts";
-import { brief, foreignLabProcesses, loadAverage, max, median, numOpt, procStat, sec, sleep, strOpt, TICK } from "./lib/common.ts";
+import { agentPid, brief, foreignLabProcesses, loadAverage, max, median, numOpt, procStat, sec, sleep, strOpt, tailLines, TICK } from "./lib/common.ts";
 
 const sizes = strOpt("--sizes", "10,25,50").split(",").map(Number);
 const prepareConcurrency = numOpt("--prepare-concurrency", 6);
-const meshConcurrency = numOpt("--mesh-concurrency", 10);
+const meshConcurrency = numOpt("--mesh-concurrency", 50);
+/** One `inject` process on n0 per node (the operator's way) instead of one bulk registration. */
+const oneByOne = process.argv.includes("--inject-one-by-one");
 const formTimeoutOpt = numOpt("--form-timeout", 0);
 const settleSeconds = numOpt("--settle-seconds", 10);
 const restSeconds = numOpt("--rest-seconds", 30);
@@ -39,16 +42,6 @@ const keepLogs = strOpt("--keep-logs", "/tmp/raptiformica-bench-scale-logs");
 if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
   console.error("run `npm run build` first: the lab runs bin/raptiformica → dist/");
   process.exit(2);
-}
-
-/** Runs fn over items, at most `limit` at once; never throws (errors are fn's business). */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
 }
 
 interface NodeFootprint {
@@ -134,16 +127,6 @@ function scanLogs(lab: Lab): LogFinding {
   return { agentRestarts, topLines, linesTotal };
 }
 
-function agentPid(lab: Lab, i: number): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(lab.nodes[i]!.cacheDir, "node", "run", "agent.pid"), "utf8").trim());
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The lab's processes by kind, from their command lines. */
 function processCounts(lab: Lab): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -208,14 +191,6 @@ function keepAgentLogs(lab: Lab, n: number): string {
     }
   }
   return dir;
-}
-
-function tail(path: string, n: number): string[] {
-  try {
-    return readFileSync(path, "utf8").split("\n").filter(Boolean).slice(-n);
-  } catch {
-    return [];
-  }
 }
 
 async function measure(n: number): Promise<SizeResult> {
@@ -307,15 +282,25 @@ async function measure(n: number): Promise<SizeResult> {
         meshWaiters.shift()?.();
       }
     };
-    await pool(others, prepareConcurrency, async (i) => {
-      try {
-        await c.prepare(i);
-        prepared++;
-        meshQueue.push(mesh(i));
-      } catch (e) {
-        res.prepareFailures.push(`n${i}: ${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").slice(0, 400)}`);
-      }
-    });
+    const failed = (i: number | string, e: unknown) => res.prepareFailures.push(`n${i}: ${(e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").slice(0, 400)}`);
+    if (oneByOne) {
+      await pool(others, prepareConcurrency, async (i) => {
+        try {
+          await c.prepare(i);
+          prepared++;
+          meshQueue.push(mesh(i));
+        } catch (e) {
+          failed(i, e);
+        }
+      });
+    } else {
+      await c
+        .prepareMany(others, prepareConcurrency, (i) => {
+          prepared++;
+          meshQueue.push(mesh(i));
+        })
+        .catch((e: unknown) => failed("*", e));
+    }
     res.allPreparedS = since();
     console.error(`  n=${n}: ${prepared}/${n - 1} prepared at ${res.allPreparedS} s`);
     await Promise.all(meshQueue);
@@ -339,7 +324,7 @@ async function measure(n: number): Promise<SizeResult> {
     for (const node of lab.nodes) {
       const m = shown.get(node.name);
       if (m?.status !== "alive") {
-        res.notAlive.push({ node: node.name, status: m?.status ?? "absent", agentLogTail: tail(join(node.cacheDir, "node", "log", "agent.log"), 6) });
+        res.notAlive.push({ node: node.name, status: m?.status ?? "absent", agentLogTail: tailLines(join(node.cacheDir, "node", "log", "agent.log"), 6) });
       }
     }
 

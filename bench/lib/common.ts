@@ -3,6 +3,8 @@
  * statistics, per-process memory/CPU from /proc, and the role view of `members`.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Lab } from "../../test/lab/index.ts";
 import type { LabCluster } from "../../test/helpers/cluster.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -153,4 +155,24 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
     console.error(`${sig}: tearing the labs down`);
     process.exit(130);
   });
+}
+
+/** The pid of node i's agent, if it runs. */
+export function agentPid(lab: Lab, i: number): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(lab.nodes[i]!.cacheDir, "node", "run", "agent.pid"), "utf8").trim());
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last n non-empty lines of a file ([] if it cannot be read). */
+export function tailLines(path: string, n: number): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter(Boolean).slice(-n);
+  } catch {
+    return [];
+  }
 }

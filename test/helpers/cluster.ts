@@ -8,6 +8,16 @@ import { BIN, ROOT } from "./cli.ts";
  * For a new node: read its identity, register it on a member (`inject --key`), hand it the
  * cluster's config, record how it is reached (`advertise`), then `mesh`.
  */
+/** Runs fn over items, at most `limit` at once. */
+export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
 export class LabCluster {
   readonly env: NodeJS.ProcessEnv;
 
@@ -56,6 +66,35 @@ export class LabCluster {
     mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
     copyFileSync(from, to);
     await this.rfOk(i, ["advertise", host]);
+  }
+
+  /**
+   * `prepare` for many nodes at once, for benchmarks at scale: identities `concurrency` at a
+   * time, one KV update on `via` registering them all (bench/lib/seed-neighbours.ts, instead of
+   * one `inject` process each), then config copy and `advertise` per node; `onReady(i)` fires
+   * as each node is ready for `mesh`. Throws on the first failure.
+   */
+  async prepareMany(indices: readonly number[], concurrency: number, onReady: (i: number) => void, via = 0): Promise<void> {
+    const keys = new Map<number, string>();
+    await pool(indices, concurrency, async (i) => {
+      keys.set(i, (await this.identity(i)).publicKey);
+    });
+    const wanted = indices.map((i) => ({ host: this.lab.addressOf(i, via), publicKey: keys.get(i) as string }));
+    const r = await this.lab.exec(via, [process.execPath, "--import", "tsx", join(ROOT, "bench", "lib", "seed-neighbours.ts")], {
+      env: { ...this.env, RAPTIFORMICA_HOME: ROOT },
+      cwd: ROOT,
+      input: JSON.stringify(wanted),
+      timeoutMs: 120_000,
+    });
+    if (r.exitCode !== 0) throw new Error(`seeding ${indices.length} neighbours on n${via} exited ${r.exitCode}:\n${r.stderr}`);
+    const from = join(this.lab.nodes[via]!.cacheDir, "mutable_config.json");
+    await pool(indices, concurrency, async (i) => {
+      const to = join(this.lab.nodes[i]!.cacheDir, "mutable_config.json");
+      mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+      copyFileSync(from, to);
+      await this.rfOk(i, ["advertise", this.lab.addressOf(i, via)]);
+      onReady(i);
+    });
   }
 
   async members(i: number): Promise<{ quorum: boolean; members: { name: string; status: string; role?: string; meshAddress: string }[] }> {
