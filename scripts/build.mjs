@@ -1,6 +1,14 @@
-// Bundles the CLI into one ESM file that runs on Node 18+ (what gets pushed to members).
+// Bundles the CLI into ESM that runs on Node 18+ (what gets pushed to members): the entry
+// dist/raptiformica.mjs plus chunks beside it. Split so that the long-lived agent loads only
+// its own code and the etcd client, not the CLI's (commander, listr2, tables, SSH, deploy):
+// every member runs it, and its resident memory is a goal.
 import { build } from "esbuild";
-import { cpSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+
+// Chunks of an earlier build would otherwise pile up (and be pushed to every member).
+for (const f of existsSync("dist") ? readdirSync("dist", { withFileTypes: true }) : []) {
+  if (f.isFile() && f.name.startsWith("chunk-")) rmSync(`dist/${f.name}`);
+}
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
@@ -22,7 +30,12 @@ const etcd3Protos = {
 await build({
   plugins: [etcd3Protos],
   entryPoints: ["src/main.ts"],
-  outfile: "dist/raptiformica.mjs",
+  outdir: "dist",
+  splitting: true,
+  entryNames: "raptiformica",
+  // Beside the entry, not in a subdirectory: the etcd3 chunk finds its protos from __dirname.
+  chunkNames: "chunk-[hash]",
+  outExtension: { ".js": ".mjs" },
   bundle: true,
   platform: "node",
   format: "esm",
