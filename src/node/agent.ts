@@ -50,6 +50,8 @@ export interface AgentOptions {
   readonly log: Logger;
   readonly local: LocalConfig;
   readonly version: string;
+  /** buildId of the code this agent runs. */
+  readonly build?: string;
   readonly yggdrasilBinary?: string;
   readonly etcdBinary?: string;
   /** Reconcile period once the node is ready; faster while it is converging. */
@@ -641,6 +643,7 @@ export class Agent {
         updatedAt: Date.now(),
         startedAt: this.startedAt,
         ...(this.lastError ? { lastError: this.lastError } : {}),
+        ...(this.o.build ? { build: this.o.build } : {}),
       });
     } catch {
       /* status is best effort */

@@ -4,6 +4,7 @@ import { createLogger } from "../util/log.ts";
 import { Agent } from "./agent.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
 import { nodePaths } from "./paths.ts";
+import { buildId } from "./status.ts";
 
 /**
  * Runs this node's agent in the foreground until SIGTERM/SIGINT; SIGUSR1 reconciles at once.
@@ -22,7 +23,7 @@ export async function runAgent(o: { cacheDir?: string; verbose: boolean; version
     return;
   }
   const installDir = findInstallDir();
-  const agent = new Agent({ cache: paths, node, installDir, log, local: new LocalConfig(paths, installDir, log, false), version: o.version });
+  const agent = new Agent({ cache: paths, node, installDir, log, local: new LocalConfig(paths, installDir, log, false), version: o.version, build: buildId(process.argv[1]) });
   let stopping = false;
   const stop = () => {
     if (stopping) return;

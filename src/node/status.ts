@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import type { Role } from "../consensus/registry.ts";
 
@@ -14,6 +14,23 @@ export interface AgentStatus {
   readonly updatedAt: number;
   readonly startedAt: number;
   readonly lastError?: string;
+  /** Which build of raptiformica the agent runs (see buildId). */
+  readonly build?: string;
+}
+
+/**
+ * Identifies a build of the script a process runs (mtime and size; rsync and tar keep the
+ * mtime): `mesh` restarts an agent whose build differs from the installed one, so `slave`
+ * again — the update path — also updates the running agent.
+ */
+export function buildId(script: string | undefined): string | undefined {
+  if (!script) return undefined;
+  try {
+    const st = statSync(script);
+    return `${Math.round(st.mtimeMs)}-${st.size}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function writeStatus(path: string, status: AgentStatus): Promise<void> {

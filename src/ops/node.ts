@@ -14,7 +14,7 @@ import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yg
 import { displayName } from "../node/agent.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
-import { readStatus, type AgentStatus } from "../node/status.ts";
+import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
 import { readAdvertised } from "./advertise.ts";
 
@@ -73,9 +73,16 @@ export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-sp
  */
 export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean }> {
   const node = nodePaths(cache.node);
-  const running = runningAgent(node.agentPid);
-  if (running !== undefined) return { pid: running, started: false };
   const script = process.argv[1];
+  const running = runningAgent(node.agentPid);
+  if (running !== undefined) {
+    const status = readStatus(node.status);
+    const installed = buildId(script);
+    if (status?.pid !== running || !status.build || !installed || status.build === installed) return { pid: running, started: false };
+    // An older build runs (raptiformica was pushed again): restart it onto the new code. Its
+    // yggdrasil and etcd keep running (detached); the new agent adopts them.
+    await stopProcess(running, 15_000);
+  }
   if (systemdIsInit() && process.getuid?.() === 0 && script && !process.env["RAPTIFORMICA_NO_SYSTEMD"]) {
     const name = unitName(cache.root, resolveCacheDir(undefined, {}));
     await installUnit(name, renderUnit({ node: process.execPath, nodeFlags: AGENT_NODE_FLAGS, script, cacheDir: cache.root, home: homedir() }));
@@ -83,6 +90,26 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
     return { pid: runningAgent(node.agentPid) ?? -1, started: true };
   }
   return spawnAgent(cache, node);
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `ms`. */
+async function stopProcess(pid: number, ms: number): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const until = Date.now() + ms;
+  while (alive() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, "SIGKILL");
 }
 
 function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started: boolean } {

@@ -1,11 +1,13 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createCa, issueCertificate } from "../../src/consensus/tls.ts";
 import { Lab, waitFor } from "../lab/index.ts";
 import { LabCluster } from "../helpers/cluster.ts";
+import { ROOT } from "../helpers/cli.ts";
+import { buildId } from "../../src/node/status.ts";
 
 /*
  * The node runtime for real: yggdrasil, etcd and the agent in network namespaces of the lab,
@@ -116,6 +118,29 @@ describe("a 3-node cluster", { skip, timeout: 240_000 }, () => {
     const n0 = (await c.identity(0)).meshAddress;
     assert.ok(listeners.length > 0, r.stdout);
     for (const l of listeners) assert.ok(l.startsWith("127.0.0.1:") || l.startsWith(`[${n0}]:`), `unexpected etcd listener ${l}`);
+  });
+
+  it("mesh moves an agent that runs an older build onto the installed one; yggdrasil and etcd stay up", async () => {
+    const run = join(c.lab.nodes[1]!.cacheDir, "node", "run");
+    const pid = (name: string) => Number(readFileSync(join(run, `${name}.pid`), "utf8").trim());
+    const [agentBefore, yggBefore] = [pid("agent"), pid("yggdrasil")];
+    // A new build, as `slave` pushing raptiformica again brings: the bundle's mtime changes.
+    const bundle = join(ROOT, "dist", "raptiformica.mjs");
+    const st = statSync(bundle);
+    utimesSync(bundle, st.atime, new Date(st.mtimeMs + 2000));
+    try {
+      await c.rfOk(1, ["mesh", "--no-after-mesh"]);
+      const agentAfter = pid("agent");
+      assert.notEqual(agentAfter, agentBefore, "the agent was not restarted");
+      assert.equal((JSON.parse(readFileSync(join(run, "status.json"), "utf8")) as { build?: string }).build, buildId(bundle));
+      assert.equal(pid("yggdrasil"), yggBefore, "yggdrasil was restarted with the agent");
+      await c.waitAlive(0, 3, 30_000);
+      // Same build: left alone.
+      await c.rfOk(1, ["mesh", "--no-after-mesh"]);
+      assert.equal(pid("agent"), agentAfter);
+    } finally {
+      utimesSync(bundle, st.atime, st.mtime);
+    }
   });
 
   it("a killed node is shown failed; restarted, it comes back with the same address", async () => {
