@@ -50,6 +50,8 @@ export interface MemberStart {
   /** name → peer URL of every member, this one included (ignored when the data dir exists). */
   readonly initialCluster: ReadonlyMap<string, string>;
   readonly token: string;
+  readonly heartbeatMs: number;
+  readonly electionMs: number;
 }
 
 /**
@@ -79,6 +81,8 @@ export function etcdServerArgs(paths: NodePaths, m: MemberStart): string[] {
     // The initial upload of a node's cached config is one transaction.
     "--max-txn-ops", "10000",
     "--snapshot-count", "10000",
+    "--heartbeat-interval", String(m.heartbeatMs),
+    "--election-timeout", String(m.electionMs),
     "--logger", "zap",
     "--log-outputs", "stderr",
   ];

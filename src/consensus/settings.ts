@@ -8,6 +8,8 @@ export const KEYS = {
   maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
   nodeTtl: `${KEY_ROOT}/meshnet/etcd/node_ttl`,
   deadVoterGrace: `${KEY_ROOT}/meshnet/etcd/dead_voter_grace`,
+  heartbeatMs: `${KEY_ROOT}/meshnet/etcd/heartbeat_ms`,
+  electionMs: `${KEY_ROOT}/meshnet/etcd/election_ms`,
   evictAfter: `${KEY_ROOT}/meshnet/evict_after`,
   caCert: `${KEY_ROOT}/meshnet/etcd/ca_cert`,
   caKey: `${KEY_ROOT}/meshnet/etcd/ca_key`,
@@ -31,6 +33,9 @@ export interface ClusterSettings {
   readonly deadVoterGraceSeconds: number;
   /** How long a neighbour must be gone (failed or left) before it is evicted. */
   readonly evictAfterSeconds: number;
+  /** etcd's raft timing: raise both for members far apart (heartbeat ≈ the worst round trip). */
+  readonly heartbeatMs: number;
+  readonly electionMs: number;
 }
 
 function intSetting(mapping: FlatMapping, key: string, fallback: number, min: number, max: number): number {
@@ -52,7 +57,21 @@ export function clusterSettings(mapping: FlatMapping): ClusterSettings {
     nodeTtlSeconds: intSetting(mapping, KEYS.nodeTtl, 5, 2, 600),
     deadVoterGraceSeconds: intSetting(mapping, KEYS.deadVoterGrace, 10, 0, 86_400),
     evictAfterSeconds: intSetting(mapping, KEYS.evictAfter, 3600, 0, 365 * 86_400),
+    ...raftTiming(mapping),
   };
+}
+
+function raftTiming(mapping: FlatMapping): { heartbeatMs: number; electionMs: number } {
+  const heartbeatMs = intSetting(mapping, KEYS.heartbeatMs, 100, 10, 5000);
+  const electionMs = intSetting(mapping, KEYS.electionMs, 1000, 50, 50_000);
+  // etcd refuses to start otherwise: every member would fail at once.
+  if (electionMs < 5 * heartbeatMs) {
+    throw new UserError(
+      `Config key ${KEYS.electionMs} is ${electionMs} but ${KEYS.heartbeatMs} is ${heartbeatMs}: etcd needs the election timeout to be at least 5 heartbeats (10 is usual). ` +
+        `Raise ${KEYS.electionMs} (\`raptiformica config set ${KEYS.electionMs} ${10 * heartbeatMs}\`) or lower the heartbeat.`,
+    );
+  }
+  return { heartbeatMs, electionMs };
 }
 
 /**

@@ -40,6 +40,9 @@ function hostOfUrl(url: string): string {
   return new URL(url).hostname.replace(/^\[|\]$/g, "");
 }
 
+/** Nice value of an etcd member (the default is 0). */
+const ETCD_PRIORITY = -5;
+
 /** How long a proxy reuses the member list it asked the members for (see probeCluster). */
 const PROBE_REUSE_MS = 10_000;
 
@@ -343,16 +346,20 @@ export class Agent {
       name: ETCD_SERVICE,
       command: this.o.etcdBinary ?? "etcd",
       args,
+      // Raft misses heartbeats when the machine is busy, and every missed election timeout is
+      // an election and a pause of the whole KV (etcd's docs advise giving it priority).
+      priority: ETCD_PRIORITY,
       // Restart only for what matters to a running member; initial-cluster flags are ignored
       // once the data dir exists.
-      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}`,
+      // (Raft timing only when changed from the default: upgraded agents keep their etcd running.)
+      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}${settings.heartbeatMs !== 100 || settings.electionMs !== 1000 ? `|${settings.heartbeatMs}|${settings.electionMs}` : ""}`,
     };
   }
 
   private async apply(plan: ConsensusPlan, mapping: FlatMapping, settings: ClusterSettings, identity: Identity, members?: EtcdMember[]): Promise<void> {
     const name = memberName(identity.publicKey);
     const token = mapping[KEYS.clusterToken] ?? "";
-    const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort };
+    const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
     switch (plan.kind) {
       case "member": {
         await this.supervisor.stop(PROXY_SERVICE);

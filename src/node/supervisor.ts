@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setPriority } from "node:os";
 
 /** A long-running child the agent keeps alive. */
 export interface ServiceSpec {
@@ -12,6 +13,8 @@ export interface ServiceSpec {
   readonly configHash: string;
   /** Facts about the running instance, kept with its pid (e.g. what it was started with). */
   readonly meta?: Record<string, unknown>;
+  /** Scheduling priority (nice value; below 0 needs root — otherwise it stays at the default). */
+  readonly priority?: number;
 }
 
 interface PidRecord {
@@ -116,6 +119,13 @@ export class Supervisor {
       child.on("error", () => undefined);
       child.unref();
       if (child.pid === undefined) throw new Error(`could not start ${spec.command}`);
+      if (spec.priority !== undefined) {
+        try {
+          setPriority(child.pid, spec.priority);
+        } catch {
+          /* not root: the default priority */
+        }
+      }
       const rec: PidRecord = { pid: child.pid, hash: spec.configHash, command: spec.command, startedAt: Date.now(), ...(spec.meta ? { meta: spec.meta } : {}) };
       writeFileSync(this.pidFile(spec.name), JSON.stringify(rec), { mode: 0o600 });
     } finally {

@@ -47,3 +47,31 @@ describe("hook handlers", () => {
     ]);
   });
 });
+
+describe("cluster settings", () => {
+  it("raft timing: etcd's defaults, passed to etcd, and a too-short election timeout named with the fix", async () => {
+    const { clusterSettings } = await import("../../src/consensus/settings.ts");
+    const { etcdServerArgs } = await import("../../src/consensus/etcd-args.ts");
+    const { nodePaths } = await import("../../src/node/paths.ts");
+    const d = clusterSettings({});
+    assert.deepEqual([d.heartbeatMs, d.electionMs], [100, 1000]);
+    const wan = clusterSettings({ "raptiformica/meshnet/etcd/heartbeat_ms": "300", "raptiformica/meshnet/etcd/election_ms": "3000" });
+    const args = etcdServerArgs(nodePaths("/x"), {
+      name: "n",
+      meshAddress: "200::1",
+      clientPort: 2379,
+      peerPort: 2380,
+      state: "new",
+      initialCluster: new Map([["n", "https://[200::1]:2380"]]),
+      token: "t",
+      heartbeatMs: wan.heartbeatMs,
+      electionMs: wan.electionMs,
+    });
+    assert.equal(args[args.indexOf("--heartbeat-interval") + 1], "300");
+    assert.equal(args[args.indexOf("--election-timeout") + 1], "3000");
+    assert.throws(
+      () => clusterSettings({ "raptiformica/meshnet/etcd/heartbeat_ms": "500" }),
+      (e: Error) => /election_ms is 1000 but .*heartbeat_ms is 500/.test(e.message) && /config set raptiformica\/meshnet\/etcd\/election_ms 5000/.test(e.message),
+    );
+  });
+});
