@@ -15,7 +15,7 @@
  *
  * While forming, the lab's processes are counted every 5 s by kind (agents, yggdrasil, etcd,
  * grpc-proxy, hook processes `members --rejoin`, other CLI processes) with the load average.
- * If a size does not form, or agents died, every node's agent.log (and n0's etcd.log) is copied
+ * If a size does not form, agents died, or not all are alive at rest, every node's agent.log (and n0's etcd.log) is copied
  * to `--keep-logs` (default /tmp/raptiformica-bench-scale-logs/n<N>-<lab id>/).
  *
  * Needs root, yggdrasil and etcd; `npm run build` first. Prints a table and a JSON line.
@@ -374,7 +374,8 @@ async function measure(n: number): Promise<SizeResult> {
     }
     res.logs = scanLogs(lab);
     res.deadAgents = deadAgents(lab);
-    if (res.allAliveS === null || res.deadAgents.length > 0) res.logsKept = keepAgentLogs(lab, n);
+    const failedAtRest = Object.entries(res.roles).some(([k, v]) => !k.startsWith("alive/") && v > 0);
+    if (res.allAliveS === null || res.deadAgents.length > 0 || failedAtRest) res.logsKept = keepAgentLogs(lab, n);
   } catch (e) {
     res.error = brief(e);
     try {
