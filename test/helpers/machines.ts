@@ -57,7 +57,7 @@ async function sh(script: string, args: string[], cwd: string, env: NodeJS.Proce
 /** Moves a started instance off the bridge behind `via`; its sshd is restarted on the new link. */
 const BEHIND_SCRIPT = `
 set -eu
-ns=$1; vns=$2; mine=$3; theirs=$4; link=$5
+ns=$1; vns=$2; mine=$3; theirs=$4; link=$5; netns_module=$6
 exec 9>${LOCK}
 flock -w 60 9
 ip route replace unreachable ${BEHIND_NET}.0/24
@@ -77,20 +77,7 @@ ip -n "$ns" link set eth1 up
 sed -i "s/^ListenAddress $(cat address)\\$/ListenAddress $mine/" sshd_config
 grep -qx "ListenAddress $mine" sshd_config
 printf %s "$mine" > address
-ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
-    set -e
-    inst=$1
-    hostname "$2"
-    mount -t tmpfs -o mode=755 tmpfs /run
-    mkdir -p /run/instance /run/sshd
-    mount --bind "$inst" /run/instance
-    mount --bind "$inst/root" /root
-    mount --bind "$inst/usr-etc" /usr/etc/raptiformica
-    exec /usr/sbin/sshd -f /run/instance/sshd_config -E /run/instance/sshd.log
-' sh "$(pwd)" "$ns"
-i=0
-while [ ! -s sshd.pid ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s sshd.pid ] || { echo "sshd did not restart in $ns; see $(pwd)/sshd.log" >&2; exit 1; }
+sh "$netns_module/run_sshd.sh" "$(pwd)" "$ns"
 `;
 
 /** Drops the host's unreachable route once no machine is behind another any more. */
@@ -174,7 +161,7 @@ export class Machines {
     const mine = `${BEHIND_NET}.${4 * k + 2}`;
     const theirs = `${BEHIND_NET}.${4 * k + 1}`;
     const link = `rfw${m.ns.slice(4, 12)}`;
-    await sh(BEHIND_SCRIPT, [m.ns, via.ns, mine, theirs, link], m.dir);
+    await sh(BEHIND_SCRIPT, [m.ns, via.ns, mine, theirs, link, NETNS], m.dir);
     Object.assign(m, { address: mine, behind: via });
     return m;
   }

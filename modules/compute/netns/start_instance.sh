@@ -87,20 +87,5 @@ Subsystem sftp internal-sftp
 CONF
 
 mkdir -p /usr/etc/raptiformica
-ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
-    set -e
-    inst=$1
-    hostname "$2"
-    mount -t tmpfs -o mode=755 tmpfs /run
-    mkdir -p /run/instance /run/sshd
-    mount --bind "$inst" /run/instance
-    # From here on through /run/instance: the instance dir may itself be under /root.
-    mount --bind /run/instance/usr-etc /usr/etc/raptiformica
-    mount --bind /run/instance/root /root
-    exec /usr/sbin/sshd -f /run/instance/sshd_config -E /run/instance/sshd.log
-' sh "$inst" "$ns"
-
-i=0
-while [ ! -s sshd.pid ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s sshd.pid ] || { echo "netns: sshd did not start in $ns; see $inst/sshd.log" >&2; exit 1; }
+sh "$(dirname "$0")/run_sshd.sh" "$inst" "$ns"
 echo "started $ns at $address"
