@@ -140,8 +140,8 @@ export class Agent {
   private voterChangePending = false;
 
   /**
-   * Ready: the steady period. Converging: fast at first, then backing off to the steady
-   * period — a node that waits for the mesh to route to a member gains nothing from asking
+   * Ready: the steady period. Converging: fast at first, then backing off to 2 s (a poke
+   * still wakes it at once) — a node that waits for the mesh to route to a member gains nothing from asking
    * twice a second for minutes, while 50 of them doing so starve the machine they share.
    */
   private nextInterval(): number {
