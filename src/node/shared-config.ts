@@ -42,7 +42,10 @@ export class SharedConfig {
     for (const endpoints of candidates) {
       const kv = openClient(endpoints, node, 1500);
       try {
-        const m = await readKvMapping(kv, 2000);
+        // This machine's own endpoint gets longer: right after the leader died, a read waits
+        // for the election (1–2 s with etcd's defaults) and then answers — cutting it off at
+        // 2 s, just before, cost a whole second attempt.
+        const m = await readKvMapping(kv, endpoints === here ? 3000 : 2000);
         if (mappingProblem(m) !== undefined) throw new Error("the cluster KV holds no config yet");
         return new SharedConfig(local, log, kv, false);
       } catch (e) {
