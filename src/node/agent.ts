@@ -43,9 +43,6 @@ function hostOfUrl(url: string): string {
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
 
-/** How long a proxy leaves out an upstream that did not answer (see checkProxy). */
-const UNANSWERING_MS = 30_000;
-
 /** How long a proxy reuses the member list it asked the members for (see probeCluster). */
 const PROBE_REUSE_MS = 10_000;
 
@@ -109,8 +106,6 @@ export class Agent {
   /** Mesh addresses whose node record was deleted (watched) and has not come back. */
   private readonly recordGone = new Set<string>();
   private proxyEndpoints: string[] = [];
-  /** Upstreams the local proxy leaves out for a while (see checkProxy). */
-  private unanswering: { urls: Set<string>; at: number } | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
@@ -416,12 +411,10 @@ export class Agent {
       }
       case "proxy": {
         await this.supervisor.stop(ETCD_SERVICE);
-        // A voter whose node record just vanished, or that did not answer (checkProxy), is most
-        // likely dead: grpc-proxy would keep sending a share of the requests to it, each
-        // stalling until it times out, until the voter manager replaces it. Leave it out
-        // meanwhile (unless that would leave none).
-        if (this.unanswering && Date.now() - this.unanswering.at > UNANSWERING_MS) this.unanswering = undefined;
-        const live = plan.endpoints.filter((e) => !this.recordGone.has(hostOfUrl(e)) && !this.unanswering?.urls.has(e));
+        // A voter whose node record just vanished is most likely dead: grpc-proxy would keep
+        // sending a share of the requests to it, each stalling until it times out, until the
+        // voter manager replaces it. Leave it out meanwhile (unless that would leave none).
+        const live = plan.endpoints.filter((e) => !this.recordGone.has(hostOfUrl(e)));
         const endpoints = [...(live.length > 0 ? live : plan.endpoints)].sort();
         const out = await this.supervisor.ensure({
           name: PROXY_SERVICE,
@@ -513,32 +506,8 @@ export class Agent {
     await this.replayPending(kv);
     this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
     await this.registration.ensure(record, 3000);
-    if (this.role === "proxy") await this.checkProxy(kv);
     this.phase = "ready";
     if (!this.watcher) await this.startWatch(kv);
-  }
-
-  /**
-   * One small read through the local grpc-proxy. When it does not answer, the proxy is most
-   * likely sending requests to a voter that died — over the mesh a dead peer sends no reset,
-   * and etcd 3.4's proxy has no keep-alive of its own — and even this node's watch may hang on
-   * it, so the node-record signal (recordGone) never comes. Then each upstream is asked
-   * directly; those that do not answer while another does are left out of the proxy for
-   * UNANSWERING_MS (all failing says nothing about any one of them: the cluster is busy).
-   */
-  private async checkProxy(kv: Etcd3): Promise<void> {
-    try {
-      await deadline("a read through the local etcd grpc-proxy", 2000, kv.get(KEYS.clusterToken).string());
-    } catch (e) {
-      const results = await Promise.all(this.proxyEndpoints.map(async (url) => ({ url, ok: (await probeMemberList([url], this.o.node, 1500)) !== undefined })));
-      const dead = results.filter((r) => !r.ok).map((r) => r.url);
-      if (dead.length > 0 && dead.length < results.length) {
-        this.unanswering = { urls: new Set(dead), at: Date.now() };
-        this.o.log.info(`the local grpc-proxy stalls; leaving out ${dead.join(", ")}, which do not answer`);
-        this.poke();
-      }
-      throw e;
-    }
   }
 
   /** Pushes config changes made here while the cluster was unreachable (see PendingChanges). */
