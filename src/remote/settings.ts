@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import type { CachePaths } from "../config/paths.ts";
+import { UserError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { ensureIdentity, type SshSettings } from "./ssh.ts";
 
@@ -9,10 +10,27 @@ export const REMOTE_KEYS = {
   command: `${KEY_ROOT}/remote/command`,
 } as const;
 
-export const DEFAULT_REMOTE_COMMAND = "/usr/etc/raptiformica/bin/raptiformica";
+/**
+ * Where `slave` installs raptiformica on a member: always here, whatever the config says, so
+ * no setting can make a push (which replaces what it copies) land on another directory.
+ */
+export const REMOTE_INSTALL_DIR = "/usr/etc/raptiformica";
 
+export const DEFAULT_REMOTE_COMMAND = `${REMOTE_INSTALL_DIR}/bin/raptiformica`;
+
+/**
+ * The launcher run on members (`raptiformica/remote/command`, default
+ * {@link DEFAULT_REMOTE_COMMAND}): an absolute path of plain characters. Throws a UserError
+ * naming the key otherwise. It is a code key: never learnt from a member (config/trust.ts).
+ */
 export function remoteCommand(mapping: FlatMapping): string {
-  return mapping[REMOTE_KEYS.command] || DEFAULT_REMOTE_COMMAND;
+  const value = mapping[REMOTE_KEYS.command] || DEFAULT_REMOTE_COMMAND;
+  if (!/^\/[A-Za-z0-9._+/-]+$/.test(value) || value.split("/").includes("..")) {
+    throw new UserError(
+      `${REMOTE_KEYS.command} is ${JSON.stringify(value)}: it must be the absolute path of raptiformica's launcher on members (letters, digits, . _ + - /, no ".."), e.g. ${DEFAULT_REMOTE_COMMAND}. Fix it with \`raptiformica config set ${REMOTE_KEYS.command} ${DEFAULT_REMOTE_COMMAND}\` (or delete the key).`,
+    );
+  }
+  return value;
 }
 
 export async function sshSettings(paths: CachePaths, log: Logger): Promise<SshSettings> {
