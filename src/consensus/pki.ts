@@ -23,6 +23,17 @@ export async function caOrNew(mapping: FlatMapping): Promise<{ ca: CertificatePa
   return { ca: await (await tls()).createCa(), created: true };
 }
 
+/**
+ * `mapping` without the cluster CA: what a machine that is not (yet) becoming a member
+ * (`slave --no-assimilate`, the upload before assimilation) may hold — never the CA's private
+ * key. The certificate goes too: a config naming a CA is a member's (cluster-id.ts), which a
+ * later `slave` would keep instead of giving it the CA it needs to join.
+ */
+export function withoutCa(mapping: FlatMapping): FlatMapping {
+  const { [KEYS.caKey]: _key, [KEYS.caCert]: _cert, ...rest } = mapping;
+  return rest;
+}
+
 export function caMapping(ca: CertificatePair): FlatMapping {
   return { [KEYS.caCert]: ca.certPem, [KEYS.caKey]: ca.keyPem };
 }

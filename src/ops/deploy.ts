@@ -1,12 +1,11 @@
 import type { Context } from "../cli/context.ts";
 import type { SlaveFlags } from "../cli/options.ts";
 import type { Job, JobResult } from "../cli/progress.ts";
-import type { FlatMapping } from "../config/flatten.ts";
-import { mappingProblem } from "../config/store.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, writeSshConfig, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { InventoryHost } from "./inventory.ts";
+import { parseReportedMapping, storeLearned } from "./learn.ts";
 import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
 import { stepLabel } from "./step-labels.ts";
 import { memberTargets } from "./via-member.ts";
@@ -255,10 +254,8 @@ async function refreshFromMember(ctx: Context, s: SshSettings, targets: readonly
     try {
       const shown = await sshRun(s, t, [rf, "config", "show", "--json"], { timeoutMs: 60_000 });
       if (shown.exitCode !== 0) throw new Error(`config show exited ${shown.exitCode}: ${shown.stderr.trim().split("\n").pop() ?? ""}`);
-      const mapping = JSON.parse(shown.stdout) as unknown;
-      const problem = mappingProblem(mapping);
-      if (problem) throw new Error(`its config is not usable: ${problem}`);
-      await ctx.config.update(() => mapping as FlatMapping);
+      // Data only: code keys stay this machine's own (README, "Trust model").
+      await storeLearned(ctx, parseReportedMapping(shown.stdout, describeTarget(t)), describeTarget(t));
       const roles = new Map<string, string>();
       const m = await sshRun(s, t, [rf, "members", "--json"], { timeoutMs: 60_000 });
       try {

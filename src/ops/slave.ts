@@ -4,14 +4,17 @@ import type { Context } from "../cli/context.ts";
 import type { SlaveFlags } from "../cli/options.ts";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
+import { clusterIdOf, otherClusterProblem } from "../consensus/cluster-id.ts";
+import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
-import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import { fireLocalHook } from "./local-hook.ts";
 import { registerNeighbour } from "./inject.ts";
+import { parseReportedMapping, storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
 
 export interface SlaveRequest {
@@ -41,13 +44,22 @@ export type SlaveStep = "connect" | "upload" | "provision" | "after_slave" | "re
 interface HostFacts {
   readonly os: string;
   readonly commands: ReadonlySet<string>;
-  /** It already has a mutable config: a member (or one was), so its cluster knowledge wins. */
+  /**
+   * It has a mutable config of a cluster (one naming a CA, or one that cannot be read, which
+   * is never overwritten): a member (or one was), so its cluster knowledge wins.
+   */
   readonly hasConfig: boolean;
+  /** Its mutable config, when it has a readable one (to compare cluster identities). */
+  readonly mapping?: FlatMapping;
 }
 
 const FACTS_SCRIPT =
   'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
-  'if [ -e "$1/mutable_config.json" ]; then echo config; else echo none; fi';
+  'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
+
+/** Marks of a remote install dir or cache dir made before directories carried the marker. */
+const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
+const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
 /** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
 const REMOTE_CACHE = ".raptiformica.d";
@@ -62,10 +74,13 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   const who = describeTarget(t);
   const mapping = ctx.config.snapshot().mapping;
   const rfRemote = remoteCommand(mapping);
-  const remoteInstall = dirname(dirname(rfRemote));
+  const remoteInstall = REMOTE_INSTALL_DIR;
 
   progress("connect");
   const facts = await hostFacts(settings, t);
+  // A member of another cluster is refused before anything changes there or here.
+  const otherCluster = facts.mapping ? otherClusterProblem(mapping, facts.mapping, who) : undefined;
+  if (otherCluster) throw new UserError(otherCluster);
   if (facts.os !== "Linux") {
     throw new UserError(`${who} runs ${facts.os || "an unknown system"}; raptiformica members must run Linux (with apt-get, pacman, dnf or apk).`);
   }
@@ -79,12 +94,14 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
     throw new UserError(`${bundle} does not exist, so there is nothing to copy to ${who}. Build it first: \`npm run build\` in ${ctx.installDir}.`);
   }
   const rsync = facts.commands.has("rsync");
-  await pushTree(settings, t, { from: ctx.installDir, entries: ["bin", "dist", "modules", "package.json"], to: remoteInstall, exclude: [".vagrant"] }, rsync);
+  const install = { from: ctx.installDir, entries: ["bin", "dist", "modules", "package.json"], to: remoteInstall, exclude: [".vagrant"], legacyMarks: INSTALL_LEGACY_MARKS };
+  await pushTree(settings, t, install, rsync);
   if (existsSync(ctx.paths.modules)) {
-    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE }, rsync);
+    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE, legacyMarks: CACHE_LEGACY_MARKS }, rsync);
   }
-  // A member keeps its own (cluster-synced) config; a new machine gets ours.
-  await pushFile(settings, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(mapping, null, 2)}\n`, { onlyIfAbsent: true });
+  // A member keeps its own (cluster-synced) config; a new machine gets ours, without the
+  // cluster CA's private key: only a machine that becomes a member (assimilate) gets that.
+  await pushFile(settings, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(withoutCa(mapping), null, 2)}\n`, { onlyIfAbsent: true });
 
   if (req.flags.provision) {
     await provision(ctx, settings, t, mapping, req.serverType, remoteInstall, rsync, progress);
@@ -112,8 +129,18 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
 async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
   const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
-  const [os = "", commands = "", config = ""] = out.stdout.split("\n").map((l) => l.trim());
-  return { os, commands: new Set(commands.split(/\s+/).filter(Boolean)), hasConfig: config === "config" };
+  const [os = "", commands = "", config = "", ...rest] = out.stdout.split("\n");
+  const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
+  if (config.trim() !== "config") return { ...facts, hasConfig: false };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(rest.join("\n"));
+  } catch {
+    return { ...facts, hasConfig: true };
+  }
+  if (mappingProblem(parsed)) return { ...facts, hasConfig: true };
+  const remote = parsed as FlatMapping;
+  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote };
 }
 
 /**
@@ -195,16 +222,19 @@ async function assimilate(
   const id = JSON.parse(await rf(["identity", "--json"])) as { publicKey: string; meshAddress: string };
 
   const here = existsSync(ctx.node.nodeCert);
-  const members = memberTargets(ctx.config.snapshot().mapping).filter((m) => !(m.host === reach.host && m.port === reach.port));
-  if (here || members.length > 0) {
-    // On a member (e.g. the far end of `join`) the registration is local; from an operator
-    // machine it is done by the first member that answers over SSH.
-    const cluster = here
-      ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
-      : await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, ctx.config.snapshot().mapping);
-    // The freshest knowledge (the new neighbour included) for the new node, unless it has its own.
-    await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
-  }
+  const own = ctx.config.snapshot().mapping;
+  const members = memberTargets(own).filter((m) => !(m.host === reach.host && m.port === reach.port));
+  // On a member (e.g. the far end of `join`) the registration is local; from an operator
+  // machine it is done by the first member that answers over SSH; the first node of a new
+  // cluster needs none.
+  const cluster = here
+    ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
+    : members.length > 0
+      ? await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, own)
+      : own;
+  // The freshest knowledge (the new neighbour included, and the CA it needs to join) for the
+  // new node, unless it has its own.
+  await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
 
   progress("mesh", id.meshAddress);
   await rf(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
@@ -212,8 +242,9 @@ async function assimilate(
 
   // Learn what the cluster knows now, so later commands from here reach its members (a
   // member's own agent keeps its copy in step already).
-  const learned = parseMapping(await rf(["config", "show", "--json"]), who);
-  if (!here) await ctx.config.update(() => learned);
+  // Data only: code keys stay this machine's own (README, "Trust model").
+  const learned = parseReportedMapping(await rf(["config", "show", "--json"]), who);
+  if (!here) await storeLearned(ctx, learned, who);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
   // The role is for the report only: a busy cluster that cannot answer `members` right now
   // does not make the slave fail.
@@ -246,7 +277,11 @@ async function injectOnMember(
         continue;
       }
       const shown = await sshRun(s, m, [rfRemote, "config", "show", "--json"], { timeoutMs: 60_000 });
-      return shown.exitCode === 0 ? parseMapping(shown.stdout, describeTarget(m)) : fallback;
+      if (shown.exitCode !== 0) return fallback;
+      const theirs = parseReportedMapping(shown.stdout, describeTarget(m));
+      const problem = otherClusterProblem(fallback, theirs, describeTarget(m));
+      if (problem) throw new UserError(problem);
+      return theirs;
     } catch (e) {
       tried.push(errorMessage(e));
     }
@@ -255,18 +290,6 @@ async function injectOnMember(
     `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
       "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
   );
-}
-
-function parseMapping(text: string, who: string): FlatMapping {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON.`);
-  }
-  const problem = mappingProblem(parsed);
-  if (problem) throw new UserError(`The config ${who} reported is not usable: ${problem}. Nothing was changed here.`);
-  return parsed as FlatMapping;
 }
 
 function lastLines(text: string, n = 3): string {

@@ -1,0 +1,51 @@
+import type { Context } from "../cli/context.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import { mappingProblem } from "../config/store.ts";
+import { learnFromMember } from "../config/trust.ts";
+import { clusterIdOf, clusterLabel, otherClusterProblem } from "../consensus/cluster-id.ts";
+import { UserError } from "../util/errors.ts";
+
+/**
+ * Parses what a member printed for `config show --json`: a complete flat mapping, or a
+ * UserError naming `who` (nothing is changed here then).
+ */
+export function parseReportedMapping(text: string, who: string): FlatMapping {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON. Nothing was changed here.`);
+  }
+  const problem = mappingProblem(parsed);
+  if (problem) throw new UserError(`The config ${who} reported is not usable: ${problem}. Nothing was changed here.`);
+  return parsed as FlatMapping;
+}
+
+/**
+ * Stores on this (operator) machine what member `who` reported of the shared config, by the
+ * trust model: its data (neighbours, cluster settings, secrets) is taken, its code keys
+ * (hooks, predicates, compute and provisioner commands, the remote launcher) are not — this
+ * machine keeps its own, and says when the member's differ. A member of another cluster is
+ * refused (UserError, nothing changed): an operator never switches clusters silently. Returns
+ * the stored mapping. Runs under the mutable config's lock.
+ */
+export async function storeLearned(ctx: Context, reported: FlatMapping, who: string): Promise<FlatMapping> {
+  let refused: readonly string[] = [];
+  const before = clusterIdOf(ctx.config.snapshot().mapping);
+  const stored = await ctx.config.update((own) => {
+    const problem = otherClusterProblem(own, reported, who);
+    if (problem) throw new UserError(problem);
+    const learned = learnFromMember(own, reported);
+    refused = learned.refused;
+    return learned.mapping;
+  });
+  if (refused.length > 0) {
+    const shown = refused.slice(0, 5).join(", ") + (refused.length > 5 ? ` and ${refused.length - 5} more` : "");
+    ctx.log.warn(
+      `${who} has code keys that differ from this machine's (${shown}); they were not taken: this machine runs hooks, predicates and commands only from its own modules and config (see "Trust model" in the README).`,
+    );
+  }
+  const after = clusterIdOf(stored);
+  if (!before && after) ctx.log.info(`This machine now manages ${clusterLabel(after)} (learnt from ${who}).`);
+  return stored;
+}
