@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
@@ -49,11 +49,12 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
   }
   const host = req.advertiseHost ?? seenAs;
   if (!host) throw new UserError(`${describeTarget(m)} did not say which address this machine connects from; pass --advertise-host.`);
-  authorize(memberKey);
+  const grant = authorize(memberKey, new Date());
 
   progress("opening a reverse tunnel");
-  const tunnel = await openTunnel(s, m, req.localSshPort);
+  let tunnel: { child: ChildProcess; port: number } | undefined;
   try {
+    tunnel = await openTunnel(s, m, req.localSshPort);
     const ownKey = await localHostKey(req.localSshPort);
     const name = `[127.0.0.1]:${tunnel.port}`;
     const pinned = await sshRun(s, m, ["sh", "-c", PIN_SCRIPT, "sh", name, ownKey], { timeoutMs: 60_000 });
@@ -68,7 +69,8 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
     }
     return { host, output: out.stderr };
   } finally {
-    tunnel.child.kill("SIGTERM");
+    tunnel?.child.kill("SIGTERM");
+    revoke(grant);
   }
 }
 
@@ -92,8 +94,35 @@ async function ensureLocalSshd(port: number): Promise<void> {
   }
 }
 
-/** Lets the member's key log in as root here; idempotent. */
-function authorize(publicKey: string): void {
+/** How long the member's key may log in here at most, should `join` die before revoking it. */
+const GRANT_MINUTES = 35;
+
+/**
+ * The authorized_keys line that lets the member slave this machine back, and nothing more:
+ * only through the reverse tunnel (from 127.0.0.1 / ::1, where the tunnel comes out here), no
+ * forwarding of ports, agents or X11, no pty, no user rc, and an expiry (`expiry-time`, local
+ * time, OpenSSH 7.7+) a little past the slave's own 30-minute limit, so a `join` killed before
+ * it could revoke the key leaves no lasting access. `tag` marks the line for {@link revoke}.
+ * Pure: `now` is the clock.
+ */
+export function grantLine(publicKey: string, tag: string, now: Date): string {
+  const until = new Date(now.getTime() + GRANT_MINUTES * 60_000);
+  const p2 = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${until.getFullYear()}${p2(until.getMonth() + 1)}${p2(until.getDate())}${p2(until.getHours())}${p2(until.getMinutes())}`;
+  const [type, body] = publicKey.trim().split(/\s+/);
+  return `restrict,from="127.0.0.1,::1",expiry-time="${stamp}" ${type} ${body} ${tag}`;
+}
+
+interface Grant {
+  readonly file: string;
+  readonly tag: string;
+}
+
+/**
+ * Lets the member's key in as root here for the duration of the join ({@link grantLine}),
+ * with a tag unique to this join; {@link revoke} removes exactly that line afterwards.
+ */
+function authorize(publicKey: string, now: Date): Grant {
   const dir = joinPath(homedir(), ".ssh");
   const file = joinPath(dir, "authorized_keys");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -103,9 +132,23 @@ function authorize(publicKey: string): void {
   } catch {
     /* none yet */
   }
-  const key = parseHostKey(publicKey);
-  if (key && current.split("\n").some((l) => l.includes(key))) return;
-  appendFileSync(file, `${current && !current.endsWith("\n") ? "\n" : ""}${publicKey.trim()}\n`, { mode: 0o600 });
+  const tag = `raptiformica-join-${process.pid}-${now.getTime()}`;
+  appendFileSync(file, `${current && !current.endsWith("\n") ? "\n" : ""}${grantLine(publicKey, tag, now)}\n`, { mode: 0o600 });
+  return { file, tag };
+}
+
+/** Removes the line {@link authorize} added (and nothing else), atomically. */
+function revoke(grant: Grant): void {
+  let current: string;
+  try {
+    current = readFileSync(grant.file, "utf8");
+  } catch {
+    return;
+  }
+  const kept = current.split("\n").filter((l) => !l.trimEnd().endsWith(` ${grant.tag}`));
+  const tmp = `${grant.file}.raptiformica-${process.pid}`;
+  writeFileSync(tmp, kept.join("\n"), { mode: 0o600 });
+  renameSync(tmp, grant.file);
 }
 
 /** This machine's host key as its sshd presents it (asked over loopback, so it is the real one). */
