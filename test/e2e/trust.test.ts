@@ -1,0 +1,152 @@
+/**
+ * The trust model, as a hostile member and a careless config would test it: bare netns
+ * machines (own network/mount namespaces, own sshd, own /root and /usr/etc/raptiformica) with
+ * real yggdrasil and etcd, two operator sandboxes with a cluster each.
+ *
+ * - a member that reports code (an `after_assimilate` hook, another launcher) gets none of it
+ *   run or kept on the operator; its data is learnt;
+ * - a host slaved with --no-assimilate gets no cluster CA;
+ * - slave writes only into raptiformica's own, marked install dir, whatever
+ *   `raptiformica/remote/command` says, and refuses a foreign one;
+ * - slave and deploy refuse a member of another cluster, and neither operator loses its own.
+ *
+ * About 1 minute.
+ */
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { Machines, writeInventory, type Machine } from "../helpers/machines.ts";
+import { remoteCommandLine } from "../../src/remote/quote.ts";
+
+const skip =
+  process.getuid?.() !== 0
+    ? "needs root (network namespaces)"
+    : spawnSync("sh", ["-c", "command -v /usr/sbin/sshd && command -v yggdrasil && command -v etcd && command -v unshare && command -v flock"]).status !== 0
+      ? "needs openssh-server, yggdrasil, etcd and util-linux"
+      : undefined;
+
+const RF = "/usr/etc/raptiformica/bin/raptiformica";
+const HOOK = "raptiformica/platform/default/hooks/after_assimilate/evil";
+const CA_KEY = "raptiformica/meshnet/etcd/ca_key";
+const CA_CERT = "raptiformica/meshnet/etcd/ca_cert";
+
+describe("trust boundaries", { skip, timeout: 420_000 }, () => {
+  let a: Sandbox;
+  let b: Sandbox;
+  let machines: Machines;
+  let m1: Machine, m2: Machine, m3: Machine;
+  const onNode = (m: Machine, argv: string[]) =>
+    spawnSync(
+      "ssh",
+      ["-i", join(a.cache, "ssh", "id_ed25519"), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `root@${m.address}`, "--", remoteCommandLine(argv)],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+  const mapping = (sb: Sandbox) => JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+  const marker = () => join(a.home, "pwned");
+
+  before(async () => {
+    a = sandbox();
+    b = sandbox();
+    machines = new Machines(a.cache);
+    // Operator B uses the same SSH key (the machines let it in), with its own known_hosts and cluster.
+    cpSync(join(a.cache, "ssh"), join(b.cache, "ssh"), { recursive: true });
+    [m1, m2, m3] = await machines.startMany(3, 3);
+  });
+  after(async () => {
+    await machines?.cleanup();
+    a?.cleanup();
+    b?.cleanup();
+  });
+
+  it("a member's code is never run or kept on the operator; its data is learnt", async () => {
+    const first = await a.run(["slave", m1.address], { timeout: 240_000 });
+    assert.equal(first.code, 0, first.stderr);
+    // The member (any writer of the KV) plants code for the operator, and some data.
+    for (const [k, v] of [
+      [`${HOOK}/predicate`, "true"],
+      [`${HOOK}/command`, `touch ${marker()}`],
+      ["raptiformica/remote/command", "/tmp/elsewhere/bin/raptiformica"],
+      ["app/from_member", "yes"],
+    ] as const) {
+      const r = onNode(m1, [RF, "config", "set", k, v]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+
+    const again = await a.run(["slave", m1.address], { timeout: 240_000 });
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(!existsSync(marker()), "the member's after_assimilate hook ran on the operator");
+    assert.match(again.stderr, /code keys that differ from this machine's/);
+    const learned = mapping(a);
+    assert.equal(learned["raptiformica/app/from_member"], "yes", "data is learnt");
+    assert.ok(!Object.keys(learned).some((k) => k.startsWith(HOOK)), "the hook is not kept");
+    assert.equal(learned["raptiformica/remote/command"], undefined, "the launcher is not taken");
+    assert.ok(learned[CA_KEY], "the operator knows the CA (it pushes it to new members)");
+  });
+
+  it("a host slaved with --no-assimilate gets no cluster CA", async () => {
+    const r = await a.run(["slave", m2.address, "--no-assimilate", "--no-provision"], { timeout: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const cfg = onNode(m2, ["cat", ".raptiformica.d/mutable_config.json"]);
+    assert.equal(cfg.status, 0, cfg.stderr);
+    const pushed = JSON.parse(cfg.stdout) as Record<string, string>;
+    assert.ok(pushed["raptiformica/meshnet/etcd/max_voters"], "it got the config");
+    assert.equal(pushed[CA_KEY], undefined, "it got the CA's private key");
+    assert.equal(pushed[CA_CERT], undefined);
+  });
+
+  it("slave writes only into its own install dir, whatever remote/command says, and refuses a foreign one", async () => {
+    // A directory that is not raptiformica's where the install goes: refused, left alone.
+    let r = onNode(m3, ["sh", "-c", "mkdir -p /usr/etc/raptiformica/bin && echo mine > /usr/etc/raptiformica/bin/keep && mkdir -p /root/victim/bin && echo mine > /root/victim/bin/keep"]);
+    assert.equal(r.status, 0, r.stderr);
+    const refused = await a.run(["slave", m3.address, "--no-assimilate", "--no-provision"], { timeout: 120_000 });
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /Refusing to copy into \/usr\/etc\/raptiformica on root@198\.18\.250\.\d+: it holds files raptiformica did not put there/);
+    assert.equal(onNode(m3, ["cat", "/usr/etc/raptiformica/bin/keep"]).stdout.trim(), "mine");
+    assert.equal(onNode(m3, ["test", "-e", "/usr/etc/raptiformica/dist"]).status, 1, "nothing was copied");
+
+    // The launcher set elsewhere (in the operator's own config): the push still goes to the install dir.
+    r = onNode(m3, ["find", "/usr/etc/raptiformica", "-mindepth", "1", "-delete"]);
+    assert.equal(r.status, 0, r.stderr);
+    const cfgPath = join(a.cache, "mutable_config.json");
+    const saved = readFileSync(cfgPath, "utf8");
+    writeFileSync(cfgPath, JSON.stringify({ ...mapping(a), "raptiformica/remote/command": "/root/victim/bin/raptiformica" }), { mode: 0o600 });
+    try {
+      await a.run(["slave", m3.address, "--no-assimilate", "--no-provision"], { timeout: 120_000 });
+    } finally {
+      writeFileSync(cfgPath, saved, { mode: 0o600 });
+    }
+    assert.equal(onNode(m3, ["cat", "/root/victim/bin/keep"]).stdout.trim(), "mine", "the push touched another directory");
+    const owned = onNode(m3, ["sh", "-c", "stat -c '%u:%g %A' /usr/etc/raptiformica/dist/raptiformica.mjs && ls -A /usr/etc/raptiformica"]);
+    assert.equal(owned.status, 0, owned.stderr);
+    assert.match(owned.stdout, /^0:0 -rw-r--r--/, "pushed files are root's and not writable by others");
+    assert.match(owned.stdout, /\.raptiformica-managed/);
+  });
+
+  it("slave and deploy refuse a member of another cluster; no operator switches or loses its own", async () => {
+    const own = await b.run(["slave", m2.address], { timeout: 240_000 });
+    assert.equal(own.code, 0, own.stderr);
+    const caA = mapping(a)[CA_CERT];
+    const caB = mapping(b)[CA_CERT];
+    assert.ok(caA && caB && caA !== caB, "two clusters");
+
+    const takeover = await b.run(["slave", m1.address], { timeout: 120_000 });
+    assert.equal(takeover.code, 1, takeover.stderr);
+    assert.match(takeover.stderr, new RegExp(`root@${m1.address.replace(/\./g, "\\.")} is a member of cluster [0-9a-f]{16}, but this machine manages cluster [0-9a-f]{16}`));
+    assert.match(takeover.stderr, /raptiformica clean/);
+    assert.equal(mapping(b)[CA_CERT], caB, "B still manages its own cluster");
+    const members = await b.run(["members", "--json"]);
+    assert.equal(members.code, 0, members.stderr);
+    const listed = JSON.parse(members.stdout) as { members: { host?: string }[] };
+    assert.deepEqual(listed.members.map((m) => m.host), [m2.address]);
+
+    const inventory = writeInventory(a.home, "inventory.json", [{ dst: m2.address }]);
+    const deployed = await a.run(["deploy", inventory, "--json"], { timeout: 120_000 });
+    assert.equal(deployed.code, 1, deployed.stderr);
+    const report = JSON.parse(deployed.stdout) as { hosts: { ok: boolean; error?: string }[] };
+    assert.match(report.hosts[0]?.error ?? "", /is a member of cluster [0-9a-f]{16}, but this machine manages cluster/);
+    assert.equal(mapping(a)[CA_CERT], caA, "A still manages its own cluster");
+  });
+});
