@@ -8,18 +8,20 @@
  * - a host slaved with --no-assimilate gets no cluster CA;
  * - slave writes only into raptiformica's own, marked install dir, whatever
  *   `raptiformica/remote/command` says, and refuses a foreign one;
+ * - a push (rsync or tar) replaces only what it copies, as root's files;
  * - slave and deploy refuse a member of another cluster, and neither operator loses its own.
  *
  * About 1 minute.
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sandbox, type Sandbox } from "../helpers/cli.ts";
 import { Machines, writeInventory, type Machine } from "../helpers/machines.ts";
 import { remoteCommandLine } from "../../src/remote/quote.ts";
+import { pushTree } from "../../src/remote/transfer.ts";
 
 const skip =
   process.getuid?.() !== 0
@@ -53,7 +55,7 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     machines = new Machines(a.cache);
     // Operator B uses the same SSH key (the machines let it in), with its own known_hosts and cluster.
     cpSync(join(a.cache, "ssh"), join(b.cache, "ssh"), { recursive: true });
-    [m1, m2, m3] = await machines.startMany(3, 3);
+    [m1, m2, m3] = (await machines.startMany(3, 3)) as [Machine, Machine, Machine];
   });
   after(async () => {
     await machines?.cleanup();
@@ -124,6 +126,26 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     assert.match(owned.stdout, /^0:0 -rw-r--r--/, "pushed files are root's and not writable by others");
     assert.match(owned.stdout, /\.raptiformica-managed/);
   });
+
+  for (const rsync of [true, false]) {
+    it(`a push (${rsync ? "rsync" : "tar"}) replaces only the entries it copies, as root's, not writable by others`, async () => {
+      // What the operator pushes may belong to anyone here, with any mode.
+      const from = join(a.home, `push-${rsync}`);
+      mkdirSync(join(from, "modules", "m"), { recursive: true });
+      writeFileSync(join(from, "modules", "m", "raptiformica.json"), "{}", { mode: 0o666 });
+      chownSync(join(from, "modules", "m", "raptiformica.json"), 1000, 1000);
+      chmodSync(join(from, "modules", "m", "raptiformica.json"), 0o666);
+      const dir = `.push-${rsync}`;
+      let r = onNode(m3, ["sh", "-c", `mkdir -p ${dir}/node ${dir}/modules/old && echo id > ${dir}/node/identity && echo x > ${dir}/mutable_config.json`]);
+      assert.equal(r.status, 0, r.stderr);
+      const settings = { knownHosts: join(a.home, "push-known"), stateDir: join(a.home, "push-ssh"), identities: [join(a.cache, "ssh", "id_ed25519")] };
+      mkdirSync(settings.stateDir, { recursive: true });
+      await pushTree(settings, { host: m3.address, port: 22 }, { from, entries: ["modules"], to: dir, legacyMarks: ["mutable_config.json", "node"] }, rsync);
+      r = onNode(m3, ["sh", "-c", `cat ${dir}/node/identity; ls ${dir}/modules; stat -c '%u:%g %a' ${dir}/modules/m/raptiformica.json`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["id", "m", "0:0 644"], "siblings kept, the entry replaced, files root's and not writable by others");
+    });
+  }
 
   it("slave and deploy refuse a member of another cluster; no operator switches or loses its own", async () => {
     const own = await b.run(["slave", m2.address], { timeout: 240_000 });
