@@ -119,6 +119,13 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
     spawned.push({ uuid: uuid!, host: host!, meshAddress: id.meshAddress });
+
+    // The member's key was let in for the join only: gone from the joined machine now.
+    const memberKey = onNode(spawned[0]!.host, ["cat", ".raptiformica.d/ssh/id_ed25519.pub"]).stdout.trim().split(/\s+/)[1];
+    assert.ok(memberKey, "the member has a key");
+    const authorized = onNode(host!, ["sh", "-c", "cat .ssh/authorized_keys 2>/dev/null || true"]);
+    assert.equal(authorized.status, 0, authorized.stderr);
+    assert.ok(!authorized.stdout.includes(memberKey!), `the member's key is still authorized on the joined machine:\n${authorized.stdout}`);
   });
 
   it("slave fails clearly: unreachable host, refused key, changed host key", async () => {
