@@ -242,6 +242,16 @@ describe("voters at 4 and 6 nodes", { skip, timeout: 300_000 }, () => {
     // A proxy node reads and writes the KV at 127.0.0.1 like any member.
     await c.rfOk(idx, ["config", "set", "test/from/proxy", "yes"]);
     assert.equal((await c.rfOk(0, ["config", "get", "test/from/proxy"])).trim(), "yes");
+    // Its local listener is the grpc-proxy's, behind the same mutual TLS as etcd itself: a
+    // local process without a cluster certificate is refused, one with it gets through.
+    const tls = join(c.lab.nodes[idx]!.cacheDir, "node", "etcd", "tls");
+    const etcdctl = (extra: string[]) =>
+      c.lab.exec(idx, ["etcdctl", "--endpoints", "https://127.0.0.1:2379", "--cacert", join(tls, "ca.crt"), ...extra, "--dial-timeout", "3s", "--command-timeout", "4s", "get", "raptiformica/test/from/proxy", "--print-value-only"], { env: { ETCDCTL_API: "3" } });
+    const withCert = await etcdctl(["--cert", join(tls, "node.crt"), "--key", join(tls, "node.key")]);
+    assert.equal(withCert.exitCode, 0, withCert.stderr);
+    assert.equal(withCert.stdout.trim(), "yes");
+    const withoutCert = await etcdctl([]);
+    assert.notEqual(withoutCert.exitCode, 0, `the proxy's 127.0.0.1 listener answered a client without a certificate: ${withoutCert.stdout}`);
 
     for (const i of [4, 5]) await c.join(i);
     await waitFor("5 voters of 6", async () => (await votersOf()) === 5, { timeoutMs: 120_000, intervalMs: 500 });
