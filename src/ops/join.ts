@@ -4,6 +4,8 @@ import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { Context } from "../cli/context.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import { clusterIdOf, clusterLabel } from "../consensus/cluster-id.ts";
 import { parseHostKey } from "../remote/known-hosts.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshOptions, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
@@ -41,6 +43,7 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
   await ensureLocalSshd(req.localSshPort);
   const s = await sshSettings(ctx.paths, ctx.log);
   const m = req.member;
+  await refuseOtherCluster(ctx, s, m);
   progress(`asking ${describeTarget(m)} for its key`);
   const keyOut = await sshRun(s, m, ["sh", "-c", MEMBER_KEY_SCRIPT], { timeoutMs: 60_000 });
   const [memberKey = "", seenAs = ""] = keyOut.stdout.trim().split("\n").map((l) => l.trim());
@@ -72,6 +75,29 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
     tunnel?.child.kill("SIGTERM");
     revoke(grant);
   }
+}
+
+/**
+ * This machine may already be a member of another cluster than the member's: refused before
+ * anything changes (the member's `slave` back would refuse it too, but only after the tunnel
+ * and the key). A member whose config cannot be read is left to that later check.
+ */
+async function refuseOtherCluster(ctx: Context, s: SshSettings, m: SshTarget): Promise<void> {
+  const out = await sshRun(s, m, ["cat", ".raptiformica.d/mutable_config.json"], { timeoutMs: 60_000 });
+  if (out.exitCode !== 0) return;
+  let theirs: FlatMapping;
+  try {
+    theirs = JSON.parse(out.stdout) as FlatMapping;
+  } catch {
+    return;
+  }
+  const mine = clusterIdOf(ctx.config.snapshot().mapping);
+  const other = clusterIdOf(theirs);
+  if (!mine || !other || mine === other) return;
+  throw new UserError(
+    `This machine is a member of ${clusterLabel(mine)}, but ${describeTarget(m)} is a member of ${clusterLabel(other)}; nothing was changed, here or there. ` +
+      `To move this machine into ${clusterLabel(other)} on purpose, run \`raptiformica clean\` here first (it leaves ${clusterLabel(mine)}, keeping its mesh identity), then join again.`,
+  );
 }
 
 async function ensureLocalSshd(port: number): Promise<void> {

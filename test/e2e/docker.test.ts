@@ -128,6 +128,19 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
     }
   });
 
+  it("an image made by package while the operator knows a cluster holds none of its config or CA", async () => {
+    const cfg = JSON.parse(readFileSync(join(op.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+    const caKey = cfg["raptiformica/meshnet/etcd/ca_key"];
+    assert.ok(caKey, "the operator knows the cluster CA");
+    const r = await op.rf(["package", "--compute-type", "docker"], 1_500_000);
+    assert.equal(r.code, 0, r.stderr);
+    // Any file of the image that mentions the key's name or holds its PEM body.
+    const body = caKey.split("\n").find((l) => l.length > 40) ?? caKey;
+    const found = await docker(["run", "--rm", "--entrypoint", "/bin/sh", PACKAGED_IMAGE, "-c", 'grep -rlsF -e ca_key -e "$1" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr 2>/dev/null; grep -rlsF -e ca_key -e "$1" /usr/etc /usr/local 2>/dev/null; true', "sh", body]);
+    assert.equal(found.code, 0, found.stderr);
+    assert.equal(found.stdout.trim(), "", `files of the packaged image naming the CA key:\n${found.stdout}`);
+  });
+
   it("a restarted container rejoins by itself", async () => {
     const s = spawned[1]!;
     const id = readFileSync(join(machines(), s.uuid, "container_id"), "utf8").trim();

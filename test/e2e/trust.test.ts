@@ -9,7 +9,7 @@
  * - slave writes only into raptiformica's own, marked install dir, whatever
  *   `raptiformica/remote/command` says, and refuses a foreign one;
  * - a push (rsync or tar) replaces only what it copies, as root's files;
- * - slave and deploy refuse a member of another cluster, and neither operator loses its own.
+ * - slave, deploy and join refuse a member of another cluster, and neither operator loses its own.
  *
  * About 1 minute.
  */
@@ -147,7 +147,7 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     });
   }
 
-  it("slave and deploy refuse a member of another cluster; no operator switches or loses its own", async () => {
+  it("slave, deploy and join refuse a member of another cluster; no operator switches or loses its own", async () => {
     const own = await b.run(["slave", m2.address], { timeout: 240_000 });
     assert.equal(own.code, 0, own.stderr);
     const caA = mapping(a)[CA_CERT];
@@ -163,6 +163,14 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     assert.equal(members.code, 0, members.stderr);
     const listed = JSON.parse(members.stdout) as { members: { host?: string }[] };
     assert.deepEqual(listed.members.map((m) => m.host), [m2.address]);
+
+    // join from B's member through A's member: refused before the tunnel, naming both.
+    const key = onNode(m2, ["sh", "-c", 'k=.raptiformica.d/ssh/id_ed25519; [ -f "$k" ] || { mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f "$k"; }; cat "$k.pub"']);
+    assert.equal(key.status, 0, key.stderr);
+    writeFileSync(join(m1.dir, "authorized_keys"), readFileSync(join(m1.dir, "authorized_keys"), "utf8") + key.stdout);
+    const joined = onNode(m2, [RF, "join", m1.address]);
+    assert.equal(joined.status, 1, joined.stderr);
+    assert.match(joined.stderr, new RegExp(`This machine is a member of cluster [0-9a-f]{16}, but root@${m1.address.replace(/\./g, "\\.")} is a member of cluster [0-9a-f]{16}`));
 
     const inventory = writeInventory(a.home, "inventory.json", [{ dst: m2.address }]);
     const deployed = await a.run(["deploy", inventory, "--json"], { timeout: 120_000 });
