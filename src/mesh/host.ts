@@ -89,7 +89,7 @@ function printable(s: string): string {
  * where a port goes at this entry point (e.g. "with --port", `in the entry's "port"`).
  */
 export function describeHostProblem(input: string, problem: HostProblem, portHint = "separately"): string {
-  const what = `${printable(input)} is not a host name or IP address`;
+  const what = `${printable(input)} is not a hostname or IP address`;
   switch (problem.kind) {
     case "empty":
       return `${what}: it is empty`;

@@ -44,7 +44,7 @@ describe("host validation (one rule for every entry point and for peer URIs)", (
   });
 
   it("refuses a name with _ and names the character", () => {
-    assert.match(refused("a_b"), /"a_b" is not a host name or IP address: it contains "_"/);
+    assert.match(refused("a_b"), /"a_b" is not a hostname or IP address: it contains "_"/);
   });
 
   it("refuses host:port and [v6]:port, saying where the port goes", () => {
@@ -60,7 +60,7 @@ describe("host validation (one rule for every entry point and for peer URIs)", (
   });
 
   it("refuses empty hosts, empty labels and labels that look like options", () => {
-    assert.match(refused(""), /"" is not a host name or IP address: it is empty/);
+    assert.match(refused(""), /"" is not a hostname or IP address: it is empty/);
     assert.match(refused("a..b"), /empty label/);
     assert.match(refused(".a"), /empty label/);
     assert.match(refused("-a"), /begins or ends with "-"/);
@@ -84,6 +84,6 @@ describe("host validation (one rule for every entry point and for peer URIs)", (
 
   it("requireHost throws one sentence naming the entry point", () => {
     assert.equal(requireHost("[2001:db8::7]", "--advertise-host"), "2001:db8::7");
-    assert.throws(() => requireHost("a_b", "--advertise-host"), (e: Error) => e.name === "UserError" && /^--advertise-host: "a_b" is not a host name/.test(e.message));
+    assert.throws(() => requireHost("a_b", "--advertise-host"), (e: Error) => e.name === "UserError" && /^--advertise-host: "a_b" is not a hostname/.test(e.message));
   });
 });

@@ -90,7 +90,7 @@ describe("neighbour entries from the cluster KV", () => {
     const plan = planPeers(mapping, SELF);
     assert.equal(plan.problems.length, 5, plan.problems.join("\n"));
     const about = (i: number) => plan.problems.filter((p) => p.includes(neighbourPrefix(key(i))));
-    assert.match(about(2)[0] ?? "", /host: "a_b" is not a host name or IP address: it contains "_".*not dialled.*raptiformica advertise HOST/);
+    assert.match(about(2)[0] ?? "", /host: "a_b" is not a hostname or IP address: it contains "_".*not dialled.*raptiformica advertise HOST/);
     assert.match(about(4)[0] ?? "", /host: "h:22" .*has a port \(22\)/);
     assert.match(about(5)[0] ?? "", /host: "\[::1\]:22" .*has a port \(22\)/);
     assert.match(about(6)[0] ?? "", /host: "\$\(touch \/tmp\/x\)" .*contains/);
