@@ -1,19 +1,17 @@
 import type { Command } from "commander";
 import { writeAdvertised } from "../ops/advertise.ts";
-import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { withPort } from "./options.ts";
+import { hostParser, withPort } from "./options.ts";
 
 export function register(program: Command): void {
   withPort(
     program
       .command("advertise")
       .description("record the address other machines reach this one on (used when it registers as a neighbour)")
-      .argument("<host>", "hostname or IP address this machine is reachable on"),
+      .argument("<host>", "hostname or IP address this machine is reachable on (IPv6 bare or in brackets)", hostParser("with --port")),
     "SSH port this machine is reachable on",
   ).action(async (host: string, opts: { port: number }, cmd: Command) => {
     const ctx = contextFrom(cmd);
-    if (!/^[^\s/]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
     await writeAdvertised(ctx.paths.lastAdvertised, { host, port: opts.port });
     ctx.log.debug(`wrote ${ctx.paths.lastAdvertised}`);
   });

@@ -1,12 +1,13 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { registerNeighbour } from "../ops/inject.ts";
+import { hostPort } from "../mesh/host.ts";
 import { addressForKey, isPublicKeyHex } from "../mesh/yggdrasil/address.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun } from "../remote/ssh.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { parsePort, withPort } from "./options.ts";
+import { hostParser, parsePort, withPort } from "./options.ts";
 
 function parseKey(value: string): string {
   if (!isPublicKeyHex(value)) throw new InvalidArgumentError(`"${value}" is not a Yggdrasil public key (64 hex characters).`);
@@ -18,16 +19,15 @@ export function register(program: Command): void {
     program
       .command("inject")
       .description("register a host as a neighbour, so the members dial out to it and accept its key")
-      .argument("<host>", "hostname or IP address the new machine is reachable on"),
+      .argument("<host>", "hostname or IP address the new machine is reachable on (IPv6 bare or in brackets)", hostParser("with --port")),
   )
     .option("--key <public-key>", "the machine's Yggdrasil public key (default: read from it over SSH)", parseKey)
     .option("--yggdrasil-port <port>", "its Yggdrasil listen port (default: the cluster's)", parsePort)
     .action(async (host: string, opts: { port: number; key?: string; yggdrasilPort?: number }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
       const key = opts.key ?? (await keyOverSsh(ctx, host, opts.port));
       const r = await registerNeighbour(ctx, { host, sshPort: opts.port, publicKey: key, ...(opts.yggdrasilPort ? { yggdrasilPort: opts.yggdrasilPort } : {}) });
-      ctx.log.info(`registered ${host} (${addressForKey(key)}) as a neighbour${r.inCluster ? " in the cluster" : " in the local config"}`);
+      ctx.log.info(`registered ${hostPort(host, opts.port)} (${addressForKey(key)}) as a neighbour${r.inCluster ? " in the cluster" : " in the local config"}`);
     });
 }
 

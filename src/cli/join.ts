@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { joinCluster } from "../ops/join.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { parsePort, withPort, withServerType } from "./options.ts";
+import { hostParser, parsePort, withPort, withServerType } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
 
@@ -10,13 +10,12 @@ export function register(program: Command): void {
   const cmd = program
     .command("join")
     .description("make this machine join an existing cluster through one of its members")
-    .argument("<host>", "a cluster member reachable over SSH");
+    .argument("<host>", "a cluster member reachable over SSH", hostParser("with --port"));
   withServerType(withPort(cmd, "SSH port of the member"))
     .option("--local-ssh-port <port>", "port of this machine's sshd, which the member reaches through the tunnel", parsePort, 22)
-    .option("--advertise-host <host>", "address the cluster reaches this machine on (default: the one the member sees it connect from)")
+    .option("--advertise-host <host>", "address the cluster reaches this machine on (default: the one the member sees it connect from)", hostParser("with --local-ssh-port"))
     .action(async (host: string, opts: TypeFlags & { port: number; localSshPort: number; advertiseHost?: string }, command: Command) => {
       const ctx = contextFrom(command);
-      if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
       const { server } = await chooseTypes(ctx, opts, { server: true });
       const [result] = await runJobs(
         [

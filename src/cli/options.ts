@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { describeHostProblem, parseHost } from "../mesh/host.ts";
 
 export function parsePort(value: string): number {
   const n = Number(value);
@@ -6,6 +7,20 @@ export function parsePort(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a TCP port (1-65535).`);
   }
   return n;
+}
+
+/**
+ * A commander parser for a host argument or flag (`slave HOST`, `--advertise-host H`…): the
+ * value goes through `parseHost`, the check the cluster applies when it dials the host, and
+ * comes out in its stored form (IPv6 bare, `[v6]` accepted). `portHint` says where the port
+ * goes instead, for `host:port` input.
+ */
+export function hostParser(portHint: string): (value: string) => string {
+  return (value) => {
+    const parsed = parseHost(value);
+    if (!parsed.ok) throw new InvalidArgumentError(`${describeHostProblem(value, parsed.error, portHint)}.`);
+    return parsed.value.value;
+  };
 }
 
 export function parsePositiveInt(value: string): number {

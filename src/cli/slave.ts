@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { slaveMachine } from "../ops/slave.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { parsePort, withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { hostParser, parsePort, withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
@@ -11,13 +11,12 @@ export function register(program: Command): void {
   const cmd = program
     .command("slave")
     .description("push raptiformica to a root-SSH host, provision it and join it to the cluster")
-    .argument("<host>", "hostname or IP address of the machine");
+    .argument("<host>", "hostname or IP address of the machine (IPv6 bare or in brackets)", hostParser("with --port"));
   withSlaveFlags(withServerType(withPort(cmd)))
-    .option("--advertise-host <host>", "address the cluster reaches the machine on, when not HOST (e.g. HOST is a tunnel)")
+    .option("--advertise-host <host>", "address the cluster reaches the machine on, when not HOST (e.g. HOST is a tunnel)", hostParser("with --advertise-port"))
     .option("--advertise-port <port>", "SSH port the cluster reaches the machine on (with --advertise-host; default 22)", parsePort)
     .action(async (host: string, opts: TypeFlags & SlaveFlags & { port: number; advertiseHost?: string; advertisePort?: number }, command: Command) => {
     const ctx = contextFrom(command);
-    if (!/^[^\s/@]+$/.test(host)) throw new UserError(`"${host}" is not a hostname or IP address.`);
     const { server } = await chooseTypes(ctx, opts, { server: true });
     const [result] = await runJobs(
       [

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { hostPort } from "../mesh/host.ts";
 import { spawnMachine } from "../ops/spawn.ts";
 import { UserError } from "../util/errors.ts";
 import { withComputeType, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
@@ -22,6 +23,6 @@ export function register(program: Command): void {
     if (!result?.ok) throw new UserError(result?.error ?? "spawn did not run");
     const r = result.value;
     process.stdout.write(`${r.uuid} ${r.host} ${r.port}${r.meshAddress ? ` ${r.meshAddress}` : ""}\n`);
-    ctx.log.info(`spawned instance ${r.uuid} at ${r.host}:${r.port}${r.meshAddress ? `, member ${r.meshAddress}${r.role ? ` (${r.role})` : ""}` : ""}`);
+    ctx.log.info(`spawned instance ${r.uuid} at ${hostPort(r.host, r.port)}${r.meshAddress ? `, member ${r.meshAddress}${r.role ? ` (${r.role})` : ""}` : ""}`);
   });
 }

@@ -5,6 +5,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { KEY_ROOT } from "../config/flatten.ts";
 import { run, runShell, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
+import { describeHostProblem, parseHost } from "../mesh/host.ts";
 import type { Logger } from "../util/log.ts";
 
 /**
@@ -89,10 +90,13 @@ export async function startInstance(e: ComputeEnv, mapping: FlatMapping, compute
       mkdirSync(inst.dir, { mode: 0o700 });
     }
     await step(e, inst, "start_instance", start, 1_800_000, e.log.verbose);
-    const host = await step(e, inst, "get_hostname", getHost, 120_000);
+    const printed = await step(e, inst, "get_hostname", getHost, 120_000);
     const portText = await step(e, inst, "get_port", getPort, 120_000);
     const port = Number(portText);
-    if (!host || /\s/.test(host)) throw new UserError(`Compute type ${compute}: get_hostname printed ${JSON.stringify(host)}, not a host name or address.`);
+    // The host becomes the new member's neighbour entry: checked with the rule the cluster dials by.
+    const parsedHost = parseHost(printed);
+    if (!parsedHost.ok) throw new UserError(`Compute type ${compute}: get_hostname printed something unusable: ${describeHostProblem(printed, parsedHost.error, "from get_port")}.`);
+    const host = parsedHost.value.value;
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError(`Compute type ${compute}: get_port printed ${JSON.stringify(portText)}, not a TCP port.`);
     const keyCmd = computeCommand(mapping, compute, server, "get_host_key");
     const hostKey = keyCmd ? await step(e, inst, "get_host_key", keyCmd, 120_000) : undefined;

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { FlatMapping } from "./flatten.ts";
-import { describeProblem, discoverModules, mergeModuleFiles, type LoadedModules } from "./modules.ts";
+import { describeProblem, discoverModules, fixAdvice, mergeModuleFiles, type LoadedModules } from "./modules.ts";
 import type { CachePaths } from "./paths.ts";
 import { MutableConfigStore, storeErrorToUserError } from "./store.ts";
 
@@ -19,9 +19,17 @@ export interface ConfigSnapshot {
  * otherwise the merged module files (the original's cache → module files precedence; the
  * cluster KV is put in front of this by the node runtime).
  */
+/**
+ * Module problems already printed by this process: a command may build more than one
+ * LocalConfig and read the modules several times, but says each problem once.
+ */
+const reportedProblems = new Set<string>();
+
+const capitalized = (s: string) => `${s.charAt(0).toUpperCase()}${s.slice(1)}`;
+
 export class LocalConfig {
   readonly store: MutableConfigStore;
-  private reported = false;
+  private checked = false;
 
   constructor(
     readonly paths: CachePaths,
@@ -36,7 +44,7 @@ export class LocalConfig {
     return join(this.installDir, "modules");
   }
 
-  /** Module files on disk, with problems reported once per process (errors under --strict). */
+  /** Module files on disk, with problems reported once per process (an error under --strict). */
   modules(exclude: readonly string[] = []): LoadedModules {
     const loaded = discoverModules(this.coreModulesDir, this.paths.modules, exclude);
     this.report(loaded);
@@ -47,25 +55,38 @@ export class LocalConfig {
     return mergeModuleFiles(this.modules(exclude).files);
   }
 
+  /**
+   * The mutable config, or the merged module files before there is one. The module files are
+   * read in either case (once per instance), so that every command that works with the config
+   * reports a malformed module — and stops on one under --strict — whether or not the config
+   * was seeded from them already.
+   */
   snapshot(): ConfigSnapshot {
     const stored = this.store.read();
     if (!stored.ok) throw storeErrorToUserError(stored.error);
-    if (stored.value !== undefined) return { mapping: stored.value, origin: "mutable-config" };
+    if (stored.value !== undefined) {
+      if (!this.checked) this.modules();
+      return { mapping: stored.value, origin: "mutable-config" };
+    }
     return { mapping: this.onDiskMapping(), origin: "modules" };
   }
 
   /** Atomic read-modify-write of the mutable config, seeded from the module files. */
   update(change: (current: FlatMapping) => FlatMapping): Promise<FlatMapping> {
+    if (!this.checked) this.modules();
     return this.store.update(() => this.onDiskMapping(), change);
   }
 
   private report(loaded: LoadedModules): void {
-    if (loaded.problems.length === 0) return;
-    if (this.strict) {
-      throw new UserError(loaded.problems.map((p) => describeProblem(p)).join("\n") + "\n(--strict: stopping.)");
+    if (loaded.problems.length > 0 && this.strict) {
+      const texts = loaded.problems.map((p) => describeProblem(p, { advice: `${capitalized(fixAdvice(p))}.` }));
+      throw new UserError(`${texts.join("\n")}\n(--strict: stopping.)`);
     }
-    if (this.reported) return;
-    this.reported = true;
-    for (const p of loaded.problems) this.log.warn(describeProblem(p));
+    this.checked = true;
+    for (const text of loaded.problems.map((p) => describeProblem(p))) {
+      if (reportedProblems.has(text)) continue;
+      reportedProblems.add(text);
+      this.log.warn(text);
+    }
   }
 }

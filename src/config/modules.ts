@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, join, relative } from "node:path";
+import { join } from "node:path";
 import { flatten, type FlatMapping, type Tree } from "./flatten.ts";
 import { validateModule } from "./schema.ts";
 
@@ -11,11 +11,21 @@ export interface ModuleFile {
   readonly mapping: FlatMapping;
 }
 
-/** A file that looks like a module but cannot be used; reported, never silently dropped. */
-export interface ModuleProblem {
-  readonly path: string;
+/** One thing wrong in a module file: the dotted key it is at (none for the whole file) and what. */
+export interface ModuleIssue {
   readonly key?: string;
   readonly message: string;
+}
+
+/**
+ * A file that looks like a module but cannot be used, with every issue found in it (not only
+ * the first); reported, never silently dropped.
+ */
+export interface ModuleProblem {
+  readonly path: string;
+  /** `core` for the built-in modules, else the installed module's directory name. */
+  readonly origin: string;
+  readonly issues: readonly ModuleIssue[];
 }
 
 export interface LoadedModules {
@@ -59,24 +69,20 @@ export function loadModuleFile(path: string, origin: string): ModuleFile | Modul
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    return { path, message: `cannot be read: ${(e as Error).message}` };
+    return { path, origin, issues: [{ message: `cannot be read: ${(e as Error).message}` }] };
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (e) {
     // A module file is JSON by definition; a broken one is most likely a module with a typo.
-    return { path, message: `is not valid JSON (${(e as Error).message})` };
+    return { path, origin, issues: [{ message: `is not valid JSON (${(e as Error).message})` }] };
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc) || !("raptiformica_api_version" in doc)) {
     return undefined;
   }
   const validated = validateModule(doc);
-  if (!validated.ok) {
-    const first = validated.problems[0];
-    const more = validated.problems.length > 1 ? ` (and ${validated.problems.length - 1} more problem(s))` : "";
-    return { path, key: first?.key, message: `${first?.message ?? "invalid"}${more}` };
-  }
+  if (!validated.ok) return { path, origin, issues: validated.problems };
   return { path, origin, mapping: flatten(validated.value as Tree) };
 }
 
@@ -127,8 +133,23 @@ export function mergeModuleFiles(files: readonly ModuleFile[]): FlatMapping {
   return merged;
 }
 
-export function describeProblem(p: ModuleProblem, base?: string): string {
-  const where = base ? relative(base, p.path) || basename(p.path) : p.path;
-  const key = p.key ? `, key ${p.key}` : "";
-  return `module file ${where}${key}: ${p.message}. This file is skipped; fix it or remove its module with \`raptiformica install --remove <module>\`.`;
+/** What the user can do about a module problem, as a clause: fix or remove the module. */
+export function fixAdvice(p: ModuleProblem): string {
+  return p.origin === "core"
+    ? "it is one of raptiformica's built-in modules, so reinstall raptiformica"
+    : `fix it or remove its module with \`raptiformica install --remove ${p.origin}\``;
+}
+
+/**
+ * A module problem as one paragraph: the file (`shownAs`, else its path), each issue on its own
+ * line when there are several, and `advice` — by default that the file is skipped and
+ * `fixAdvice`.
+ */
+export function describeProblem(p: ModuleProblem, opts: { shownAs?: string; advice?: string } = {}): string {
+  const where = opts.shownAs ?? p.path;
+  const advice = opts.advice ?? `This file is skipped; ${fixAdvice(p)}.`;
+  const line = (i: ModuleIssue) => `${i.key ? `key ${i.key}: ` : ""}${i.message}`;
+  const [only] = p.issues;
+  if (p.issues.length === 1 && only) return `module file ${where}${only.key ? `, key ${only.key}` : ""}: ${only.message}. ${advice}`;
+  return `module file ${where} has ${p.issues.length} problems:\n${p.issues.map((i) => `  ${line(i)}`).join("\n")}\n${advice}`;
 }

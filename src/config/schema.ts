@@ -107,18 +107,56 @@ export interface SchemaProblem {
   message: string;
 }
 
+/**
+ * What belongs at `path` in the fixed sections (the object holding an unknown key, or a value
+ * of the wrong type), for messages. Undefined in free-form sections.
+ */
+function shapeHint(path: readonly (string | number)[]): string | undefined {
+  const [section, ...rest] = path;
+  const d = rest.length;
+  if (section === "server") {
+    return [
+      "here belong server types: server.TYPE.PROVISIONER.bootstrap",
+      "here belong the provisioners of a server type: server.TYPE.PROVISIONER.bootstrap",
+      "here belongs a provisioner: an object with source, bootstrap and/or available",
+    ][d];
+  }
+  if (section === "compute") {
+    return [
+      "here belong compute types: compute.TYPE.SERVER_TYPE.start_instance",
+      "here belongs one entry per server type: compute.TYPE.SERVER_TYPE.start_instance",
+      `here belongs a compute entry: an object with ${COMPUTE_KEYS.join(", ")}`,
+    ][d];
+  }
+  if (section === "platform") {
+    if (d === 0) return "here belong platform types: platform.TYPE.hooks.HOOK.HANDLER.command";
+    if (d === 1) return "here belongs a platform type: an object with available and/or hooks (platform.TYPE.hooks.HOOK.HANDLER.command)";
+    if (rest[1] === "hooks" && d === 2) return "here belong hooks: platform.TYPE.hooks.HOOK.HANDLER.command";
+    if (rest[1] === "hooks" && d === 3) return "here belong the handlers of a hook: platform.TYPE.hooks.HOOK.HANDLER.command";
+    if (rest[1] === "hooks" && d === 4) return "here belongs a handler: an object with predicate and/or command";
+  }
+  return undefined;
+}
+
+/**
+ * Checks a parsed module document against the format. Returns every problem (not only the
+ * first), each with the dotted key it is at and, where the key sits in a fixed section, what
+ * belongs there.
+ */
 export function validateModule(doc: unknown): { ok: true; value: ModuleDocument } | { ok: false; problems: SchemaProblem[] } {
   const parsed = moduleSchema.safeParse(doc);
   if (parsed.success) return { ok: true, value: parsed.data };
   const problems = parsed.error.issues.map((issue) => {
+    const hint = issue.code === "unrecognized_keys" || issue.code === "invalid_type" ? shapeHint(issue.path) : undefined;
+    const withHint = (message: string) => (hint ? `${message}; ${hint}` : message);
     if (issue.code === "unrecognized_keys") {
       const base = issue.path.join(".");
       return {
         key: issue.keys.map((k) => (base ? `${base}.${k}` : k)).join(", "),
-        message: "unknown key (a typo?)",
+        message: withHint("unknown key (a typo?)"),
       };
     }
-    return { key: issue.path.join(".") || "(top level)", message: issue.message };
+    return { key: issue.path.join(".") || "(top level)", message: withHint(issue.message) };
   });
   return { ok: false, problems };
 }

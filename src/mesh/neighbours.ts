@@ -1,4 +1,5 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import { describeHostProblem, parseHost } from "./host.ts";
 import { assertSameMajor } from "./yggdrasil/version.ts";
 
 export type YggdrasilMajor = "0.4" | "0.5";
@@ -29,7 +30,33 @@ export function neighbourPrefix(publicKey: string): string {
   return `${NEIGHBOURS_PREFIX}${publicKey}/`;
 }
 
-export function parseNeighbours(mapping: FlatMapping): Neighbour[] {
+/** A field of a neighbour entry in the KV that cannot be used as it is; the entry's other fields still are. */
+export interface NeighbourProblem {
+  readonly publicKey: string;
+  /** The full KV key, e.g. `raptiformica/meshnet/neighbours/<key>/host`. */
+  readonly key: string;
+  readonly value: string;
+  /** What is wrong and what was done about it, as one sentence. */
+  readonly message: string;
+}
+
+function portField(f: Record<string, string>, field: string, fallback: number): number | undefined {
+  const raw = f[field];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  return /^\d+$/.test(raw) && n >= 1 && n <= 65535 ? n : undefined;
+}
+
+/**
+ * The neighbour entries of a mapping (the cluster KV or a local copy), each field checked where
+ * it enters with the rule that later uses it: a host goes through `parseHost` (and is stored in
+ * its normalized form), ports must be TCP ports. A bad field does not take the entry or the other
+ * neighbours down: a bad host or Yggdrasil port leaves the neighbour without a host (not dialled;
+ * its key is still allowed in, so it can dial us), a bad SSH port falls back to 22. Each such
+ * field is returned as a problem for the caller to warn about. Entries without a mesh address or
+ * whose id is not a public key are incomplete or foreign and are left out silently, as before.
+ */
+export function readNeighbours(mapping: FlatMapping): { neighbours: Neighbour[]; problems: NeighbourProblem[] } {
   const fields = new Map<string, Record<string, string>>();
   for (const [key, value] of Object.entries(mapping)) {
     if (!key.startsWith(NEIGHBOURS_PREFIX)) continue;
@@ -39,24 +66,53 @@ export function parseNeighbours(mapping: FlatMapping): Neighbour[] {
     entry[field] = value;
     fields.set(id, entry);
   }
-  const out: Neighbour[] = [];
+  const neighbours: Neighbour[] = [];
+  const problems: NeighbourProblem[] = [];
   for (const [id, f] of fields) {
     const meshAddress = f["mesh_address"];
     if (!meshAddress || !/^[0-9a-f]{64}$/.test(id)) continue; // incomplete or foreign entry
+    const problem = (field: string, message: string) =>
+      problems.push({ publicKey: id, key: `${neighbourPrefix(id)}${field}`, value: f[field] as string, message });
     const major = f["yggdrasil_major"];
-    out.push({
+    let host: string | undefined;
+    if (f["host"]) {
+      const parsed = parseHost(f["host"]);
+      if (parsed.ok) host = parsed.value.value;
+      else problem("host", `${describeHostProblem(f["host"], parsed.error, "in the entry's ssh_port or yggdrasil_port")}; this neighbour is not dialled`);
+    }
+    const yggdrasilPort = portField(f, "yggdrasil_port", 4863);
+    if (yggdrasilPort === undefined) {
+      problem("yggdrasil_port", `${JSON.stringify(f["yggdrasil_port"])} is not a TCP port (1-65535); this neighbour is not dialled`);
+      host = undefined;
+    }
+    const sshPort = portField(f, "ssh_port", 22);
+    if (sshPort === undefined) problem("ssh_port", `${JSON.stringify(f["ssh_port"])} is not a TCP port (1-65535); using 22`);
+    neighbours.push({
       publicKey: id,
       meshAddress,
-      ...(f["host"] ? { host: f["host"] } : {}),
-      sshPort: Number(f["ssh_port"] ?? 22) || 22,
-      yggdrasilPort: Number(f["yggdrasil_port"] ?? 4863) || 4863,
+      ...(host ? { host } : {}),
+      sshPort: sshPort ?? 22,
+      yggdrasilPort: yggdrasilPort ?? 4863,
       ...(major === "0.4" || major === "0.5" ? { yggdrasilMajor: major } : {}),
       ...(f["name"] ? { name: f["name"] } : {}),
       ...(f["uuid"] ? { uuid: f["uuid"] } : {}),
       ...(f["left"] === "true" ? { left: true } : {}),
     });
   }
-  return out.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
+  return { neighbours: neighbours.sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1)), problems };
+}
+
+/** `readNeighbours` without the problems, for callers that only read (the agent warns about them). */
+export function parseNeighbours(mapping: FlatMapping): Neighbour[] {
+  return readNeighbours(mapping).neighbours;
+}
+
+/** One line per problem, for a warning: `<key> = <value>: <why>`. */
+export function describeNeighbourProblem(p: NeighbourProblem): string {
+  return (
+    `neighbour entry ${p.key}: ${p.message}. ` +
+    `Fix it: \`raptiformica advertise HOST --port PORT\` on that machine, or \`raptiformica inject HOST --key ${p.publicKey}\` on a member.`
+  );
 }
 
 export function neighbourMapping(n: Neighbour): FlatMapping {

@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { mkdirSync, readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
-import { parseNeighbours, type Neighbour } from "../mesh/neighbours.ts";
+import { describeNeighbourProblem, readNeighbours, type Neighbour } from "../mesh/neighbours.ts";
 import { YggdrasilAdmin, changePeers, redial, waitForAdmin } from "../mesh/yggdrasil/admin.ts";
-import { configHash, peerUri, renderConfig, type PeerSpec } from "../mesh/yggdrasil/config.ts";
+import { configHash, peerProblem, peerUri, renderConfig, type PeerSpec } from "../mesh/yggdrasil/config.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import type { YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import type { FlatMapping } from "../config/flatten.ts";
@@ -40,11 +40,32 @@ function pairScore(a: string, b: string): string {
     .digest("hex");
 }
 
-/** Every other node with an advertised host that has not left: the nodes this one could dial. */
-export function dialCandidates(neighbours: readonly Neighbour[], self: string): PeerSpec[] {
-  return neighbours
-    .filter((n) => n.publicKey !== self && !n.left && n.host)
-    .map((n) => ({ host: n.host as string, port: n.yggdrasilPort, publicKey: n.publicKey }));
+/**
+ * Every other node with an advertised host that has not left: the nodes this one could dial.
+ * A peer `peerUri` would refuse is left out (and handed to `skipped`), so that one bad entry
+ * cannot stop the config from being written for all the others.
+ */
+export function dialCandidates(neighbours: readonly Neighbour[], self: string, skipped?: (peer: PeerSpec, why: string) => void): PeerSpec[] {
+  const out: PeerSpec[] = [];
+  for (const n of neighbours) {
+    if (n.publicKey === self || n.left || !n.host) continue;
+    const peer = { host: n.host, port: n.yggdrasilPort, publicKey: n.publicKey };
+    const why = peerProblem(peer);
+    if (why === undefined) out.push(peer);
+    else skipped?.(peer, why);
+  }
+  return out;
+}
+
+/**
+ * The neighbours of a mapping and the peers this node dials, with one line per neighbour field
+ * that could not be used (see readNeighbours): the rest of the cluster is peered regardless.
+ */
+export function planPeers(mapping: FlatMapping, self: string, max = MAX_DIALED_PEERS): { neighbours: Neighbour[]; peers: PeerSpec[]; problems: string[] } {
+  const { neighbours, problems } = readNeighbours(mapping);
+  const lines = problems.map(describeNeighbourProblem);
+  dialCandidates(neighbours, self, (peer, why) => lines.push(`neighbour ${peer.publicKey}: ${why}; it is not dialled.`));
+  return { neighbours, peers: desiredPeers(neighbours, self, max), problems: lines };
 }
 
 /** The `max` best-ranked candidates of `self`. */
@@ -145,9 +166,17 @@ export class MeshService {
     return this.info.major;
   }
 
+  /** Problems already warned about, so a bad neighbour entry is logged once, not every tick. */
+  private warned = new Set<string>();
+
+  private warnOnce(problems: readonly string[]): void {
+    for (const p of problems) if (!this.warned.has(p)) this.log.warn(p);
+    this.warned = new Set(problems);
+  }
+
   async ensure(mapping: FlatMapping, listenPort: number): Promise<{ started: boolean }> {
-    const neighbours = parseNeighbours(mapping);
-    const peers = desiredPeers(neighbours, this.identity.publicKey);
+    const { neighbours, peers, problems } = planPeers(mapping, this.identity.publicKey);
+    this.warnOnce(problems);
     const active = neighbours.filter((n) => !n.left);
     const allowed = active.map((n) => n.publicKey);
     const common = {

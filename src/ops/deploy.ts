@@ -9,6 +9,7 @@ import { parseReportedMapping, storeLearned } from "./learn.ts";
 import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
 import { stepLabel } from "./step-labels.ts";
 import { memberTargets } from "./via-member.ts";
+import { hostPort } from "../mesh/host.ts";
 
 /*
  * `deploy`: `slave` for every host of an inventory, at most `concurrent` at once.
@@ -123,7 +124,7 @@ export class BootstrapGate {
 }
 
 export function hostLabel(h: Pick<InventoryHost, "dst" | "port">): string {
-  return h.port === 22 ? h.dst : `${h.dst}:${h.port}`;
+  return h.port === 22 ? h.dst : hostPort(h.dst, h.port);
 }
 
 /** Deploys every host; never throws for one host's failure (each host's outcome is in the report). */

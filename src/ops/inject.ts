@@ -1,6 +1,7 @@
 import type { Context } from "../cli/context.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
+import { requireHost } from "../mesh/host.ts";
 import { parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { runningAgent } from "../node/agent-lock.ts";
@@ -16,22 +17,26 @@ export interface NeighbourRegistration {
 /**
  * Registers a machine as a neighbour — in the cluster KV when this machine is a member, else
  * in the local config — and pokes the local agent so it dials the machine now. Like the
- * original, a different machine registered under the same host is replaced. Returns the
+ * original, a different machine registered under the same host is replaced. The host must pass
+ * `parseHost` (a UserError naming it otherwise, before anything is written). Returns the
  * config as it is afterwards and whether it went to the cluster.
  */
 export async function registerNeighbour(ctx: Context, r: NeighbourRegistration): Promise<{ mapping: FlatMapping; inCluster: boolean }> {
+  // Whoever calls (inject, slave, spawn), the host goes into the KV only in the form the
+  // members can dial; compared in that form, "[::1]" and "::1" are one host.
+  const host = requireHost(r.host, "the neighbour's host", "as its SSH port");
   const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
   try {
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
     const after = await shared.update((m) => {
       for (const n of parseNeighbours(m)) {
-        if (n.host === r.host && n.publicKey !== r.publicKey) {
+        if (n.host === host && n.publicKey !== r.publicKey) {
           for (const k of Object.keys(m)) if (k.startsWith(`raptiformica/meshnet/neighbours/${n.publicKey}/`)) delete m[k];
         }
       }
       const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
-      return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: port });
+      return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host, sshPort: r.sshPort, yggdrasilPort: port });
     });
     const pid = runningAgent(ctx.node.agentPid);
     if (pid !== undefined) process.kill(pid, "SIGUSR1");

@@ -1,5 +1,5 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { basename, isAbsolute, join, resolve, sep } from "node:path";
+import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { LocalConfig } from "../config/local.ts";
@@ -74,6 +74,11 @@ async function fetchModule(source: ModuleSource, dest: string): Promise<void> {
   }
 }
 
+/** How a file of a module source is named to the user: below the path they gave, or in the repository. */
+function sourceFile(spec: string, source: ModuleSource, file: string): string {
+  return source.kind === "path" ? `${spec.trim().replace(/[/\\]+$/, "")}/${file}` : `${file} in ${source.url}`;
+}
+
 export interface InstallResult {
   readonly name: string;
   readonly dir: string;
@@ -91,6 +96,9 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
   const parsed = parseModuleSpec(spec);
   if (!parsed.ok) throw new UserError(`Cannot install module "${spec}": ${parsed.error}.`);
   const source = parsed.value;
+  // The other modules are reported as every command does (an error under --strict); the one
+  // being replaced is not: installing a fixed version is how a broken one is repaired.
+  config.modules([source.name]);
   const modulesDir = config.paths.modules;
   mkdirSync(modulesDir, { recursive: true, mode: 0o700 });
   const dest = join(modulesDir, source.name);
@@ -100,8 +108,14 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
     await fetchModule(source, tmp);
     const loaded = loadModulesIn(tmp, source.name);
     if (loaded.problems.length > 0) {
-      const detail = loaded.problems.map((p) => describeProblem({ ...p, path: p.path.replace(tmp, dest) })).join("\n");
-      throw new UserError(`Module "${source.name}" was not installed because it is malformed:\n${detail}`);
+      // Name the files as the user knows them (in the source given), not where they would have
+      // gone: an installed copy of the module may be there, and it is not the one refused.
+      const kept = existsSync(dest)
+        ? `The installed version of ${source.name} (${dest}) stays as it was.`
+        : "Nothing was installed.";
+      const advice = `Fix the module and run \`raptiformica install ${spec}\` again.`;
+      const detail = loaded.problems.map((p) => describeProblem(p, { shownAs: sourceFile(spec, source, relative(tmp, p.path)), advice: "" }).trimEnd()).join("\n");
+      throw new UserError(`Module "${source.name}" was not installed because it is malformed:\n${detail}\n${kept} ${advice}`);
     }
     if (loaded.files.length === 0) {
       throw new UserError(

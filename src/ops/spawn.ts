@@ -1,6 +1,7 @@
 import type { Context } from "../cli/context.ts";
 import type { SlaveFlags } from "../cli/options.ts";
 import { cleanUpInstance, startInstance, type StartedInstance } from "../compute/instance.ts";
+import { hostPort } from "../mesh/host.ts";
 import { pinHostKey } from "../remote/known-hosts.ts";
 import { sshSettings } from "../remote/settings.ts";
 import { fireLocalHook } from "./local-hook.ts";
@@ -32,7 +33,7 @@ export async function spawnMachine(ctx: Context, req: SpawnRequest, progress: Sp
   const inst = await startInstance(computeEnv(ctx), mapping, req.computeType, req.serverType);
   try {
     if (inst.hostKey) await pinHostKey(ctx.paths.knownHosts, inst.host, inst.port, inst.hostKey);
-    progress("after_start_instance", `${inst.host}:${inst.port}`);
+    progress("after_start_instance", hostPort(inst.host, inst.port));
     await fireLocalHook(ctx, "after_start_instance", { uuid: inst.uuid, host: inst.host, port: inst.port, computeType: inst.computeType, serverType: inst.serverType });
     const result = await slaveMachine(ctx, { target: { host: inst.host, port: inst.port }, serverType: req.serverType, flags: req.flags, uuid: inst.uuid }, progress);
     return { ...inst, ...result };

@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { run, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
+import { hostPort } from "../mesh/host.ts";
 import { remoteCommandLine } from "./quote.ts";
 
 export interface SshTarget {
@@ -24,8 +25,9 @@ export interface SshSettings {
   readonly connectTimeoutSeconds?: number;
 }
 
+/** `root@host`, `root@host:2222`, `root@[2001:db8::1]:2222` (with its jump hosts): for messages. */
 export function describeTarget(t: SshTarget): string {
-  const base = `${t.user ?? "root"}@${t.host}${t.port === 22 ? "" : `:${t.port}`}`;
+  const base = `${t.user ?? "root"}@${t.port === 22 ? t.host : hostPort(t.host, t.port)}`;
   return t.via?.length ? `${base} (via ${t.via.map(describeTarget).join(" → ")})` : base;
 }
 

@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
-import type { Neighbour } from "../../src/mesh/neighbours.ts";
-import { MAX_DIALED_PEERS, desiredPeers } from "../../src/node/mesh-service.ts";
+import { neighbourPrefix, parseNeighbours, type Neighbour } from "../../src/mesh/neighbours.ts";
+import { renderConfig } from "../../src/mesh/yggdrasil/config.ts";
+import { MAX_DIALED_PEERS, desiredPeers, planPeers } from "../../src/node/mesh-service.ts";
 
 const key = (i: number) => i.toString(16).padStart(64, "0");
 const neighbour = (i: number, host = true): Neighbour =>
@@ -40,5 +41,64 @@ describe("which neighbours a node dials", () => {
       }
     }
     assert.equal(seen.size, 50);
+  });
+});
+
+// A real key pair for rendering a config.
+const PRIV = "2d3306c9ea6fcf73179d378137998908e5c48ec848131b61516555318a9903ee7d87366ec14985899f754126115e379b1d99e391ca23f2add6da55ba7486081c";
+const SELF = PRIV.slice(64);
+
+/** A cluster KV as the agent reads it: one neighbour entry per host, keys 1, 2, 3… */
+function kv(entries: Record<string, string>[]): Record<string, string> {
+  const m: Record<string, string> = {};
+  entries.forEach((fields, i) => {
+    const p = neighbourPrefix(key(i + 1));
+    m[`${p}public_key`] = key(i + 1);
+    m[`${p}mesh_address`] = `200::${i + 1}`;
+    for (const [f, v] of Object.entries(fields)) m[`${p}${f}`] = v;
+  });
+  return m;
+}
+
+describe("neighbour entries from the cluster KV", () => {
+  const mapping = kv([
+    { host: "198.18.0.1" },
+    { host: "a_b" },
+    { host: "node.example.org" },
+    { host: "h:22" },
+    { host: "[::1]:22" },
+    { host: "$(touch /tmp/x)" },
+    { host: "[2001:DB8::9]" },
+    { host: "2001:db8::8", yggdrasil_port: "4864" },
+    { host: "198.18.0.9", yggdrasil_port: "99999" },
+  ]);
+
+  it("a bad host does not stop the config from being written: the others become peers", () => {
+    // Before, the first bad host made renderConfig throw, and the node kept no peer at all.
+    const peers = desiredPeers(parseNeighbours(mapping), SELF);
+    const text = renderConfig({ major: "0.5", privateKey: PRIV, publicKey: SELF, listenPort: 4863, peers, allowedPublicKeys: [], adminSocket: "/run/y.sock" });
+    const uris = (JSON.parse(text) as { Peers: string[] }).Peers;
+    assert.deepEqual(uris, [
+      `tcp://198.18.0.1:4863?key=${key(1)}`,
+      `tcp://[2001:db8::8]:4864?key=${key(8)}`,
+      `tcp://[2001:db8::9]:4863?key=${key(7)}`,
+      `tcp://node.example.org:4863?key=${key(3)}`,
+    ]);
+  });
+
+  it("each bad field is reported once, naming its key, value and what to do; the neighbour stays allowed in", () => {
+    const plan = planPeers(mapping, SELF);
+    assert.equal(plan.problems.length, 5, plan.problems.join("\n"));
+    const about = (i: number) => plan.problems.filter((p) => p.includes(neighbourPrefix(key(i))));
+    assert.match(about(2)[0] ?? "", /host: "a_b" is not a hostname or IP address: it contains "_".*not dialled.*raptiformica advertise HOST/);
+    assert.match(about(4)[0] ?? "", /host: "h:22" .*has a port \(22\)/);
+    assert.match(about(5)[0] ?? "", /host: "\[::1\]:22" .*has a port \(22\)/);
+    assert.match(about(6)[0] ?? "", /host: "\$\(touch \/tmp\/x\)" .*contains/);
+    assert.match(about(9)[0] ?? "", /yggdrasil_port: "99999" is not a TCP port/);
+    // Still neighbours (their keys are allowed in, so they can dial this node), just not dialled.
+    assert.equal(plan.neighbours.length, 9);
+    assert.deepEqual(plan.peers.map((p) => p.publicKey).sort(), [key(1), key(3), key(7), key(8)]);
+    // Hosts are stored in one form: IPv6 bare and canonical.
+    assert.equal(plan.neighbours.find((n) => n.publicKey === key(7))?.host, "2001:db8::9");
   });
 });

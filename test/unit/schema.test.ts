@@ -32,4 +32,21 @@ describe("module schema", () => {
       assert.match(r.problems[0]?.message ?? "", message);
     }
   });
+
+  it("reports every problem of a file, saying what belongs where the fixed sections were misused", () => {
+    // An older module shape: provisioner keys flat under the server type, hooks with no platform type.
+    const r = validateModule({
+      raptiformica_api_version: "0.1",
+      server: { headless: { name: "m", source: "https://x", bootstrap: "./deploy.sh" } },
+      platform: { hooks: { cluster_change: { update: { predicate: "false", command: "true" } } } },
+    });
+    assert.ok(!r.ok);
+    assert.deepEqual(
+      r.problems.map((p) => p.key),
+      ["server.headless.name", "server.headless.source", "server.headless.bootstrap", "platform.hooks.cluster_change"],
+    );
+    assert.match(r.problems[0]?.message ?? "", /here belongs a provisioner: an object with source, bootstrap and\/or available/);
+    assert.match(r.problems[3]?.message ?? "", /unknown key \(a typo\?\); here belongs a platform type: an object with available and\/or hooks/);
+  });
 });
+

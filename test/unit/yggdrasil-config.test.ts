@@ -41,9 +41,9 @@ describe("yggdrasil peer URIs", () => {
     assert.equal(peerUri({ host: "node-1.example.org", port: 1, publicKey: K1 }), `tcp://node-1.example.org:1?key=${K1}`);
   });
   it("refuses hosts, ports and keys that would make another URI", () => {
-    assert.throws(() => peerUri({ host: "a/b", port: 1, publicKey: K1 }), /neither an IP/);
-    assert.throws(() => peerUri({ host: "a?key=x", port: 1, publicKey: K1 }), /neither an IP/);
-    assert.throws(() => peerUri({ host: "", port: 1, publicKey: K1 }), /neither an IP/);
+    assert.throws(() => peerUri({ host: "a/b", port: 1, publicKey: K1 }), /is not a hostname or IP address/);
+    assert.throws(() => peerUri({ host: "a?key=x", port: 1, publicKey: K1 }), /is not a hostname or IP address/);
+    assert.throws(() => peerUri({ host: "", port: 1, publicKey: K1 }), /is not a hostname or IP address/);
     assert.throws(() => peerUri({ host: "h", port: 0, publicKey: K1 }), /port/);
     assert.throws(() => peerUri({ host: "h", port: 65536, publicKey: K1 }), /port/);
     assert.throws(() => peerUri({ host: "h", port: 1, publicKey: "abc" }), /public key/);

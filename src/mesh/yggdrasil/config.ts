@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { isIP } from "node:net";
+import { describeHostProblem, parseHost } from "../host.ts";
 import { isPublicKeyHex } from "./address.ts";
 import type { Major } from "./version.ts";
 
@@ -28,7 +28,6 @@ export interface RenderOptions {
   mtu?: number;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 const IF_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function checkPort(port: number, what: string): void {
@@ -42,24 +41,29 @@ function checkKey(key: string, what: string): string {
 
 /**
  * The URI yggdrasil dials for `peer`, pinned to the peer's key (`?key=`): a machine that answers
- * on that address without the key is not accepted as the peer.
+ * on that address without the key is not accepted as the peer. The host goes through
+ * `parseHost`, the check every entry point applies; throws when it fails (callers that build
+ * many peers skip such a peer with `peerProblem` first, so one bad host cannot stop the rest).
  */
 export function peerUri(peer: PeerSpec): string {
   const key = checkKey(peer.publicKey, `peer ${peer.host}`);
   checkPort(peer.port, `peer ${peer.host}`);
-  const bare = peer.host.startsWith("[") && peer.host.endsWith("]") ? peer.host.slice(1, -1) : peer.host;
-  let host: string;
-  // A zone (fe80::1%eth0) is not part of what isIP accepts, and in a URI its % must be escaped.
-  const [ip, zone] = bare.split("%", 2) as [string, string | undefined];
-  if (isIP(ip) === 6) {
-    if (zone !== undefined && !IF_NAME.test(zone)) throw new Error(`peer ${peer.host}: invalid IPv6 zone ${JSON.stringify(zone)}`);
-    host = `[${ip.toLowerCase()}${zone !== undefined ? `%25${zone}` : ""}]`;
-  } else if (isIP(bare) === 4 || HOSTNAME.test(bare)) {
-    host = bare;
-  } else {
-    throw new Error(`peer host ${JSON.stringify(peer.host)} is neither an IP address nor a DNS name`);
-  }
+  const parsed = parseHost(peer.host);
+  if (!parsed.ok) throw new Error(`peer ${describeHostProblem(peer.host, parsed.error)}`);
+  const { kind, value } = parsed.value;
+  // In a URI the zone's % must be escaped (RFC 6874).
+  const host = kind === "ipv6" ? `[${value.replace("%", "%25")}]` : value;
   return `tcp://${host}:${peer.port}?key=${key}`;
+}
+
+/** Why `peer` cannot be dialled (bad host, port or key), or undefined when `peerUri` accepts it. */
+export function peerProblem(peer: PeerSpec): string | undefined {
+  try {
+    peerUri(peer);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /**
