@@ -11,6 +11,7 @@ import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
+import { readLastGoodSettings } from "./last-good-settings.ts";
 import { readStatus } from "./status.ts";
 
 export type SharedOrigin = "cluster" | "mutable-config" | "modules";
@@ -31,7 +32,9 @@ export class SharedConfig {
   static async open(local: LocalConfig, node: NodePaths, log: Logger): Promise<SharedConfig> {
     if (!existsSync(node.nodeCert) || !existsSync(node.nodeKey)) return new SharedConfig(local, log, undefined, false);
     const mapping = local.snapshot().mapping;
-    const settings = clusterSettings(mapping);
+    // Never refuses: a bad value mirrored from the KV must not lock `config` out on a member
+    // (it is how the value gets fixed). The agent's last good settings stand in for it.
+    const settings = clusterSettings(mapping, readLastGoodSettings(node.lastGoodSettings));
     // This machine's endpoint first; if it cannot answer (a learner catching up, a proxy whose
     // upstream moved), any member over the mesh.
     const mesh = neighbourEndpoints(mapping, settings.clientPort);
