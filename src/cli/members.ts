@@ -9,7 +9,7 @@ import { UserError, errorMessage } from "../util/errors.ts";
 import { onFirstMember } from "../ops/via-member.ts";
 import { readVoterLog, type VoterLogEntry } from "../consensus/voters.ts";
 import { evictionPass } from "../consensus/gone.ts";
-import { clusterSettings } from "../consensus/settings.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
 import { readStatus } from "../node/status.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget } from "../remote/ssh.ts";
@@ -52,7 +52,7 @@ export function register(program: Command): void {
         try {
           if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
           const { mapping } = await shared.snapshot();
-          const { evictAfterSeconds } = clusterSettings(mapping);
+          const { evictAfterSeconds } = memberSettings(mapping, ctx.node);
           const self = readStatus(ctx.node.status)?.publicKey ?? "";
           const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
           if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
-import { DEFAULT_SETTINGS, type ClusterSettings } from "../consensus/settings.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import { DEFAULT_SETTINGS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
+import type { NodePaths } from "./paths.ts";
 
 /**
  * The cluster settings this member last ran with (`<cache>/node/settings.json`), or undefined
@@ -31,4 +33,12 @@ export async function writeLastGoodSettings(path: string, settings: ClusterSetti
 
 export function sameSettings(a: ClusterSettings | undefined, b: ClusterSettings): boolean {
   return a !== undefined && (Object.keys(b) as (keyof ClusterSettings)[]).every((k) => a[k] === b[k]);
+}
+
+/**
+ * The cluster settings a command on this member should use: those in `mapping`, with a bad
+ * value replaced by what the agent last ran with (else the default), as the agent itself does.
+ */
+export function memberSettings(mapping: FlatMapping, node: NodePaths): ClusterSettings {
+  return clusterSettings(mapping, readLastGoodSettings(node.lastGoodSettings));
 }

@@ -6,12 +6,11 @@ import { mappingProblem } from "../config/store.ts";
 import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
 import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
-import { clusterSettings } from "../consensus/settings.ts";
 import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
-import { readLastGoodSettings } from "./last-good-settings.ts";
+import { memberSettings } from "./last-good-settings.ts";
 import { readStatus } from "./status.ts";
 
 export type SharedOrigin = "cluster" | "mutable-config" | "modules";
@@ -34,7 +33,7 @@ export class SharedConfig {
     const mapping = local.snapshot().mapping;
     // Never refuses: a bad value mirrored from the KV must not lock `config` out on a member
     // (it is how the value gets fixed). The agent's last good settings stand in for it.
-    const settings = clusterSettings(mapping, readLastGoodSettings(node.lastGoodSettings));
+    const settings = memberSettings(mapping, node);
     // This machine's endpoint first; if it cannot answer (a learner catching up, a proxy whose
     // upstream moved), any member over the mesh.
     const mesh = neighbourEndpoints(mapping, settings.clientPort);

@@ -4,13 +4,13 @@ import type { LocalConfig } from "../config/local.ts";
 import { isOwnedEntry, type CachePaths } from "../config/paths.ts";
 import { memberList } from "../consensus/client.ts";
 import { peerUrl } from "../consensus/etcd-args.ts";
-import { clusterSettings } from "../consensus/settings.ts";
 import { neighbourPrefix } from "../mesh/neighbours.ts";
 import { ETCD_SERVICE, PROXY_SERVICE } from "../node/agent.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { YGGDRASIL_SERVICE } from "../node/mesh-service.ts";
 import type { NodePaths } from "../node/paths.ts";
 import { SharedConfig } from "../node/shared-config.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
 import { readStatus } from "../node/status.ts";
 import { Supervisor } from "../node/supervisor.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -81,7 +81,7 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
         await shared.update((m) => (m[`${neighbourPrefix(key)}mesh_address`] ? { ...m, [`${neighbourPrefix(key)}left`]: "true" } : m));
         const kvClient = shared.client;
         if (kvClient && status.meshAddress) {
-          const { peerPort } = clusterSettings((await shared.snapshot()).mapping);
+          const { peerPort } = memberSettings((await shared.snapshot()).mapping, node);
           const members = await memberList(kvClient, 3000);
           const me = members.find((m) => m.peerURLs.includes(peerUrl(status.meshAddress as string, peerPort)));
           const voters = members.filter((m) => !m.isLearner);
