@@ -11,5 +11,6 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       const r = await cleanNode(ctx.paths, ctx.node, ctx.config, ctx.log, Boolean(opts.purgeIdentity));
       ctx.log.info(`cleaned ${ctx.paths.root}${r.keptIdentity ? " (kept the node identity)" : ""}`);
+      if (r.leftAlone.length > 0) ctx.log.info(`left ${r.leftAlone.length} entr${r.leftAlone.length === 1 ? "y" : "ies"} raptiformica did not create in ${ctx.paths.root}: ${r.leftAlone.join(", ")}`);
     });
 }

@@ -7,6 +7,7 @@ import { SharedConfig } from "../node/shared-config.ts";
 import { existsSync } from "node:fs";
 import { memberTargets, onFirstMember } from "../ops/via-member.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { refuseNewSettingProblems } from "../consensus/settings.ts";
 
 /**
  * On an operator machine (not a member) that knows members, config commands are answered by
@@ -109,8 +110,9 @@ export function register(program: Command): void {
       await withShared(ctx, (s) => s.update((m) => {
         const conflict = conflictFor(m, k);
         if (conflict) throw new UserError(`Cannot set config key ${k}: ${conflict}. Delete it first with \`raptiformica config delete --recursive\`.`);
-        m[k] = value;
-        return m;
+        const after = { ...m, [k]: value };
+        refuseNewSettingProblems(m, after, `Setting ${k} to "${value}"`);
+        return after;
       }));
       ctx.log.debug(`set ${k}`);
     });
@@ -131,9 +133,12 @@ export function register(program: Command): void {
           const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
           throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
         }
-        for (const t of targets) delete m[t];
+        const after = { ...m };
+        for (const t of targets) delete after[t];
+        // Deleting a setting brings back its default, which may not fit the others (heartbeat vs election).
+        refuseNewSettingProblems(m, after, `Deleting ${k}`);
         ctx.log.debug(`deleted ${targets.length} key(s)`);
-        return m;
+        return after;
       }));
     });
 

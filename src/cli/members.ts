@@ -4,12 +4,12 @@ import Table from "cli-table3";
 import { SharedConfig } from "../node/shared-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
-import { cachedMembers, clusterMembers, formatUptime, type MemberRow } from "../ops/members.ts";
+import { cachedMembers, clusterMembers, formatUptime, type ClusterProblem, type MemberRow } from "../ops/members.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { onFirstMember } from "../ops/via-member.ts";
 import { readVoterLog, type VoterLogEntry } from "../consensus/voters.ts";
 import { evictionPass } from "../consensus/gone.ts";
-import { clusterSettings } from "../consensus/settings.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
 import { readStatus } from "../node/status.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget } from "../remote/ssh.ts";
@@ -23,6 +23,17 @@ function render(rows: readonly MemberRow[]): string {
   });
   for (const r of rows) table.push([r.name, r.meshAddress, r.host ?? "-", r.status, r.role ?? "-", formatUptime(r.uptimeSeconds)]);
   return `${table.toString().split("\n").map((l) => l.trimEnd()).join("\n")}\n`;
+}
+
+/** The problems after the table: each a paragraph saying what is wrong and what to do. */
+function renderProblems(problems: readonly ClusterProblem[]): string {
+  if (problems.length === 0) return "";
+  return `\nproblems:\n${problems.map((p) => `  - ${p.message}`).join("\n")}\n`;
+}
+
+/** An etcd alarm (NOSPACE) stops writes like lost quorum does: `members` exits 1 for both. */
+function hasAlarm(problems: readonly ClusterProblem[] | undefined): boolean {
+  return (problems ?? []).some((p) => p.kind === "alarm");
 }
 
 export function register(program: Command): void {
@@ -41,7 +52,7 @@ export function register(program: Command): void {
         try {
           if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
           const { mapping } = await shared.snapshot();
-          const { evictAfterSeconds } = clusterSettings(mapping);
+          const { evictAfterSeconds } = memberSettings(mapping, ctx.node);
           const self = readStatus(ctx.node.status)?.publicKey ?? "";
           const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
           if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
@@ -62,7 +73,7 @@ export function register(program: Command): void {
         // An operator machine: ask the first reachable member.
         const { mapping } = ctx.config.snapshot();
         const { target, out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "members", "--json"]);
-        let parsed: { quorum: boolean; error?: string; members: MemberRow[] };
+        let parsed: { quorum: boolean; error?: string; members: MemberRow[]; problems?: ClusterProblem[] };
         try {
           parsed = JSON.parse(out.stdout);
         } catch {
@@ -71,18 +82,19 @@ export function register(program: Command): void {
         if (opts.json) process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
         else {
           if (parsed.error) process.stderr.write(`${parsed.error}\n`);
-          process.stdout.write(render(parsed.members));
+          process.stdout.write(render(parsed.members) + renderProblems(parsed.problems ?? []));
         }
-        if (!parsed.quorum) process.exitCode = 1;
+        if (!parsed.quorum || hasAlarm(parsed.problems)) process.exitCode = 1;
         return;
       }
       const { mapping } = ctx.config.snapshot();
       const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
       let rows: MemberRow[];
+      let problems: ClusterProblem[];
       let changes: VoterLogEntry[] = [];
       try {
         if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
-        rows = await clusterMembers(shared.client, ctx.node);
+        ({ rows, problems } = await clusterMembers(shared.client, ctx.node));
         changes = await readVoterLog(shared.client).catch(() => []);
       } catch (e) {
         rows = cachedMembers(mapping);
@@ -103,11 +115,13 @@ export function register(program: Command): void {
       } finally {
         shared.close();
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows, voterChanges: changes }, null, 2)}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows, voterChanges: changes, problems }, null, 2)}\n`);
       else {
         process.stdout.write(render(rows));
         const recent = changes.slice(-5);
         if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${c.time}  ${c.change}`).join("\n")}\n`);
+        process.stdout.write(renderProblems(problems));
       }
+      if (hasAlarm(problems)) process.exitCode = 1;
     });
 }

@@ -1,7 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { UserError } from "../util/errors.ts";
 
 export const DEFAULT_CACHE_DIR = ".raptiformica.d";
 export const CACHE_DIR_ENV = "RAPTIFORMICA_CACHE_DIR";
@@ -19,15 +20,75 @@ export interface CachePaths {
   readonly knownHosts: string;
   /** State of this machine as a cluster member (identity, certificates, data dirs). */
   readonly node: string;
+  /** The operator's ssh_config, ControlMaster sockets and (if it made one) SSH key. */
+  readonly ssh: string;
 }
 
 /**
- * `--cache-dir` wins over `RAPTIFORMICA_CACHE_DIR`, which wins over `~/.raptiformica.d`.
+ * The entries raptiformica itself creates at the top of a cache dir: `clean` and `destroy`
+ * delete these and nothing else, so a cache dir pointed at a folder that holds other things
+ * (by a typo, or on purpose) loses only raptiformica's state. Every path of CachePaths lives
+ * under one of them (a unit test holds that). `files` also own their siblings named
+ * `<name>.<suffix>`: lock files, atomic-write temp files, the journal being replayed.
+ */
+export const OWNED_ENTRIES = {
+  files: ["mutable_config.json", "pending_config.jsonl", "last_advertised", "known_hosts"],
+  dirs: ["modules", "var", "artifacts", "node", "ssh"],
+} as const;
+
+/** Whether a top-level entry of the cache dir (a bare name) is one raptiformica creates. */
+export function isOwnedEntry(name: string): boolean {
+  if ((OWNED_ENTRIES.dirs as readonly string[]).includes(name)) return true;
+  return OWNED_ENTRIES.files.some((f) => name === f || name.startsWith(`${f}.`));
+}
+
+/** Where the cache dir setting came from, as the user would name it in an error. */
+export type CacheDirSource = "flag" | "env" | "default";
+
+function describeSource(source: CacheDirSource, value: string): string {
+  if (source === "flag") return `-c/--cache-dir ${JSON.stringify(value)}`;
+  if (source === "env") return `${CACHE_DIR_ENV}=${JSON.stringify(value)}`;
+  return `the default cache dir ${JSON.stringify(value)}`;
+}
+
+/** The path with symlinks resolved where it exists (a link to $HOME is $HOME). */
+function real(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * `--cache-dir` wins over `RAPTIFORMICA_CACHE_DIR`, which wins over `~/.raptiformica.d`; an
+ * empty `RAPTIFORMICA_CACHE_DIR` counts as unset (`VAR= cmd` and `${VAR:-}` in scripts).
  * Relative values are relative to $HOME, as in the original; absolute ones are kept.
+ *
+ * Throws UserError, naming the value and where it came from, when the dir would be $HOME, `/`
+ * or a folder above $HOME (symlinks followed), or when `--cache-dir` is empty: every command
+ * writes its state there and `clean`/`destroy` delete that state, so such a setting is almost
+ * certainly a mistake, and an expensive one.
  */
 export function resolveCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
-  const chosen = flag ?? env[CACHE_DIR_ENV] ?? DEFAULT_CACHE_DIR;
-  return isAbsolute(chosen) ? resolve(chosen) : resolve(home, chosen);
+  const fromEnv = env[CACHE_DIR_ENV];
+  const [value, source]: [string, CacheDirSource] =
+    flag !== undefined ? [flag, "flag"] : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, "env"] : [DEFAULT_CACHE_DIR, "default"];
+  const given = describeSource(source, value);
+  if (value.trim() === "") {
+    throw new UserError(`The cache dir given with ${given} is empty (it would be $HOME itself). Give a directory of raptiformica's own, e.g. -c ${DEFAULT_CACHE_DIR} (relative to $HOME) or an absolute path; nothing was changed.`);
+  }
+  const dir = isAbsolute(value) ? resolve(value) : resolve(home, value);
+  const target = real(dir);
+  const homeDir = real(resolve(home));
+  const what = target === sep ? "the root directory /" : target === homeDir ? `your home directory ${homeDir}` : homeDir.startsWith(`${target}${sep}`) ? `${target}, a folder above your home directory ${homeDir}` : undefined;
+  if (what) {
+    throw new UserError(
+      `Refusing the cache dir ${given}: it resolves to ${what}. raptiformica writes its state into the cache dir and \`clean\`/\`destroy\` delete it, so it must be a directory of its own, ` +
+        `e.g. ${join(homeDir, DEFAULT_CACHE_DIR)} (the default). Relative values are relative to $HOME. ${source === "env" ? `Fix the ${CACHE_DIR_ENV} environment variable` : source === "flag" ? "Fix the -c/--cache-dir flag" : `Give one with -c/--cache-dir or ${CACHE_DIR_ENV}`}; nothing was changed.`,
+    );
+  }
+  return dir;
 }
 
 export function cachePaths(root: string): CachePaths {
@@ -41,6 +102,7 @@ export function cachePaths(root: string): CachePaths {
     artifacts: join(root, "artifacts"),
     knownHosts: join(root, "known_hosts"),
     node: join(root, "node"),
+    ssh: join(root, "ssh"),
   };
 }
 

@@ -79,6 +79,25 @@ export async function leaderOf(client: Etcd3, ms = 3000): Promise<{ leader: stri
   return { leader: String(st.leader), self: String(st.header.member_id) };
 }
 
+export interface EtcdAlarm {
+  /** The member that raised it (etcd's id, decimal). */
+  readonly memberId: string;
+  /** `NOSPACE` (the database reached its space quota: writes refused) or `CORRUPT`. */
+  readonly alarm: string;
+}
+
+/**
+ * The alarms raised in the cluster (Maintenance.Alarm GET: all members), and the revision the
+ * answer was read at. Through a grpc-proxy too.
+ */
+export async function alarmList(client: Etcd3, ms = 3000): Promise<{ alarms: EtcdAlarm[]; revision: string }> {
+  const res = await deadline("etcd alarm list", ms, client.maintenance.alarm({ action: "Get", memberID: 0, alarm: "None" } as never));
+  const alarms = (res.alarms ?? []).map((a) => ({ memberId: String(a.memberID), alarm: String(a.alarm).toUpperCase() }));
+  // etcd 3.4 answers an alarm GET without a response header.
+  const revision = res.header?.revision ?? (alarms.length > 0 ? (await deadline("etcd status", ms, client.maintenance.status())).header.revision : "0");
+  return { alarms, revision: String(revision) };
+}
+
 /** The member list from the first of `endpoints` that answers (each tried on its own, in parallel). */
 export async function probeMemberList(endpoints: readonly string[], tls: TlsFiles, ms = 2000): Promise<EtcdMember[] | undefined> {
   if (endpoints.length === 0) return undefined;

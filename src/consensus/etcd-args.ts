@@ -40,6 +40,9 @@ export function neighbourEndpoints(mapping: FlatMapping, clientPort: number, sel
     .map((n) => clientUrl(n.meshAddress, clientPort));
 }
 
+/** How many revisions of history etcd keeps (see the flags in etcdServerArgs). */
+export const AUTO_COMPACTION_REVISIONS = 10_000;
+
 export interface MemberStart {
   readonly name: string;
   readonly meshAddress: string;
@@ -81,6 +84,16 @@ export function etcdServerArgs(paths: NodePaths, m: MemberStart): string[] {
     // The initial upload of a node's cached config is one transaction.
     "--max-txn-ops", "10000",
     "--snapshot-count", "10000",
+    // Without compaction etcd keeps every old value forever, grows to its space quota (2 GB by
+    // default) and raises NOSPACE: the KV is then read-only, node records cannot be written and
+    // the cluster looks dead. Revision mode, not periodic: it bounds the history by count, so a
+    // burst of writes (50 nodes joining, a hook looping on `config set`) cannot outgrow it
+    // within a time window. Every 5 minutes etcd drops all but the last 10000 revisions: a few
+    // MB with this KV's small values, and room for a watcher that was cut off to resume where
+    // it was (a 50-node cluster forming writes a few thousand). Both flags exist since etcd 3.3,
+    // so 3.4 and 3.5 take them; they apply when etcd (re)starts, existing data included.
+    "--auto-compaction-mode", "revision",
+    "--auto-compaction-retention", String(AUTO_COMPACTION_REVISIONS),
     "--heartbeat-interval", String(m.heartbeatMs),
     "--election-timeout", String(m.electionMs),
     "--logger", "zap",

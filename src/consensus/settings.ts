@@ -38,40 +38,143 @@ export interface ClusterSettings {
   readonly electionMs: number;
 }
 
-function intSetting(mapping: FlatMapping, key: string, fallback: number, min: number, max: number): number {
-  const raw = mapping[key];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UserError(`Config key ${key} is "${raw}", but it must be a whole number from ${min} to ${max}. Fix it with \`raptiformica config set ${key} <value>\`.`);
+/** One numeric cluster setting: its key, default and the range etcd / the agent can work with. */
+interface NumericSetting {
+  readonly field: keyof ClusterSettings;
+  readonly key: string;
+  readonly fallback: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Every numeric setting under `meshnet/`, with the rules `config set`, `install` and the agent share. */
+const NUMERIC: readonly NumericSetting[] = [
+  { field: "yggdrasilPort", key: KEYS.yggdrasilPort, fallback: 4863, min: 1, max: 65535 },
+  { field: "clientPort", key: KEYS.clientPort, fallback: 2379, min: 1, max: 65535 },
+  { field: "peerPort", key: KEYS.peerPort, fallback: 2380, min: 1, max: 65535 },
+  { field: "maxVoters", key: KEYS.maxVoters, fallback: 5, min: 1, max: 99 },
+  { field: "nodeTtlSeconds", key: KEYS.nodeTtl, fallback: 5, min: 2, max: 600 },
+  { field: "deadVoterGraceSeconds", key: KEYS.deadVoterGrace, fallback: 10, min: 0, max: 86_400 },
+  { field: "evictAfterSeconds", key: KEYS.evictAfter, fallback: 3600, min: 0, max: 365 * 86_400 },
+  { field: "heartbeatMs", key: KEYS.heartbeatMs, fallback: 100, min: 10, max: 5000 },
+  { field: "electionMs", key: KEYS.electionMs, fallback: 1000, min: 50, max: 50_000 },
+];
+
+/** The folders of `meshnet/` whose direct keys are all settings raptiformica reads (a typo there is silently ignored otherwise). */
+const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`];
+const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, KEYS.caKey, KEYS.clusterToken]);
+
+/** A cluster setting whose value cannot be used, with the sentence that says so and how to fix it. */
+export interface SettingProblem {
+  readonly key: string;
+  readonly value: string | undefined;
+  readonly message: string;
+}
+
+/** The defaults: what a cluster runs with when no module or `config set` says otherwise. */
+export const DEFAULT_SETTINGS: ClusterSettings = Object.fromEntries(NUMERIC.map((n) => [n.field, n.fallback])) as unknown as ClusterSettings;
+
+function parseNumeric(mapping: FlatMapping, n: NumericSetting): { value: number } | { problem: SettingProblem } | undefined {
+  const raw = mapping[n.key];
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(v) || v < n.min || v > n.max) {
+    return { problem: { key: n.key, value: raw, message: `Config key ${n.key} is "${raw}", but it must be a whole number from ${n.min} to ${n.max}. Fix it with \`raptiformica config set ${n.key} <value>\`.` } };
   }
-  return n;
+  return { value: v };
 }
 
-export function clusterSettings(mapping: FlatMapping): ClusterSettings {
-  return {
-    yggdrasilPort: intSetting(mapping, KEYS.yggdrasilPort, 4863, 1, 65535),
-    clientPort: intSetting(mapping, KEYS.clientPort, 2379, 1, 65535),
-    peerPort: intSetting(mapping, KEYS.peerPort, 2380, 1, 65535),
-    maxVoters: intSetting(mapping, KEYS.maxVoters, 5, 1, 99),
-    nodeTtlSeconds: intSetting(mapping, KEYS.nodeTtl, 5, 2, 600),
-    deadVoterGraceSeconds: intSetting(mapping, KEYS.deadVoterGrace, 10, 0, 86_400),
-    evictAfterSeconds: intSetting(mapping, KEYS.evictAfter, 3600, 0, 365 * 86_400),
-    ...raftTiming(mapping),
-  };
+/** The closest known key to a mistyped one, for "did you mean". */
+function nearestKey(key: string): string | undefined {
+  const leaf = key.slice(key.lastIndexOf("/") + 1);
+  let best: { key: string; d: number } | undefined;
+  for (const k of KNOWN_KEYS) {
+    const d = editDistance(leaf, k.slice(k.lastIndexOf("/") + 1));
+    if (d <= 3 && (!best || d < best.d)) best = { key: k, d };
+  }
+  return best?.key;
 }
 
-function raftTiming(mapping: FlatMapping): { heartbeatMs: number; electionMs: number } {
-  const heartbeatMs = intSetting(mapping, KEYS.heartbeatMs, 100, 10, 5000);
-  const electionMs = intSetting(mapping, KEYS.electionMs, 1000, 50, 50_000);
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+/**
+ * Every problem with the cluster settings in `mapping` (`meshnet/…`, neighbour entries aside):
+ * numbers out of range or not numbers, an election timeout under 5 heartbeats (etcd refuses to
+ * start, on every member at once), and unknown keys in raptiformica's own setting folders
+ * (a typo that would otherwise be ignored without a word). The one set of rules behind
+ * `config set`, `install`, the agent and `members`.
+ */
+export function settingProblems(mapping: FlatMapping): SettingProblem[] {
+  return resolveSettings(mapping).problems;
+}
+
+/**
+ * The settings to run with and the problems found. A key with a bad value takes its value from
+ * `lastGood` (what this node last ran with), else its default: a bad value in the KV never
+ * stops a member, it keeps running as before and reports the problem. Never throws.
+ */
+export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings = DEFAULT_SETTINGS): { settings: ClusterSettings; problems: SettingProblem[] } {
+  const settings: Record<string, number> = {};
+  const problems: SettingProblem[] = [];
+  for (const n of NUMERIC) {
+    const parsed = parseNumeric(mapping, n);
+    if (parsed && "problem" in parsed) problems.push(parsed.problem);
+    settings[n.field] = parsed === undefined ? n.fallback : "value" in parsed ? parsed.value : lastGood[n.field];
+  }
+  const heartbeatMs = settings["heartbeatMs"] as number;
+  const electionMs = settings["electionMs"] as number;
   // etcd refuses to start otherwise: every member would fail at once.
   if (electionMs < 5 * heartbeatMs) {
-    throw new UserError(
-      `Config key ${KEYS.electionMs} is ${electionMs} but ${KEYS.heartbeatMs} is ${heartbeatMs}: etcd needs the election timeout to be at least 5 heartbeats (10 is usual). ` +
+    problems.push({
+      key: KEYS.electionMs,
+      value: mapping[KEYS.electionMs],
+      message:
+        `Config key ${KEYS.electionMs} is ${electionMs} but ${KEYS.heartbeatMs} is ${heartbeatMs}: etcd needs the election timeout to be at least 5 heartbeats (10 is usual). ` +
         `Raise ${KEYS.electionMs} (\`raptiformica config set ${KEYS.electionMs} ${10 * heartbeatMs}\`) or lower the heartbeat.`,
-    );
+    });
+    settings["heartbeatMs"] = lastGood.heartbeatMs;
+    settings["electionMs"] = lastGood.electionMs;
   }
-  return { heartbeatMs, electionMs };
+  for (const key of Object.keys(mapping).sort()) {
+    if (KNOWN_KEYS.has(key) || !SETTING_FOLDERS.some((f) => key.startsWith(f) && !key.slice(f.length).includes("/"))) continue;
+    const near = nearestKey(key);
+    problems.push({
+      key,
+      value: mapping[key],
+      message: `Config key ${key} is not a setting raptiformica knows, so it has no effect.${near ? ` Did you mean ${near}?` : ""} Remove it with \`raptiformica config delete ${key}\`.`,
+    });
+  }
+  return { settings: settings as unknown as ClusterSettings, problems };
+}
+
+/** The cluster settings in `mapping`; bad values fall back as in resolveSettings. Never throws. */
+export function clusterSettings(mapping: FlatMapping, lastGood?: ClusterSettings): ClusterSettings {
+  return resolveSettings(mapping, lastGood).settings;
+}
+
+/**
+ * The problems `after` has that `before` did not: what a write (`config set`/`delete`, a module
+ * being installed) would introduce. A problem already there does not block the write, so a bad
+ * value can always be fixed while another one is still bad.
+ */
+export function newSettingProblems(before: FlatMapping, after: FlatMapping): SettingProblem[] {
+  const old = new Set(settingProblems(before).map((p) => p.message));
+  return settingProblems(after).filter((p) => !old.has(p.message));
+}
+
+/** Throws UserError when a write would introduce setting problems (see newSettingProblems); `what` names the write. */
+export function refuseNewSettingProblems(before: FlatMapping, after: FlatMapping, what: string): void {
+  const problems = newSettingProblems(before, after);
+  if (problems.length === 0) return;
+  throw new UserError(`${what} was refused, nothing was changed: ${problems.map((p) => p.message).join(" ")}`);
 }
 
 /**

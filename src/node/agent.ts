@@ -15,7 +15,7 @@ import { isEphemeralKey, readKvMapping, seedKvIfEmpty, updateKvMapping } from ".
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { NodeRegistration, readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
-import { KEYS, clusterSettings, type ClusterSettings } from "../consensus/settings.ts";
+import { KEYS, resolveSettings, type ClusterSettings } from "../consensus/settings.ts";
 import { evictionPass } from "../consensus/gone.ts";
 import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord } from "../consensus/voters.ts";
 import { fireHook } from "../hooks/runner.ts";
@@ -27,6 +27,7 @@ import { readAdvertised } from "../ops/advertise.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { HookQueue } from "./hook-queue.ts";
+import { readLastGoodSettings, sameSettings, writeLastGoodSettings } from "./last-good-settings.ts";
 import { MeshService } from "./mesh-service.ts";
 import type { NodePaths } from "./paths.ts";
 import { writeStatus, type AgentStatus } from "./status.ts";
@@ -106,6 +107,9 @@ export class Agent {
   /** Mesh addresses whose node record was deleted (watched) and has not come back. */
   private readonly recordGone = new Set<string>();
   private proxyEndpoints: string[] = [];
+  /** The settings this node runs with; a bad value in the shared config leaves its field as it was. */
+  private lastGood?: ClusterSettings;
+  private reportedProblems = "";
 
   constructor(private readonly o: AgentOptions) {
     this.supervisor = new Supervisor(o.node.runDir, o.node.logDir);
@@ -180,7 +184,7 @@ export class Agent {
 
   async tick(): Promise<void> {
     const mapping = await this.sharedMapping();
-    const settings = clusterSettings(mapping);
+    const settings = await this.settingsFrom(mapping);
     const { identity, mesh } = await this.ensureIdentity(mapping);
     await mesh.ensure(mapping, settings.yggdrasilPort);
     if (this.phase === "starting") this.phase = "meshed";
@@ -219,6 +223,32 @@ export class Agent {
     }
     this.kvCopy = undefined;
     return this.o.local.snapshot().mapping;
+  }
+
+  /**
+   * The cluster settings to run with: a bad value (written past `config set`, straight into the
+   * KV, or by an older version) is logged once and the last good value of that key is kept —
+   * also across restarts (node/settings.json) — so a typo never stops etcd or the mesh on
+   * every member at once. `members` shows the problem; `config set` fixes it.
+   */
+  private async settingsFrom(mapping: FlatMapping): Promise<ClusterSettings> {
+    this.lastGood ??= readLastGoodSettings(this.o.node.lastGoodSettings);
+    const { settings, problems } = resolveSettings(mapping, this.lastGood);
+    const report = problems.map((p) => p.message).join("\n");
+    if (report !== this.reportedProblems) {
+      for (const p of problems) this.o.log.warn(`${p.message} This member keeps running with its last good settings meanwhile.`);
+      if (!report) this.o.log.info("the cluster settings are valid again");
+      this.reportedProblems = report;
+    }
+    if (!sameSettings(this.lastGood, settings)) {
+      try {
+        await writeLastGoodSettings(this.o.node.lastGoodSettings, settings);
+        this.lastGood = settings;
+      } catch (e) {
+        this.o.log.debug(`could not record the settings: ${errorMessage(e)}`);
+      }
+    }
+    return settings;
   }
 
   private async writeShared(change: (m: FlatMapping) => FlatMapping): Promise<void> {
@@ -529,7 +559,16 @@ export class Agent {
     const watcher = await deadline("etcd watch", 3000, kv.watch().prefix("raptiformica/").create());
     watcher.on("put", (res) => this.onChange("put", res.key.toString(), res.value.toString()));
     watcher.on("delete", (res) => this.onChange("delete", res.key.toString()));
-    watcher.on("error", () => undefined);
+    // Emitted only when etcd cancels the watch — e.g. resuming after a reconnect from a
+    // revision that auto-compaction removed. The watcher is dead then: start a new one from
+    // now on the next tick, and read the config again since events were missed.
+    watcher.on("error", (e) => {
+      if (this.watcher !== watcher) return;
+      this.o.log.debug(`watch: ${errorMessage(e)}; watching again`);
+      this.watcher = undefined;
+      this.kvCopy = undefined;
+      this.poke();
+    });
     this.watcher = watcher;
   }
 

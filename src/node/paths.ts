@@ -19,6 +19,8 @@ export interface NodePaths {
   readonly status: string;
   /** Written by `recover`: the agent restarts etcd once with --force-new-cluster, then removes it. */
   readonly forceNewCluster: string;
+  /** The cluster settings the agent last ran with, for when the shared config holds a bad value. */
+  readonly lastGoodSettings: string;
 }
 
 export function nodePaths(root: string): NodePaths {
@@ -43,5 +45,6 @@ export function nodePaths(root: string): NodePaths {
     agentLock: join(runDir, "agent.lock"),
     status: join(runDir, "status.json"),
     forceNewCluster: join(runDir, "force-new-cluster"),
+    lastGoodSettings: join(root, "settings.json"),
   };
 }

@@ -1,5 +1,6 @@
 import { LocalConfig } from "../config/local.ts";
 import { cachePaths, findInstallDir, resolveCacheDir, CACHE_DIR_ENV } from "../config/paths.ts";
+import { UserError } from "../util/errors.ts";
 import { createLogger } from "../util/log.ts";
 import { Agent } from "./agent.ts";
 import { acquireAgentLock } from "./agent-lock.ts";
@@ -12,7 +13,15 @@ import { buildId } from "./status.ts";
  * or systemd) does not load every command's code: it lives for months, memory matters.
  */
 export async function runAgent(o: { cacheDir?: string; verbose: boolean; version: string }): Promise<void> {
-  const root = resolveCacheDir(o.cacheDir);
+  let root: string;
+  try {
+    root = resolveCacheDir(o.cacheDir);
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    process.stderr.write(`raptiformica: ${e.message}\n`);
+    process.exitCode = e.exitCode;
+    return;
+  }
   process.env[CACHE_DIR_ENV] = root;
   const paths = cachePaths(root);
   const node = nodePaths(paths.node);

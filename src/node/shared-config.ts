@@ -6,11 +6,11 @@ import { mappingProblem } from "../config/store.ts";
 import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
 import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
-import { clusterSettings } from "../consensus/settings.ts";
 import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { NodePaths } from "./paths.ts";
+import { memberSettings } from "./last-good-settings.ts";
 import { readStatus } from "./status.ts";
 
 export type SharedOrigin = "cluster" | "mutable-config" | "modules";
@@ -31,7 +31,9 @@ export class SharedConfig {
   static async open(local: LocalConfig, node: NodePaths, log: Logger): Promise<SharedConfig> {
     if (!existsSync(node.nodeCert) || !existsSync(node.nodeKey)) return new SharedConfig(local, log, undefined, false);
     const mapping = local.snapshot().mapping;
-    const settings = clusterSettings(mapping);
+    // Never refuses: a bad value mirrored from the KV must not lock `config` out on a member
+    // (it is how the value gets fixed). The agent's last good settings stand in for it.
+    const settings = memberSettings(mapping, node);
     // This machine's endpoint first; if it cannot answer (a learner catching up, a proxy whose
     // upstream moved), any member over the mesh.
     const mesh = neighbourEndpoints(mapping, settings.clientPort);

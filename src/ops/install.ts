@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { LocalConfig } from "../config/local.ts";
 import { describeProblem, installedModuleNames, loadModulesIn, mergeModuleFiles } from "../config/modules.ts";
+import { refuseNewSettingProblems } from "../consensus/settings.ts";
 import { UserError } from "../util/errors.ts";
 import { run } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
@@ -127,11 +128,14 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
     const oldKeys = replaced ? Object.keys(mergeModuleFiles(loadModulesIn(dest, source.name).files)) : [];
     const restore = replaced ? config.onDiskMapping([source.name]) : {};
     await config.update((m) => {
+      const before = { ...m };
       for (const k of oldKeys) {
         delete m[k];
         if (restore[k] !== undefined) m[k] = restore[k];
       }
-      return Object.assign(m, newKeys);
+      Object.assign(m, newKeys);
+      refuseNewSettingProblems(before, m, `Installing module "${source.name}"`);
+      return m;
     });
     if (replaced) {
       const trash = `${tmp}.old`;

@@ -1,10 +1,11 @@
 import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
-import { leaderOf, realMemberList, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
+import { alarmList, leaderOf, realMemberList, type EtcdAlarm, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
 import { neighbourEndpoints, peerUrl } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
-import { clusterSettings } from "../consensus/settings.ts";
+import { resolveSettings } from "../consensus/settings.ts";
+import { errorMessage } from "../util/errors.ts";
 import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 
 export type MemberStatus = "alive" | "failed" | "left" | "unknown";
@@ -19,6 +20,32 @@ export interface MemberRow {
   readonly uptimeSeconds?: number;
 }
 
+/**
+ * Something about the cluster as a whole an operator has to act on: a cluster setting whose
+ * value cannot be used (the members run on their last good value meanwhile), or an etcd alarm
+ * (NOSPACE: the KV refuses writes until space is freed).
+ */
+export interface ClusterProblem {
+  readonly kind: "setting" | "alarm" | "unchecked";
+  /** The config key (setting), the member (alarm), or what could not be checked. */
+  readonly subject: string;
+  readonly message: string;
+}
+
+/** The etcd alarms as problems, each naming the member and what to do. */
+export function alarmProblems(alarms: readonly EtcdAlarm[], members: readonly EtcdMember[], revision: string, clientPort: number): ClusterProblem[] {
+  return alarms.map((a) => {
+    const name = members.find((m) => m.id === a.memberId)?.name || a.memberId;
+    const etcdctl = `etcdctl --endpoints https://127.0.0.1:${clientPort} --cacert <cache>/node/etcd/tls/ca.crt --cert <cache>/node/etcd/tls/node.crt --key <cache>/node/etcd/tls/node.key`;
+    const message =
+      a.alarm === "NOSPACE"
+        ? `etcd raised NOSPACE on member ${name}: its database reached the space quota, so the cluster KV refuses writes (node records, config changes) until space is freed. ` +
+          `On a voter: \`${etcdctl} compact ${revision}\`, then \`defrag --cluster\` and \`alarm disarm\` with the same flags. Old history is compacted automatically; if this comes back, something writes far more than raptiformica does.`
+        : `etcd raised ${a.alarm} on member ${name}: see etcd's log on that member (<cache>/node/log/etcd.log); \`${etcdctl} alarm list\` shows the alarms.`;
+    return { kind: "alarm" as const, subject: name, message };
+  });
+}
+
 function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMember[], leader: string, record?: NodeRecord): Role | undefined {
   const url = peerUrl(meshAddress, peerPort);
   const m = members.find((x) => x.peerURLs.includes(url));
@@ -28,12 +55,21 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
 
 /**
  * The cluster as the KV sees it: neighbours joined with the live node records (alive = a record
- * exists, failed = none, left = left on purpose) and the etcd member list for roles.
+ * exists, failed = none, left = left on purpose) and the etcd member list for roles; and the
+ * problems to act on (bad cluster settings in the KV, etcd alarms).
  */
-export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<MemberRow[]> {
+export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[] }> {
   const [mapping, records, status] = await Promise.all([readKvMapping(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
-  const { peerPort, clientPort } = clusterSettings(mapping);
-  const members = await realMemberList(client, neighbourEndpoints(mapping, clientPort), tls, 3000);
+  // A bad value in the KV must not keep `members` from answering: show it instead.
+  const { settings, problems: bad } = resolveSettings(mapping);
+  const { peerPort, clientPort } = settings;
+  const problems: ClusterProblem[] = bad.map((p) => ({ kind: "setting", subject: p.key, message: p.message }));
+  const [members, alarms] = await Promise.all([
+    realMemberList(client, neighbourEndpoints(mapping, clientPort), tls, 3000),
+    alarmList(client, 3000).catch((e: unknown) => errorMessage(e)),
+  ]);
+  if (typeof alarms === "string") problems.push({ kind: "unchecked", subject: "alarms", message: `Could not ask etcd for its alarms (${alarms}); run \`raptiformica members\` again.` });
+  else problems.push(...alarmProblems(alarms.alarms, members, alarms.revision, clientPort));
   const byKey = new Map(records.map((r) => [r.publicKey, r]));
   const rows: MemberRow[] = [];
   const seen = new Set<string>();
@@ -65,7 +101,8 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
       uptimeSeconds: Math.max(0, Math.round((now - rec.startedAt) / 1000)),
     });
   }
-  return rows.sort((a, b) => a.name.localeCompare(b.name) || a.publicKey.localeCompare(b.publicKey));
+  rows.sort((a, b) => a.name.localeCompare(b.name) || a.publicKey.localeCompare(b.publicKey));
+  return { rows, problems };
 }
 
 /** What the local cache knows when the cluster cannot be asked: neighbours, status unknown. */

@@ -7,12 +7,12 @@ import { installUnit, renderUnit, systemdIsInit, unitName } from "../node/system
 import type { CachePaths } from "../config/paths.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { caOrNew, caMapping, caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
-import { clusterSettings } from "../consensus/settings.ts";
 import { memberName, mixedMajorProblem, parseNeighbours, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
 import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { displayName } from "../node/agent.ts";
 import { runningAgent } from "../node/agent-lock.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
 import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
@@ -41,7 +41,7 @@ export async function prepareNode(cache: CachePaths, local: LocalConfig): Promis
   const mixed = mixedMajorProblem(snapshot, id.identity.publicKey, id.info.major);
   if (mixed) throw new UserError(mixed);
   const { ca } = await caOrNew(snapshot);
-  const settings = clusterSettings(snapshot);
+  const settings = memberSettings(snapshot, nodePaths(cache.node));
   const advertised = readAdvertised(cache.lastAdvertised);
   if (!advertised.ok) throw new UserError(advertised.error);
   await local.update((m) => {

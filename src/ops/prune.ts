@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmdirSync, rmSync } from "node:fs";
 import type { Context } from "../cli/context.ts";
 import { cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
@@ -104,11 +104,20 @@ async function removeNeighbours(ctx: Context, mapping: FlatMapping, uuids: Reado
   return keys;
 }
 
-/** `destroy`: every local instance goes, then this machine forgets the cluster (and, if asked, its caches). */
+/**
+ * `destroy`: every local instance goes, then this machine forgets the cluster (and, if asked,
+ * its caches). Only those entries of the cache dir are deleted (all in OWNED_ENTRIES, see
+ * config/paths.ts); the dir itself goes only when nothing is left in it.
+ */
 export async function destroy(ctx: Context, opts: { purgeArtifacts?: boolean; purgeModules?: boolean }): Promise<PruneReport> {
   const report = await prune(ctx, { force: true });
   rmSync(ctx.paths.mutableConfig, { force: true });
   if (opts.purgeArtifacts) rmSync(ctx.paths.artifacts, { recursive: true, force: true });
   if (opts.purgeModules) rmSync(ctx.paths.modules, { recursive: true, force: true });
+  try {
+    rmdirSync(ctx.paths.root);
+  } catch {
+    /* not empty (or already gone): leave it */
+  }
   return report;
 }

@@ -4,8 +4,8 @@ import type { Context } from "../cli/context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
-import { clusterSettings } from "../consensus/settings.ts";
 import { runningAgent } from "../node/agent-lock.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { ensureAgent } from "./node.ts";
 
@@ -40,7 +40,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
     );
   }
   const { mapping } = ctx.config.snapshot();
-  const { clientPort } = clusterSettings(mapping);
+  const { clientPort } = memberSettings(mapping, ctx.node);
   const here = clientUrl("127.0.0.1", clientPort);
   if (runningAgent(ctx.node.agentPid) === undefined) await ensureAgent(ctx.paths);
 

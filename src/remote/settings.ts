@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { UserError } from "../util/errors.ts";
@@ -34,6 +33,6 @@ export function remoteCommand(mapping: FlatMapping): string {
 }
 
 export async function sshSettings(paths: CachePaths, log: Logger): Promise<SshSettings> {
-  const dir = join(paths.root, "ssh");
+  const dir = paths.ssh;
   return { knownHosts: paths.knownHosts, stateDir: dir, identities: await ensureIdentity(dir, log) };
 }

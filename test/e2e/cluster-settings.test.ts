@@ -1,0 +1,177 @@
+import { strict as assert } from "node:assert";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Etcd3 } from "etcd3";
+import { openClient } from "../../src/consensus/client.ts";
+import { ensureNodeCertificate } from "../../src/consensus/pki.ts";
+import { createCa } from "../../src/consensus/tls.ts";
+import { nodePaths } from "../../src/node/paths.ts";
+import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { waitFor } from "../lab/index.ts";
+
+/*
+ * A member's view of cluster settings and etcd alarms, through the built CLI: the cache dir of
+ * a member (node certificate from a cluster CA) whose KV is a real etcd on loopback with mutual
+ * TLS and a tiny space quota, so NOSPACE is reached in a few writes. Bad values are written
+ * straight into the KV, past `config set`, as an older version or a hand-run etcdctl would.
+ */
+
+const skip = spawnSync("sh", ["-c", "command -v etcd"], { stdio: "ignore" }).status !== 0 ? "needs etcd" : undefined;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+interface MembersJson {
+  quorum: boolean;
+  problems?: { kind: string; subject: string; message: string }[];
+}
+
+describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000 }, () => {
+  let sb: Sandbox;
+  let etcd: ChildProcess | undefined;
+  let kv: Etcd3;
+  let clientPort = 0;
+  const key = (k: string) => `raptiformica/meshnet/${k}`;
+
+  before(async () => {
+    sb = sandbox();
+    clientPort = await freePort();
+    const peerPort = await freePort();
+    // The member's local config: the module defaults, with this etcd's client port.
+    const set = await sb.run(["config", "set", "meshnet/etcd/client_port", String(clientPort)]);
+    assert.equal(set.code, 0, set.stderr);
+    const node = nodePaths(join(sb.cache, "node"));
+    const ca = await createCa();
+    await ensureNodeCertificate(node, ca, "m1", "127.0.0.1");
+    const url = `https://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    // 1 MB: a handful of 200 kB writes raise NOSPACE.
+    etcd = spawn(
+      "etcd",
+      ["--name", "m1", "--data-dir", join(sb.home, "etcd"), "--listen-client-urls", url, "--advertise-client-urls", url, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", `m1=${peer}`,
+        "--client-cert-auth", "--trusted-ca-file", node.caCert, "--cert-file", node.nodeCert, "--key-file", node.nodeKey, "--quota-backend-bytes", String(1024 * 1024)],
+      { stdio: "ignore" },
+    );
+    kv = openClient([url], node, 2000);
+    await waitFor("etcd on loopback", async () => (await kv.put("probe").value("1"), true), { timeoutMs: 15_000, intervalMs: 200 });
+    // The cluster KV holds the shared config, as after the first member seeded it.
+    const mapping = JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+    for (const [k, v] of Object.entries(mapping)) await kv.put(k).value(v);
+  });
+
+  after(() => {
+    kv?.close();
+    etcd?.kill("SIGKILL");
+    sb?.cleanup();
+  });
+
+  const members = async () => {
+    const r = await sb.run(["members", "--json"]);
+    return { code: r.code, stderr: `${r.stderr}\n${r.stdout}`, json: JSON.parse(r.stdout || "{}") as MembersJson };
+  };
+
+  it("members shows a bad value in the KV; config still works on the member, refuses new bad values and fixes the old one", async () => {
+    await kv.put(key("etcd/max_voters")).value("five");
+    // The agent mirrors the KV into the local cache, bad values too; the settings it last ran
+    // with stand in for them (node/settings.json). `config` must still reach the KV.
+    const local = JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+    writeFileSync(join(sb.cache, "mutable_config.json"), JSON.stringify({ ...local, [key("etcd/client_port")]: "two-three-seven-nine", [key("etcd/heartbeat_ms")]: "fast" }));
+    writeFileSync(join(sb.cache, "node", "settings.json"), JSON.stringify({ clientPort }));
+
+    let m = await members();
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(m.json.quorum, true);
+    const shown = m.json.problems?.find((p) => p.subject === key("etcd/max_voters"));
+    assert.ok(shown, JSON.stringify(m.json.problems));
+    assert.equal(shown.kind, "setting");
+    assert.match(shown.message, /is "five", but it must be a whole number from 1 to 99\. Fix it with `raptiformica config set raptiformica\/meshnet\/etcd\/max_voters <value>`/);
+    const human = await sb.run(["members"]);
+    assert.match(human.stdout, /problems:\n {2}- Config key raptiformica\/meshnet\/etcd\/max_voters is "five"/);
+
+    let r = await sb.run(["config", "get", "meshnet/etcd/max_voters"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "five", "read from the KV");
+
+    for (const [k, v, says] of [
+      ["meshnet/etcd/node_ttl", "1", /node_ttl is "1", but it must be a whole number from 2 to 600/],
+      ["meshnet/yggdrasil/port", "70000", /port is "70000", but it must be a whole number from 1 to 65535/],
+      ["meshnet/etcd/heartbeat_ms", "500", /election_ms is 1000 but .*heartbeat_ms is 500/],
+      ["meshnet/etcd/max_votres", "3", /max_votres is not a setting raptiformica knows.*Did you mean raptiformica\/meshnet\/etcd\/max_voters\?/],
+    ] as const) {
+      r = await sb.run(["config", "set", k, v]);
+      assert.equal(r.code, 1, `${k}=${v}: ${r.stderr}`);
+      assert.match(r.stderr, says);
+      assert.match(r.stderr, /refused, nothing was changed/);
+      assert.equal((await kv.get(`raptiformica/${k}`).string()) ?? undefined, k === "meshnet/etcd/node_ttl" ? "5" : k === "meshnet/yggdrasil/port" ? "4863" : undefined);
+    }
+    // Deleting the election timeout would bring back its default, too short for this heartbeat.
+    for (const [k, v] of [["meshnet/etcd/election_ms", "3000"], ["meshnet/etcd/heartbeat_ms", "300"]] as const) {
+      r = await sb.run(["config", "set", k, v]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    r = await sb.run(["config", "delete", "meshnet/etcd/election_ms"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /Deleting raptiformica\/meshnet\/etcd\/election_ms was refused/);
+
+    // The bad value itself can be fixed, while it is still bad.
+    r = await sb.run(["config", "set", "meshnet/etcd/max_voters", "3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kv.get(key("etcd/max_voters")).string(), "3");
+    m = await members();
+    assert.equal(m.code, 0, m.stderr);
+    assert.deepEqual(m.json.problems, []);
+  });
+
+  it("members shows etcd's NOSPACE alarm, exit 1", async () => {
+    const big = "x".repeat(200_000);
+    let full = false;
+    for (let i = 0; i < 40 && !full; i++) {
+      try {
+        await kv.put(`filler/${i % 2}`).value(big);
+      } catch (e) {
+        assert.match(String(e), /database space exceeded/);
+        full = true;
+      }
+    }
+    assert.ok(full, "the quota was reached");
+    const m = await members();
+    assert.equal(m.code, 1, m.stderr);
+    const alarm = m.json.problems?.find((p) => p.kind === "alarm");
+    assert.ok(alarm, JSON.stringify(m.json.problems));
+    assert.equal(alarm.subject, "m1");
+    assert.match(alarm.message, /etcd raised NOSPACE on member m1: its database reached the space quota/);
+    assert.match(alarm.message, /compact \d+`, then `defrag --cluster` and `alarm disarm`/);
+    // `config` still reads on a member whose KV takes no writes.
+    const r = await sb.run(["config", "get", "meshnet/etcd/max_voters"]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+describe("installing a module", () => {
+  it("is refused when the module sets a cluster setting to a value that cannot be used", async () => {
+    const sb = sandbox();
+    try {
+      const dir = join(sb.home, "ttl-module");
+      mkdirSync(dir);
+      writeFileSync(join(dir, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", meshnet: { etcd: { node_ttl: 1 } } }));
+      const r = await sb.run(["install", dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Installing module "ttl-module" was refused, nothing was changed: Config key raptiformica\/meshnet\/etcd\/node_ttl is "1"/);
+      const g = await sb.run(["config", "get", "meshnet/etcd/node_ttl"]);
+      assert.equal(g.stdout.trim(), "5");
+    } finally {
+      sb.cleanup();
+    }
+  });
+});

@@ -1,0 +1,69 @@
+import { strict as assert } from "node:assert";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, sep } from "node:path";
+import { describe, it } from "node:test";
+import { cachePaths, isOwnedEntry, resolveCacheDir } from "../../src/config/paths.ts";
+import { nodePaths } from "../../src/node/paths.ts";
+
+describe("resolveCacheDir", () => {
+  const home = "/home/u";
+  it("an empty RAPTIFORMICA_CACHE_DIR counts as unset", () => {
+    assert.equal(resolveCacheDir(undefined, { RAPTIFORMICA_CACHE_DIR: "" }, home), "/home/u/.raptiformica.d");
+  });
+
+  it("refuses $HOME, / and folders above $HOME, naming the value and where it came from", () => {
+    const refused: [string | undefined, NodeJS.ProcessEnv, RegExp][] = [
+      ["", {}, /-c\/--cache-dir "" is empty/],
+      [" ", {}, /-c\/--cache-dir " " is empty/],
+      [".", {}, /-c\/--cache-dir "\.".*your home directory \/home\/u/],
+      ["./", {}, /your home directory/],
+      ["a/..", {}, /your home directory/],
+      ["/home/u/", {}, /your home directory/],
+      ["..", {}, /\/home, a folder above your home directory/],
+      ["/", {}, /the root directory \//],
+      ["/home", {}, /a folder above your home directory/],
+      [undefined, { RAPTIFORMICA_CACHE_DIR: "/home/u" }, /RAPTIFORMICA_CACHE_DIR="\/home\/u".*Fix the RAPTIFORMICA_CACHE_DIR environment variable/],
+      [undefined, { RAPTIFORMICA_CACHE_DIR: "../.." }, /RAPTIFORMICA_CACHE_DIR="\.\.\/\.\.".*the root directory/],
+    ];
+    for (const [flag, env, says] of refused) {
+      assert.throws(() => resolveCacheDir(flag, env, home), (e: Error) => e.name === "UserError" && says.test(e.message), `${flag} ${JSON.stringify(env)}`);
+    }
+  });
+
+  it("accepts folders below $HOME and elsewhere, and sibling names that only share a prefix", () => {
+    assert.equal(resolveCacheDir("/home/u2", {}, home), "/home/u2");
+    assert.equal(resolveCacheDir("/home/u/x/..//y", {}, home), "/home/u/y");
+    assert.equal(resolveCacheDir("/var/lib/raptiformica", {}, home), "/var/lib/raptiformica");
+  });
+
+  it("follows symlinks: a link to $HOME is $HOME", () => {
+    const base = mkdtempSync(join(tmpdir(), "rf-cachedir-"));
+    try {
+      const h = join(base, "home");
+      mkdirSync(h);
+      symlinkSync(h, join(base, "link"));
+      symlinkSync(base, join(h, "up"));
+      assert.throws(() => resolveCacheDir(join(base, "link"), {}, h), /your home directory/);
+      assert.throws(() => resolveCacheDir("up", {}, h), /a folder above your home directory/);
+      assert.equal(resolveCacheDir("ok.d", {}, join(base, "link")), join(base, "link", "ok.d"));
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the entries raptiformica owns in a cache dir", () => {
+  it("cover every path it keeps state in", () => {
+    const root = "/c";
+    const paths = [...Object.values(cachePaths(root)), ...Object.values(nodePaths(cachePaths(root).node))].filter((p) => p !== root);
+    for (const p of paths) {
+      const top = relative(root, p).split(sep)[0] as string;
+      assert.ok(isOwnedEntry(top), `${p} is under ${top}, which clean would not remove`);
+    }
+  });
+  it("include lock and temp siblings of its files, not look-alike names of others", () => {
+    for (const name of ["mutable_config.json.lock", "mutable_config.json.1234567", "pending_config.jsonl.replaying", "known_hosts.lock"]) assert.ok(isOwnedEntry(name), name);
+    for (const name of ["notes.txt", "modules.bak", "node_modules", ".ssh", "mutable_config.json5", "var2"]) assert.ok(!isOwnedEntry(name), name);
+  });
+});

@@ -1,0 +1,98 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { AUTO_COMPACTION_REVISIONS, etcdServerArgs } from "../../src/consensus/etcd-args.ts";
+import { DEFAULT_SETTINGS, newSettingProblems, refuseNewSettingProblems, resolveSettings, settingProblems } from "../../src/consensus/settings.ts";
+import { readLastGoodSettings, writeLastGoodSettings } from "../../src/node/last-good-settings.ts";
+import { nodePaths } from "../../src/node/paths.ts";
+
+const k = (s: string) => `raptiformica/meshnet/${s}`;
+
+describe("cluster settings", () => {
+  it("a bad value falls back to the last good value of that key only, and is reported", () => {
+    const lastGood = { ...DEFAULT_SETTINGS, clientPort: 2400, maxVoters: 3 };
+    const { settings, problems } = resolveSettings({ [k("etcd/client_port")]: "24OO", [k("etcd/max_voters")]: "7", [k("etcd/node_ttl")]: "" }, lastGood);
+    assert.equal(settings.clientPort, 2400, "kept from the last good settings");
+    assert.equal(settings.maxVoters, 7, "a good value is taken");
+    assert.equal(settings.nodeTtlSeconds, lastGood.nodeTtlSeconds, "an empty string is not 0");
+    assert.deepEqual(problems.map((p) => p.key), [k("etcd/client_port"), k("etcd/node_ttl")]);
+    assert.match(problems[0]?.message ?? "", /client_port is "24OO", but it must be a whole number from 1 to 65535/);
+  });
+
+  it("without a last good value, the default stands in; never throws", () => {
+    const { settings, problems } = resolveSettings({ [k("yggdrasil/port")]: "-1", [k("evict_after")]: "1.5" });
+    assert.equal(settings.yggdrasilPort, 4863);
+    assert.equal(settings.evictAfterSeconds, 3600);
+    assert.equal(problems.length, 2);
+  });
+
+  it("heartbeat and election fall back together when the election timeout is under 5 heartbeats", () => {
+    const lastGood = { ...DEFAULT_SETTINGS, heartbeatMs: 300, electionMs: 3000 };
+    const { settings, problems } = resolveSettings({ [k("etcd/heartbeat_ms")]: "900", [k("etcd/election_ms")]: "3000" }, lastGood);
+    assert.deepEqual([settings.heartbeatMs, settings.electionMs], [300, 3000]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]?.message ?? "", /election_ms is 3000 but .*heartbeat_ms is 900.*config set raptiformica\/meshnet\/etcd\/election_ms 9000/);
+  });
+
+  it("unknown keys in raptiformica's own setting folders are reported with the nearest known key; others are not settings", () => {
+    const problems = settingProblems({
+      [k("etcd/max_voter")]: "3",
+      [k("yggdrasil/prot")]: "1",
+      [k("evict_afterr")]: "5",
+      [k("etcd/something_else_entirely")]: "x",
+      [k("neighbours/ab/host")]: "h",
+      [k("example/value")]: "42",
+      [k("etcd/cluster_token")]: "t",
+    });
+    assert.deepEqual(problems.map((p) => p.key), [k("etcd/max_voter"), k("etcd/something_else_entirely"), k("evict_afterr"), k("yggdrasil/prot")]);
+    assert.match(problems[0]?.message ?? "", /Did you mean raptiformica\/meshnet\/etcd\/max_voters\?/);
+    assert.match(problems[3]?.message ?? "", /Did you mean raptiformica\/meshnet\/yggdrasil\/port\?/);
+    assert.doesNotMatch(problems[1]?.message ?? "", /Did you mean/);
+  });
+
+  it("a write is refused only for the problems it brings in: an old bad value can be fixed while another stays bad", () => {
+    const before = { [k("etcd/max_voters")]: "many", [k("etcd/node_ttl")]: "0" };
+    assert.deepEqual(newSettingProblems(before, { ...before, [k("etcd/max_voters")]: "3" }), []);
+    assert.doesNotThrow(() => refuseNewSettingProblems(before, { ...before, [k("etcd/max_voters")]: "3" }, "x"));
+    assert.throws(() => refuseNewSettingProblems(before, { ...before, [k("etcd/peer_port")]: "0" }, "Setting peer_port"), /Setting peer_port was refused, nothing was changed: Config key raptiformica\/meshnet\/etcd\/peer_port is "0"/);
+  });
+});
+
+describe("the last good settings file", () => {
+  it("round-trips, and a damaged or partial file gives defaults for what it lacks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rf-settings-"));
+    try {
+      const path = join(dir, "settings.json");
+      assert.equal(readLastGoodSettings(path), undefined);
+      const s = { ...DEFAULT_SETTINGS, clientPort: 2400 };
+      await writeLastGoodSettings(path, s);
+      assert.deepEqual(readLastGoodSettings(path), s);
+      writeFileSync(path, JSON.stringify({ clientPort: 2500, peerPort: "x" }));
+      assert.deepEqual(readLastGoodSettings(path), { ...DEFAULT_SETTINGS, clientPort: 2500 });
+      writeFileSync(path, "{");
+      assert.equal(readLastGoodSettings(path), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("etcd's history", () => {
+  it("is compacted automatically, by revision count", () => {
+    const args = etcdServerArgs(nodePaths("/x"), {
+      name: "n",
+      meshAddress: "200::1",
+      clientPort: 2379,
+      peerPort: 2380,
+      state: "new",
+      initialCluster: new Map([["n", "https://[200::1]:2380"]]),
+      token: "t",
+      heartbeatMs: 100,
+      electionMs: 1000,
+    });
+    assert.equal(args[args.indexOf("--auto-compaction-mode") + 1], "revision");
+    assert.equal(args[args.indexOf("--auto-compaction-retention") + 1], String(AUTO_COMPACTION_REVISIONS));
+  });
+});
