@@ -3,6 +3,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { runShell } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import { hookHandlers } from "./handlers.ts";
+import { printable } from "../util/printable.ts";
 
 /** What a handler receives: on stdin as JSON, and in RAPTIFORMICA_EVENT while it fits there. */
 export interface HookEvent {
@@ -81,16 +82,16 @@ export async function fireHook(mapping: FlatMapping, platformType: string, event
   for (const h of handlers) {
     const pred = await runShell(h.predicate, { cwd: opts.installDir, env, input, timeoutMs: opts.predicateTimeoutMs ?? 30_000 });
     if (pred.failedToStart !== undefined) {
-      opts.log.warn(`hook ${event.hook}: handler ${h.name} could not be started (${pred.failedToStart})`);
+      opts.log.warn(`hook ${event.hook}: handler ${printable(h.name)} could not be started (${pred.failedToStart})`);
       outcomes.push({ handler: h.name, status: "failed", exitCode: pred.exitCode, timedOut: false });
       continue;
     }
     if (pred.exitCode !== 0) {
-      opts.log.debug(`hook ${event.hook}: handler ${h.name} skipped (predicate exited ${pred.exitCode})`);
+      opts.log.debug(`hook ${event.hook}: handler ${printable(h.name)} skipped (predicate exited ${pred.exitCode})`);
       outcomes.push({ handler: h.name, status: "skipped", predicateExitCode: pred.exitCode });
       continue;
     }
-    opts.log.debug(`hook ${event.hook}: running handler ${h.name}`);
+    opts.log.debug(`hook ${event.hook}: running handler ${printable(h.name)}`);
     const res = await runShell(h.command, {
       cwd: opts.installDir,
       env,
@@ -103,7 +104,7 @@ export async function fireHook(mapping: FlatMapping, platformType: string, event
     } else {
       const why = res.failedToStart !== undefined ? `could not be started (${res.failedToStart})` : res.timedOut ? "timed out" : `exited ${res.exitCode}`;
       const detail = !opts.live && res.stderr.trim() ? `: ${res.stderr.trim().split("\n").slice(-3).join(" | ")}` : "";
-      opts.log.warn(`hook ${event.hook}: handler ${h.name} ${why}${detail}`);
+      opts.log.warn(`hook ${event.hook}: handler ${printable(h.name)} ${why}${detail}`);
       outcomes.push({ handler: h.name, status: "failed", exitCode: res.exitCode, timedOut: res.timedOut });
     }
   }
