@@ -10,8 +10,12 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 async function isClusterUnavailable(e: unknown): Promise<boolean> {
   if (!(e instanceof Error)) return false;
   if (e.name === "DeadlineExceeded") return true;
-  const { GRPCGenericError, EtcdError, ClientRuntimeError } = await import("etcd3");
-  return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
+  try {
+    return (await import("./consensus/client.ts")).isClusterUnavailable(e);
+  } catch {
+    // The error handler must report the original error, whatever happens here.
+    return false;
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -21,7 +25,7 @@ async function main(argv: string[]): Promise<void> {
     await runAgent({ verbose: false, version: VERSION });
     return;
   }
-  const [{ buildProgram }, { CommanderError }] = await Promise.all([import("./cli/program.ts"), import("commander")]);
+  const { buildProgram, CommanderError } = await import("./cli/program.ts");
   const program = buildProgram();
   if (argv.length <= 2) {
     // No command: help on stderr, exit 1 (as the original dispatcher did).
