@@ -18,6 +18,20 @@ async function isClusterUnavailable(e: unknown): Promise<boolean> {
   }
 }
 
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS. Writes to a
+ * pipe that is full are queued in the process; `process.exit` would drop them (output cut at
+ * the pipe's 64 KiB buffer, exit 0). Callbacks of writes run in order, so an empty write's
+ * callback marks the end of the queue.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || stream.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("close", () => resolve());
+    stream.write("", () => resolve());
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 3 && argv[2] === "agent") {
     // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts).
@@ -57,6 +71,6 @@ async function main(argv: string[]): Promise<void> {
 
 await main(process.argv);
 // A command is done when its action returns: do not linger for gRPC channels or timers that
-// an abandoned (timed-out) etcd call left behind. stdout/stderr to files and pipes are
-// synchronous on Linux, so nothing written is lost.
+// an abandoned (timed-out) etcd call left behind — but only once all its output is out.
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(process.exitCode ?? 0);
