@@ -1,4 +1,5 @@
 import { UserError } from "./util/errors.ts";
+import { printableText } from "./util/printable.ts";
 
 // `raptiformica config show | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -51,19 +52,20 @@ async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof UserError) {
-      process.stderr.write(`raptiformica: ${e.message}\n`);
+      // Messages name keys, values and hosts from the config: control characters escaped.
+      process.stderr.write(`raptiformica: ${printableText(e.message)}\n`);
       process.exitCode = e.exitCode;
     } else if (e instanceof CommanderError) {
       process.exitCode = e.exitCode;
     } else if (await isClusterUnavailable(e)) {
       // Not a bug: the cluster did not answer in time (no quorum, a member starved or cut off).
       process.stderr.write(
-        `raptiformica: the cluster's etcd did not answer (${e instanceof Error ? e.message : String(e)}). ` +
+        `raptiformica: the cluster's etcd did not answer (${printableText(e instanceof Error ? e.message : String(e))}). ` +
           "Run `raptiformica members` to see whether the cluster has quorum (it says what to do if not), then try again; a write that timed out may still have been applied.\n",
       );
       process.exitCode = 75;
     } else {
-      process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${printableText(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
       process.exitCode = 70;
     }
   }
