@@ -1,4 +1,5 @@
 import { UserError } from "./util/errors.ts";
+import { printableText } from "./util/printable.ts";
 
 // `raptiformica config show | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -10,8 +11,26 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 async function isClusterUnavailable(e: unknown): Promise<boolean> {
   if (!(e instanceof Error)) return false;
   if (e.name === "DeadlineExceeded") return true;
-  const { GRPCGenericError, EtcdError, ClientRuntimeError } = await import("etcd3");
-  return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
+  try {
+    return (await import("./consensus/client.ts")).isClusterUnavailable(e);
+  } catch {
+    // The error handler must report the original error, whatever happens here.
+    return false;
+  }
+}
+
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS. Writes to a
+ * pipe that is full are queued in the process; `process.exit` would drop them (output cut at
+ * the pipe's 64 KiB buffer, exit 0). Callbacks of writes run in order, so an empty write's
+ * callback marks the end of the queue.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || stream.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once("close", () => resolve());
+    stream.write("", () => resolve());
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -21,7 +40,7 @@ async function main(argv: string[]): Promise<void> {
     await runAgent({ verbose: false, version: VERSION });
     return;
   }
-  const [{ buildProgram }, { CommanderError }] = await Promise.all([import("./cli/program.ts"), import("commander")]);
+  const { buildProgram, CommanderError } = await import("./cli/program.ts");
   const program = buildProgram();
   if (argv.length <= 2) {
     // No command: help on stderr, exit 1 (as the original dispatcher did).
@@ -33,19 +52,20 @@ async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof UserError) {
-      process.stderr.write(`raptiformica: ${e.message}\n`);
+      // Messages name keys, values and hosts from the config: control characters escaped.
+      process.stderr.write(`raptiformica: ${printableText(e.message)}\n`);
       process.exitCode = e.exitCode;
     } else if (e instanceof CommanderError) {
       process.exitCode = e.exitCode;
     } else if (await isClusterUnavailable(e)) {
       // Not a bug: the cluster did not answer in time (no quorum, a member starved or cut off).
       process.stderr.write(
-        `raptiformica: the cluster's etcd did not answer (${e instanceof Error ? e.message : String(e)}). ` +
+        `raptiformica: the cluster's etcd did not answer (${printableText(e instanceof Error ? e.message : String(e))}). ` +
           "Run `raptiformica members` to see whether the cluster has quorum (it says what to do if not), then try again; a write that timed out may still have been applied.\n",
       );
       process.exitCode = 75;
     } else {
-      process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${printableText(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
       process.exitCode = 70;
     }
   }
@@ -53,6 +73,6 @@ async function main(argv: string[]): Promise<void> {
 
 await main(process.argv);
 // A command is done when its action returns: do not linger for gRPC channels or timers that
-// an abandoned (timed-out) etcd call left behind. stdout/stderr to files and pipes are
-// synchronous on Linux, so nothing written is lost.
+// an abandoned (timed-out) etcd call left behind — but only once all its output is out.
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(process.exitCode ?? 0);

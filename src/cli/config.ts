@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { memberTargets, onFirstMember } from "../ops/via-member.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { refuseNewSettingProblems } from "../consensus/settings.ts";
+import { jsonText, printable } from "../util/printable.ts";
 
 /**
  * On an operator machine (not a member) that knows members, config commands are answered by
@@ -33,10 +34,6 @@ async function withShared<T>(ctx: Context, fn: (shared: SharedConfig) => Promise
   } finally {
     shared.close();
   }
-}
-
-function renderValue(value: string): string {
-  return /[\n\r]/.test(value) ? JSON.stringify(value) : value;
 }
 
 /** A key that would be both a value and a folder cannot be represented in the module format. */
@@ -72,9 +69,10 @@ export function register(program: Command): void {
       const selected: FlatMapping = {};
       for (const k of keys) selected[k] = mapping[k] as string;
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(sortMapping(selected), null, 2)}\n`);
+        process.stdout.write(`${jsonText(sortMapping(selected))}\n`);
       } else {
-        for (const k of keys) process.stdout.write(`${k} = ${renderValue(selected[k] as string)}\n`);
+        // Multi-line values and terminal controls are shown escaped, as JSON strings.
+        for (const k of keys) process.stdout.write(`${printable(k)} = ${printable(selected[k] as string)}\n`);
       }
     });
 
@@ -93,6 +91,8 @@ export function register(program: Command): void {
         const hint = below > 0 ? ` It is a folder of ${below} key(s): see \`raptiformica config show ${k}\`.` : "";
         throw new UserError(`Config key ${k} is not set.${hint}`);
       }
+      // Exactly as stored, for scripts (`x=$(raptiformica config get KEY)`); `config show`
+      // is the one to look at a value that may hold terminal controls.
       process.stdout.write(`${value}\n`);
     });
 
@@ -157,12 +157,12 @@ export function register(program: Command): void {
         result[kind] = statuses.map((s) => ({ ...s, default: s.name === firstAvailable }));
       }
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(`${jsonText(result)}\n`);
         return;
       }
       for (const kind of kinds) {
         const list = result[kind] ?? [];
-        const shown = list.map((t) => `${t.name}${t.default ? " (default)" : ""}${t.available ? "" : " (not available here)"}`);
+        const shown = list.map((t) => `${printable(t.name)}${t.default ? " (default)" : ""}${t.available ? "" : " (not available here)"}`);
         process.stdout.write(`${kind}: ${shown.join(", ") || "none"}\n`);
       }
     });

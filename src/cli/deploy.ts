@@ -9,6 +9,7 @@ import { contextFrom } from "./context.ts";
 import { parsePositiveInt, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
+import { jsonText, printable, printableText } from "../util/printable.ts";
 
 interface DeployOptions extends TypeFlags, SlaveFlags {
   modules?: string[];
@@ -53,7 +54,7 @@ export function register(program: Command): void {
         },
       );
       if (report.refreshProblem) ctx.log.warn(`could not refresh this machine's view of the cluster after deploying: ${report.refreshProblem}`);
-      if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (opts.json) process.stdout.write(`${jsonText(report)}\n`);
       else process.stdout.write(renderDeployTable(report.hosts, process.stdout.isTTY ? process.stdout.columns : undefined));
       const failed = report.hosts.filter((h) => !h.ok);
       const summary = `deployed ${report.hosts.length - failed.length} of ${report.hosts.length} host(s) in ${report.totalSeconds} s`;
@@ -68,8 +69,11 @@ export function register(program: Command): void {
  */
 export function renderDeployTable(hosts: readonly HostReport[], columns = 100): string {
   const head = ["Host", "Via", "Result", "Role / error", "Seconds"];
-  const hostW = Math.max(head[0]!.length, ...hosts.map((h) => hostLabel(h).length)) + 2;
-  const viaW = Math.max(head[1]!.length, ...hosts.map((h) => (h.via ?? "-").length)) + 2;
+  // Hosts come from the inventory, roles, addresses and errors from the hosts: shown escaped.
+  const label = (h: HostReport) => printable(hostLabel(h));
+  const via = (h: HostReport) => printable(h.via ?? "-");
+  const hostW = Math.max(head[0]!.length, ...hosts.map((h) => label(h).length)) + 2;
+  const viaW = Math.max(head[1]!.length, ...hosts.map((h) => via(h).length)) + 2;
   const resultW = 8;
   const secondsW = 9;
   // 6 borders; the rest is for the role / error column.
@@ -82,7 +86,7 @@ export function renderDeployTable(hosts: readonly HostReport[], columns = 100): 
   });
   for (const h of hosts) {
     const detail = h.ok ? `${h.role ?? (h.meshAddress ? "member" : "provisioned")}${h.meshAddress ? ` ${h.meshAddress}` : ""}${h.bootstrapped ? " (first member)" : ""}` : (h.error ?? "failed");
-    table.push([hostLabel(h), h.via ?? "-", h.ok ? "ok" : "failed", wrapText(detail, detailW - 2), h.seconds.toFixed(1)]);
+    table.push([label(h), via(h), h.ok ? "ok" : "failed", wrapText(printableText(detail), detailW - 2), h.seconds.toFixed(1)]);
   }
   return `${table.toString()}\n`;
 }

@@ -3,6 +3,7 @@ import { typeStatuses } from "../config/types.ts";
 import { fireHook } from "../hooks/runner.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
+import { printable } from "../util/printable.ts";
 
 function parsePayload(text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
@@ -43,7 +44,7 @@ export function register(program: Command): void {
       const failed = report.outcomes.filter((o) => o.status === "failed");
       ctx.log.info(
         `hook ${name}: ${report.outcomes.length} handler(s): ${ran} ran, ${skipped} skipped, ${failed.length} failed` +
-          (failed.length ? ` (${failed.map((f) => `${f.handler}: ${f.timedOut ? "timed out" : `exit ${f.exitCode}`}`).join(", ")})` : ""),
+          (failed.length ? ` (${failed.map((f) => `${printable(f.handler)}: ${f.timedOut ? "timed out" : `exit ${f.exitCode}`}`).join(", ")})` : ""),
       );
       if (failed.length > 0) process.exitCode = 1;
     });

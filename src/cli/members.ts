@@ -14,6 +14,7 @@ import { readStatus } from "../node/status.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget } from "../remote/ssh.ts";
 import { contextFrom } from "./context.ts";
+import { jsonText, printable, printableText } from "../util/printable.ts";
 
 function render(rows: readonly MemberRow[]): string {
   const table = new Table({
@@ -21,14 +22,15 @@ function render(rows: readonly MemberRow[]): string {
     style: { head: [], border: [] },
     chars: { top: "", "top-mid": "", "top-left": "", "top-right": "", bottom: "", "bottom-mid": "", "bottom-left": "", "bottom-right": "", left: "", "left-mid": "", mid: "", "mid-mid": "", right: "", "right-mid": "", middle: "  " },
   });
-  for (const r of rows) table.push([r.name, r.meshAddress, r.host ?? "-", r.status, r.role ?? "-", formatUptime(r.uptimeSeconds)]);
+  // Every cell but the uptime is data from the KV (or a member): shown escaped.
+  for (const r of rows) table.push([r.name, r.meshAddress, r.host ?? "-", r.status, r.role ?? "-"].map((c) => printable(String(c))).concat(formatUptime(r.uptimeSeconds)));
   return `${table.toString().split("\n").map((l) => l.trimEnd()).join("\n")}\n`;
 }
 
 /** The problems after the table: each a paragraph saying what is wrong and what to do. */
 function renderProblems(problems: readonly ClusterProblem[]): string {
   if (problems.length === 0) return "";
-  return `\nproblems:\n${problems.map((p) => `  - ${p.message}`).join("\n")}\n`;
+  return `\nproblems:\n${problems.map((p) => `  - ${printableText(p.message)}`).join("\n")}\n`;
 }
 
 /** An etcd alarm (NOSPACE) stops writes like lost quorum does: `members` exits 1 for both. */
@@ -56,7 +58,7 @@ export function register(program: Command): void {
           const self = readStatus(ctx.node.status)?.publicKey ?? "";
           const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
           if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
-          for (const e of evicted) process.stdout.write(`evicted ${e.name} ${e.publicKey} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
+          for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
         } finally {
           shared.close();
         }
@@ -79,9 +81,9 @@ export function register(program: Command): void {
         } catch {
           throw new UserError(`${describeTarget(target)} answered \`members --json\` with something else (exit ${out.exitCode}): ${out.stderr.trim() || out.stdout.slice(0, 200)}`);
         }
-        if (opts.json) process.stdout.write(`${JSON.stringify(parsed, null, 2)}\n`);
+        if (opts.json) process.stdout.write(`${jsonText(parsed)}\n`);
         else {
-          if (parsed.error) process.stderr.write(`${parsed.error}\n`);
+          if (parsed.error) process.stderr.write(`${printableText(String(parsed.error))}\n`);
           process.stdout.write(render(parsed.members) + renderProblems(parsed.problems ?? []));
         }
         if (!parsed.quorum || hasAlarm(parsed.problems)) process.exitCode = 1;
@@ -105,7 +107,7 @@ export function register(program: Command): void {
           (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".") +
           " If voters are gone for good (quorum cannot come back), run `raptiformica recover` on the surviving voter with the newest data.";
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ quorum: false, error: msg, members: rows }, null, 2)}\n`);
+          process.stdout.write(`${jsonText({ quorum: false, error: msg, members: rows })}\n`);
         } else {
           process.stderr.write(`${msg}\n`);
           process.stdout.write(render(rows));
@@ -115,11 +117,11 @@ export function register(program: Command): void {
       } finally {
         shared.close();
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify({ quorum: true, members: rows, voterChanges: changes, problems }, null, 2)}\n`);
+      if (opts.json) process.stdout.write(`${jsonText({ quorum: true, members: rows, voterChanges: changes, problems })}\n`);
       else {
         process.stdout.write(render(rows));
         const recent = changes.slice(-5);
-        if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${c.time}  ${c.change}`).join("\n")}\n`);
+        if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${printable(String(c.time))}  ${printableText(String(c.change))}`).join("\n")}\n`);
         process.stdout.write(renderProblems(problems));
       }
       if (hasAlarm(problems)) process.exitCode = 1;

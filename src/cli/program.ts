@@ -1,4 +1,7 @@
 import { Command } from "commander";
+
+// For main.ts, which loads the CLI dynamically (see the lint rule on dynamic imports).
+export { CommanderError } from "commander";
 import * as advertise from "./advertise.ts";
 import * as agent from "./agent.ts";
 import * as clean from "./clean.ts";

@@ -1,5 +1,6 @@
 import { Listr, ListrLogger, ProcessOutput } from "listr2";
 import { errorMessage } from "../util/errors.ts";
+import { printableText } from "../util/printable.ts";
 
 /** One unit of long-running work shown as a live line (per host for deploy, one for slave/spawn). */
 export interface Job<T> {
@@ -19,21 +20,22 @@ export type JobResult<T> =
 export async function runJobs<T>(jobs: readonly Job<T>[], opts: { concurrent: number; verbose?: boolean }): Promise<JobResult<T>[]> {
   const results: JobResult<T>[] = [];
   const processOutput = new ProcessOutput(process.stderr, process.stderr);
+  // Titles and progress lines name hosts and types from the config, and relay what hosts say.
   const list = new Listr(
     jobs.map((job, i) => ({
-      title: job.title,
+      title: printableText(job.title),
       task: async (_ctx: unknown, task: { output: string; title: string }) => {
         const t0 = performance.now();
         const seconds = () => Math.round((performance.now() - t0) / 100) / 10;
         try {
           const value = await job.run((text) => {
-            task.output = text;
+            task.output = printableText(text);
           });
           results[i] = { title: job.title, ok: true, value, seconds: seconds() };
-          task.title = `${job.title} (${seconds()} s)`;
+          task.title = `${printableText(job.title)} (${seconds()} s)`;
         } catch (e) {
           results[i] = { title: job.title, ok: false, error: errorMessage(e), seconds: seconds() };
-          throw new Error(`${job.title}: failed after ${seconds()} s`);
+          throw new Error(`${printableText(job.title)}: failed after ${seconds()} s`);
         }
       },
     })),

@@ -6,6 +6,7 @@ import { hostParser, parsePort, withPort, withServerType, withSlaveFlags, type S
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";
+import { printable } from "../util/printable.ts";
 
 export function register(program: Command): void {
   const cmd = program
@@ -39,6 +40,7 @@ export function register(program: Command): void {
     );
     if (!result?.ok) throw new UserError(result?.error ?? "slave did not run");
     const r = result.value;
-    ctx.log.info(r.meshAddress ? `${host} is a member: ${r.meshAddress}${r.role ? ` (${r.role})` : ""}` : `${host} is provisioned (not assimilated)`);
+    // Address and role are what the machine answered: shown escaped.
+    ctx.log.info(r.meshAddress ? `${host} is a member: ${printable(r.meshAddress)}${r.role ? ` (${printable(r.role)})` : ""}` : `${host} is provisioned (not assimilated)`);
   });
 }

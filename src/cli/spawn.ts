@@ -6,6 +6,7 @@ import { withComputeType, withServerType, withSlaveFlags, type SlaveFlags } from
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { withCheckAvailable } from "./types-check.ts";
+import { printable } from "../util/printable.ts";
 
 export function register(program: Command): void {
   const cmd = program.command("spawn").description("start a new machine with a compute type, then slave it into the cluster");
@@ -22,7 +23,9 @@ export function register(program: Command): void {
     );
     if (!result?.ok) throw new UserError(result?.error ?? "spawn did not run");
     const r = result.value;
-    process.stdout.write(`${r.uuid} ${r.host} ${r.port}${r.meshAddress ? ` ${r.meshAddress}` : ""}\n`);
-    ctx.log.info(`spawned instance ${r.uuid} at ${hostPort(r.host, r.port)}${r.meshAddress ? `, member ${r.meshAddress}${r.role ? ` (${r.role})` : ""}` : ""}`);
+    // The host comes from the compute type's get_hostname, the address and role from the machine.
+    const [address, role] = [r.meshAddress, r.role].map((v) => (v === undefined ? undefined : printable(String(v))));
+    process.stdout.write(`${r.uuid} ${printable(r.host)} ${r.port}${address ? ` ${address}` : ""}\n`);
+    ctx.log.info(`spawned instance ${r.uuid} at ${printable(hostPort(r.host, r.port))}${address ? `, member ${address}${role ? ` (${role})` : ""}` : ""}`);
   });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
-import { Etcd3, type IOptions } from "etcd3";
+import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from "etcd3";
 import type { NodePaths } from "../node/paths.ts";
 
 export interface TlsFiles {
@@ -42,6 +42,18 @@ export class DeadlineExceeded extends Error {
     super(`${what}: no answer within ${ms} ms`);
     this.name = "DeadlineExceeded";
   }
+}
+
+/**
+ * Whether an error that reached the top of a command is the cluster not answering (an etcd
+ * call that timed out, found no server, or was cut off) rather than a bug here. Lives beside
+ * the etcd client, which imports etcd3 statically: in the bundle a dynamic `import("etcd3")`
+ * exposes only `default`, and its error classes would be undefined there.
+ */
+export function isClusterUnavailable(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  if (e instanceof DeadlineExceeded) return true;
+  return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
 }
 
 export function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {

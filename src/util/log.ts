@@ -1,4 +1,11 @@
-/** Plain log lines on stderr, so stdout stays clean for data (tables, JSON, config values). */
+import { printableText } from "./printable.ts";
+
+/**
+ * Plain log lines on stderr, so stdout stays clean for data (tables, JSON, config values).
+ * Messages often embed names and values from the KV, or output of a handler or a host: control
+ * characters in them are escaped (newlines kept), so a log line cannot drive the terminal or
+ * forge other lines of the agent's log file.
+ */
 export interface Logger {
   readonly verbose: boolean;
   debug(message: string): void;
@@ -10,9 +17,9 @@ export function createLogger(verbose: boolean, write: (line: string) => void = (
   return {
     verbose,
     debug: (m) => {
-      if (verbose) write(`${m}\n`);
+      if (verbose) write(`${printableText(m)}\n`);
     },
-    info: (m) => write(`${m}\n`),
-    warn: (m) => write(`warning: ${m}\n`),
+    info: (m) => write(`${printableText(m)}\n`),
+    warn: (m) => write(`warning: ${printableText(m)}\n`),
   };
 }
