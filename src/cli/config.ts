@@ -7,7 +7,7 @@ import { SharedConfig } from "../node/shared-config.ts";
 import { existsSync } from "node:fs";
 import { memberTargets, onFirstMember } from "../ops/via-member.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
-import { refuseNewSettingProblems } from "../consensus/settings.ts";
+import { refuseNewConfigProblems } from "../ops/config-checks.ts";
 import { jsonText, printable } from "../util/printable.ts";
 
 /**
@@ -111,7 +111,7 @@ export function register(program: Command): void {
         const conflict = conflictFor(m, k);
         if (conflict) throw new UserError(`Cannot set config key ${k}: ${conflict}. Delete it first with \`raptiformica config delete --recursive\`.`);
         const after = { ...m, [k]: value };
-        refuseNewSettingProblems(m, after, `Setting ${k} to "${value}"`);
+        refuseNewConfigProblems(m, after, `Setting ${k} to "${value}"`);
         return after;
       }));
       ctx.log.debug(`set ${k}`);
@@ -136,7 +136,7 @@ export function register(program: Command): void {
         const after = { ...m };
         for (const t of targets) delete after[t];
         // Deleting a setting brings back its default, which may not fit the others (heartbeat vs election).
-        refuseNewSettingProblems(m, after, `Deleting ${k}`);
+        refuseNewConfigProblems(m, after, `Deleting ${k}`);
         ctx.log.debug(`deleted ${targets.length} key(s)`);
         return after;
       }));

@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { LocalConfig } from "../config/local.ts";
 import { describeProblem, installedModuleNames, loadModulesIn, mergeModuleFiles } from "../config/modules.ts";
-import { refuseNewSettingProblems } from "../consensus/settings.ts";
+import { refuseNewConfigProblems } from "./config-checks.ts";
 import { UserError } from "../util/errors.ts";
 import { run } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
@@ -134,7 +134,7 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
         if (restore[k] !== undefined) m[k] = restore[k];
       }
       Object.assign(m, newKeys);
-      refuseNewSettingProblems(before, m, `Installing module "${source.name}"`);
+      refuseNewConfigProblems(before, m, `Installing module "${source.name}"`);
       return m;
     });
     if (replaced) {

@@ -6,7 +6,7 @@ import { readKvMapping } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
 import { resolveSettings } from "../consensus/settings.ts";
 import { errorMessage } from "../util/errors.ts";
-import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
+import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.ts";
 
 export type MemberStatus = "alive" | "failed" | "left" | "unknown";
 
@@ -26,7 +26,7 @@ export interface MemberRow {
  * (NOSPACE: the KV refuses writes until space is freed).
  */
 export interface ClusterProblem {
-  readonly kind: "setting" | "alarm" | "unchecked";
+  readonly kind: "setting" | "neighbour" | "alarm" | "unchecked";
   /** The config key (setting), the member (alarm), or what could not be checked. */
   readonly subject: string;
   readonly message: string;
@@ -64,6 +64,8 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
   const { settings, problems: bad } = resolveSettings(mapping);
   const { peerPort, clientPort } = settings;
   const problems: ClusterProblem[] = bad.map((p) => ({ kind: "setting", subject: p.key, message: p.message }));
+  // A neighbour whose host or port yggdrasil cannot use is not dialled (the others are): say so.
+  problems.push(...readNeighbours(mapping).problems.map((p) => ({ kind: "neighbour" as const, subject: p.key, message: p.message })));
   const [members, alarms] = await Promise.all([
     realMemberList(client, neighbourEndpoints(mapping, clientPort), tls, 3000),
     alarmList(client, 3000).catch((e: unknown) => errorMessage(e)),

@@ -18,18 +18,29 @@ export const REMOTE_INSTALL_DIR = "/usr/etc/raptiformica";
 export const DEFAULT_REMOTE_COMMAND = `${REMOTE_INSTALL_DIR}/bin/raptiformica`;
 
 /**
+ * Why `raptiformica/remote/command` in `mapping` cannot be used, or undefined when it can (or
+ * is unset): the launcher run on members must be an absolute path of plain characters
+ * (letters, digits, `. _ + - /`, no `..`). One sentence naming the key and the fix.
+ */
+export function remoteCommandProblem(mapping: FlatMapping): string | undefined {
+  const value = mapping[REMOTE_KEYS.command];
+  if (!value) return undefined;
+  if (/^\/[A-Za-z0-9._+/-]+$/.test(value) && !value.split("/").includes("..")) return undefined;
+  return (
+    `${REMOTE_KEYS.command} is ${JSON.stringify(value)}: it must be the absolute path of raptiformica's launcher on members (letters, digits, . _ + - /, no ".."), e.g. ${DEFAULT_REMOTE_COMMAND}. ` +
+    `Fix it with \`raptiformica config set ${REMOTE_KEYS.command} ${DEFAULT_REMOTE_COMMAND}\` (or delete the key).`
+  );
+}
+
+/**
  * The launcher run on members (`raptiformica/remote/command`, default
- * {@link DEFAULT_REMOTE_COMMAND}): an absolute path of plain characters. Throws a UserError
- * naming the key otherwise. It is a code key: never learnt from a member (config/trust.ts).
+ * {@link DEFAULT_REMOTE_COMMAND}). Throws a UserError ({@link remoteCommandProblem}) when it
+ * is not a plain absolute path. It is a code key: never learnt from a member (config/trust.ts).
  */
 export function remoteCommand(mapping: FlatMapping): string {
-  const value = mapping[REMOTE_KEYS.command] || DEFAULT_REMOTE_COMMAND;
-  if (!/^\/[A-Za-z0-9._+/-]+$/.test(value) || value.split("/").includes("..")) {
-    throw new UserError(
-      `${REMOTE_KEYS.command} is ${JSON.stringify(value)}: it must be the absolute path of raptiformica's launcher on members (letters, digits, . _ + - /, no ".."), e.g. ${DEFAULT_REMOTE_COMMAND}. Fix it with \`raptiformica config set ${REMOTE_KEYS.command} ${DEFAULT_REMOTE_COMMAND}\` (or delete the key).`,
-    );
-  }
-  return value;
+  const problem = remoteCommandProblem(mapping);
+  if (problem) throw new UserError(problem);
+  return mapping[REMOTE_KEYS.command] || DEFAULT_REMOTE_COMMAND;
 }
 
 export async function sshSettings(paths: CachePaths, log: Logger): Promise<SshSettings> {

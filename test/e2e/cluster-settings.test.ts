@@ -133,6 +133,36 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
     assert.deepEqual(m.json.problems, []);
   });
 
+  it("a neighbour host or launcher no code can use is refused by config set, and one already in the KV is shown by members", async () => {
+    const n = `raptiformica/meshnet/neighbours/${"cd".repeat(32)}`;
+    await kv.put(`${n}/mesh_address`).value("200::cd");
+    await kv.put(`${n}/host`).value("bad_host");
+    let m = await members();
+    assert.equal(m.code, 0, m.stderr);
+    const shown = m.json.problems?.find((p) => p.subject === `${n}/host`);
+    assert.ok(shown, JSON.stringify(m.json.problems));
+    assert.equal(shown.kind, "neighbour");
+    assert.match(shown.message, /bad_host/);
+
+    const good = `raptiformica/meshnet/neighbours/${"ce".repeat(32)}`;
+    await kv.put(`${good}/mesh_address`).value("200::ce");
+    for (const [k, v] of [[`${good}/host`, "h:22"], [`${good}/host`, "$(reboot)"], ["remote/command", "/x; rm -rf /"], ["remote/command", "raptiformica"]] as const) {
+      const r = await sb.run(["config", "set", k, v]);
+      assert.equal(r.code, 1, `${k}=${v}: ${r.stderr}`);
+      assert.match(r.stderr, /refused, nothing was changed/);
+    }
+    assert.equal(await kv.get(`${good}/host`).string(), null);
+    assert.equal(await kv.get("raptiformica/remote/command").string(), null);
+
+    // The bad one can be fixed while it is bad; then members has nothing to say about it.
+    const r = await sb.run(["config", "set", `${n}/host`, "[2001:db8::cd]"]);
+    assert.equal(r.code, 0, r.stderr);
+    m = await members();
+    assert.ok(!m.json.problems?.some((p) => p.kind === "neighbour"), JSON.stringify(m.json.problems));
+    await kv.delete().prefix(n);
+    await kv.delete().prefix(good);
+  });
+
   it("members shows etcd's NOSPACE alarm, exit 1", async () => {
     const big = "x".repeat(200_000);
     let full = false;

@@ -1,0 +1,40 @@
+import type { FlatMapping } from "../config/flatten.ts";
+import { settingProblems } from "../consensus/settings.ts";
+import { readNeighbours } from "../mesh/neighbours.ts";
+import { remoteCommandProblem } from "../remote/settings.ts";
+import { UserError } from "../util/errors.ts";
+
+/** One thing wrong with a config mapping: the key and one sentence (what is wrong, what to do). */
+export interface ConfigProblem {
+  readonly key: string;
+  readonly message: string;
+}
+
+/**
+ * Every problem of `mapping` that the code using it would meet: cluster settings
+ * (`meshnet/...`, consensus/settings.ts), neighbour entries (hosts and ports yggdrasil cannot
+ * use, mesh/neighbours.ts) and the remote launcher (remote/settings.ts). The same functions
+ * that later use the values judge them here, so a value refused on the way in is exactly one
+ * that would be skipped (with a warning) where it is used. Pure; throws nothing.
+ */
+export function configProblems(mapping: FlatMapping): ConfigProblem[] {
+  const launcher = remoteCommandProblem(mapping);
+  return [
+    ...settingProblems(mapping).map((p) => ({ key: p.key, message: p.message })),
+    ...readNeighbours(mapping).problems.map((p) => ({ key: p.key, message: p.message })),
+    ...(launcher ? [{ key: "raptiformica/remote/command", message: launcher }] : []),
+  ];
+}
+
+/**
+ * Throws a UserError when the write from `before` to `after` (`config set`/`delete`, a module
+ * being installed) would add a problem ({@link configProblems}); `what` names the write. A
+ * problem already there does not block the write, so a bad value can always be fixed while
+ * another is still bad.
+ */
+export function refuseNewConfigProblems(before: FlatMapping, after: FlatMapping, what: string): void {
+  const old = new Set(configProblems(before).map((p) => p.message));
+  const added = configProblems(after).filter((p) => !old.has(p.message));
+  if (added.length === 0) return;
+  throw new UserError(`${what} was refused, nothing was changed: ${added.map((p) => p.message).join(" ")}`);
+}
