@@ -1,4 +1,4 @@
-import type { Etcd3, Lease } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { deadline } from "./client.ts";
 import { KEYS } from "./settings.ts";
 
@@ -35,27 +35,42 @@ export async function readNodeRecords(client: Etcd3, ms = 3000): Promise<NodeRec
   return out;
 }
 
+/** What the node record uses of an etcd3 lease (etcd3's Lease has this shape). */
+export interface RecordLease {
+  on(event: "lost", handler: (err: unknown) => void): unknown;
+  on(event: "keepaliveSucceeded", handler: (res: { TTL: string }) => void): unknown;
+  put(key: string): { value(v: string): { exec(): Promise<unknown> } };
+  release(): void;
+  revoke(): Promise<unknown>;
+}
+
+/** What the node record uses of the KV client: leases (an etcd3 client is one). */
+export interface LeaseClient {
+  lease(ttlSeconds: number, options: { autoKeepAlive: boolean }): RecordLease;
+}
+
 /**
  * Keeps `raptiformica/nodes/<key>` alive on a short lease. When the lease is lost (etcd
  * unreachable longer than the TTL) the record disappears cluster-wide — that is what marks the
  * node failed — and the next `ensure` grants a new lease.
  */
 export class NodeRegistration {
-  private lease: Lease | undefined;
+  private lease: RecordLease | undefined;
   private lost = false;
   private written = "";
   private lastKeepAlive = 0;
 
   constructor(
-    private readonly client: Etcd3,
+    private readonly client: LeaseClient,
     private readonly ttlSeconds: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async ensure(record: NodeRecord, ms = 3000): Promise<void> {
     // etcd3 does not always say "lost" (see the keep-alive handler below; and when opening a
     // new keep-alive stream never settles, the lease dies on the server in silence): a lease
     // whose last good keep-alive is older than twice its TTL counts as lost too.
-    const stale = this.lease !== undefined && Date.now() - this.lastKeepAlive > 2 * this.ttlSeconds * 1000;
+    const stale = this.lease !== undefined && this.now() - this.lastKeepAlive > 2 * this.ttlSeconds * 1000;
     if (this.lease && (this.lost || stale)) {
       this.lease.release();
       this.lease = undefined;
@@ -64,7 +79,7 @@ export class NodeRegistration {
     if (!this.lease) {
       const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
       this.lost = false;
-      this.lastKeepAlive = Date.now();
+      this.lastKeepAlive = this.now();
       lease.on("lost", () => {
         this.lost = true;
       });
@@ -73,7 +88,7 @@ export class NodeRegistration {
         // etcd3 takes for success (it only knows 0): the record is gone while keep-alives
         // "succeed". Seen on 3 of 50 lab nodes after the cluster went through elections.
         if (Number(res.TTL) <= 0) this.lost = true;
-        else this.lastKeepAlive = Date.now();
+        else this.lastKeepAlive = this.now();
       });
       this.lease = lease;
       this.written = "";

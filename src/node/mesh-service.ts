@@ -12,12 +12,10 @@ import type { Logger } from "../util/log.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { NodePaths } from "./paths.ts";
 import type { Supervisor } from "./supervisor.ts";
+import { AllowedKeysRefresh } from "./allowed-refresh.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 
-/** How long a neighbour whose key is not allowed in may stay unconnected before a restart lets it in. */
-const ALLOWED_STALE_MS = 15_000;
-const LOCKOUT_RESTART_INTERVAL_MS = 120_000;
 /** How long a restarted yggdrasil may have fewer than 2 peers up before it dials every neighbour. */
 const WIDEN_AFTER_MS = 20_000;
 
@@ -136,7 +134,7 @@ function uriOfRemote(remote: string, key: string): string {
  */
 export class MeshService {
   private lastRestart = 0;
-  private lastLockoutRestart = 0;
+  private readonly allowedRefresh = new AllowedKeysRefresh();
   /** Dialling every candidate, not just the picks (see ensure). */
   private widened = false;
   private desired: readonly PeerSpec[] = [];
@@ -159,8 +157,6 @@ export class MeshService {
   private lastAddresses: Set<string> | undefined;
   /** Keys of the peers that were up at the last look. */
   private connected = new Set<string>();
-  /** Since when the running yggdrasil has been missing allowed keys of current neighbours. */
-  private allowedStaleSince: number | undefined;
 
   get major() {
     return this.info.major;
@@ -210,24 +206,11 @@ export class MeshService {
     const moved = previousAddresses !== undefined && [...previousAddresses].some((a) => !addresses.has(a));
     this.lastAddresses = addresses;
     if (moved && running) this.log.info("a local address went away: restarting yggdrasil to re-peer from the new one");
-    // A new neighbour with a host is dialled from here (or by others), so its key need not be
-    // allowed in at once. But if it stays unconnected (it moved and its new host is not known
-    // here yet; it cannot be reached; in a big cluster, neither side picked the other while all
-    // its own picks refuse it), it can only come in itself: then the allowed keys are refreshed.
+    // A new neighbour that stays unconnected can only come in itself: see AllowedKeysRefresh.
     const candidates = dialCandidates(neighbours, this.identity.publicKey);
     const links = this.widened ? candidates : peers;
     const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
-    if (missing.length === 0) this.allowedStaleSince = undefined;
-    else this.allowedStaleSince ??= Date.now();
-    // At most one such restart per LOCKOUT_RESTART_INTERVAL_MS: while many nodes join at once
-    // (slow under load), restarting for each would disrupt every peering again and again.
-    const lockedOut =
-      this.allowedStaleSince !== undefined &&
-      Date.now() - this.allowedStaleSince > ALLOWED_STALE_MS &&
-      Date.now() - this.lastLockoutRestart > LOCKOUT_RESTART_INTERVAL_MS &&
-      // Only our own links count: the others are never connected to us directly.
-      missing.some((k) => !this.connected.has(k) && links.some((p) => p.publicKey === k));
-    if (lockedOut && running) this.lastLockoutRestart = Date.now();
+    const lockedOut = this.allowedRefresh.due({ missing, connected: this.connected, links: links.map((p) => p.publicKey), running });
     if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
     const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
     const needsRestart = running && (runningHash !== restartHash || allowedChanged);

@@ -1,6 +1,7 @@
-import { readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import type { Role } from "../consensus/registry.ts";
+import type { NodePaths } from "./paths.ts";
 
 /** What the agent reports about itself, for `mesh` (waits for ready) and `members` (offline view). */
 export interface AgentStatus {
@@ -35,6 +36,16 @@ export function buildId(script: string | undefined): string | undefined {
 
 export async function writeStatus(path: string, status: AgentStatus): Promise<void> {
   await writeFileAtomic(path, `${JSON.stringify(status)}\n`, { mode: 0o644 });
+}
+
+/** The agent's status file, best effort: a failed write is not an error of the agent. */
+export async function writeStatusQuietly(node: NodePaths, status: AgentStatus): Promise<void> {
+  try {
+    mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
+    await writeStatus(node.status, status);
+  } catch {
+    /* status is best effort */
+  }
 }
 
 export function readStatus(path: string): AgentStatus | undefined {

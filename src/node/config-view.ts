@@ -1,0 +1,169 @@
+import type { Etcd3 } from "etcd3";
+import type { FlatMapping } from "../config/flatten.ts";
+import type { LocalConfig } from "../config/local.ts";
+import { mappingProblem } from "../config/store.ts";
+import { isEphemeralKey, readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
+import { resolveSettings, type ClusterSettings } from "../consensus/settings.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import { readLastGoodSettings, sameSettings, writeLastGoodSettings } from "./last-good-settings.ts";
+
+/** What the config view uses of the cluster KV (etcdConfigKv adapts an etcd3 client). */
+export interface ConfigKv {
+  /** The whole shared config; throws when the KV does not answer within `ms`. */
+  read(ms: number): Promise<FlatMapping>;
+  /** Read-modify-write of the shared config (see updateKvMapping). */
+  update(change: (m: FlatMapping) => FlatMapping, ms: number): Promise<FlatMapping>;
+}
+
+export function etcdConfigKv(client: Etcd3): ConfigKv {
+  return { read: (ms) => readKvMapping(client, ms), update: (change, ms) => updateKvMapping(client, change, ms) };
+}
+
+/** How long a read of the KV is trusted without a re-read: covers a watch that missed events while reconnecting. */
+export const KV_COPY_MAX_AGE_MS = 30_000;
+/** Changes within this long of the first one are mirrored into the local cache by one write. */
+export const MIRROR_DELAY_MS = 1500;
+
+/** What the config view uses of the local config (a LocalConfig is one). */
+export type LocalConfigLike = Pick<LocalConfig, "snapshot" | "update"> & { readonly store: Pick<LocalConfig["store"], "update"> };
+
+export interface ConfigViewDeps {
+  readonly local: LocalConfigLike;
+  readonly log: Logger;
+  readonly lastGoodSettingsPath: string;
+  /** The KV when it is open and seeded (else the local cache is the config). */
+  readonly kv: () => ConfigKv | undefined;
+  /** The KV when it is open, seeded or not (the mirror reads it). */
+  readonly openKv: () => ConfigKv | undefined;
+  readonly now?: () => number;
+}
+
+/**
+ * The shared config as this agent sees it: a copy of the cluster KV (kept current by the
+ * watch, re-read when older than KV_COPY_MAX_AGE_MS), else the local cache or module files;
+ * writes go to the KV when it answers, else to the local cache; KV changes are mirrored into
+ * the cache so the mesh keeps the newest view when the cluster becomes unreachable. Also the
+ * cluster settings, with the last good value of a bad key.
+ */
+export class ConfigView {
+  private copy: { mapping: FlatMapping; at: number } | undefined;
+  private mirrorTimer: NodeJS.Timeout | undefined;
+  private lastGood: ClusterSettings | undefined;
+  private reportedProblems = "";
+  private readonly now: () => number;
+
+  constructor(private readonly d: ConfigViewDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** The cluster KV when reachable (and seeded), else the local cache / module files. */
+  async mapping(): Promise<FlatMapping> {
+    const kv = this.d.kv();
+    if (kv) {
+      if (this.copy && this.now() - this.copy.at < KV_COPY_MAX_AGE_MS) return this.copy.mapping;
+      try {
+        const m = await kv.read(2000);
+        if (mappingProblem(m) === undefined) {
+          this.copy = { mapping: m, at: this.now() };
+          return m;
+        }
+      } catch {
+        /* fall back to the cache */
+      }
+    }
+    this.copy = undefined;
+    return this.d.local.snapshot().mapping;
+  }
+
+  /** The watched copy of the KV, if there is one (no read). */
+  get kvCopy(): FlatMapping | undefined {
+    return this.copy?.mapping;
+  }
+
+  /** Forget the copy: the next `mapping()` reads the KV again. */
+  invalidate(): void {
+    this.copy = undefined;
+  }
+
+  /**
+   * A watched change: the copy is patched in place of a re-read (while 50 nodes join, every
+   * agent would otherwise read the whole config again for every key any of them writes); its
+   * age is kept, so the re-read bound still holds. Ephemeral keys are not config.
+   */
+  patch(type: "put" | "delete", key: string, value?: string): void {
+    if (isEphemeralKey(key) || !this.copy) return;
+    const mapping = { ...this.copy.mapping };
+    if (type === "put" && value !== undefined) mapping[key] = value;
+    else delete mapping[key];
+    this.copy = { mapping, at: this.copy.at };
+  }
+
+  /**
+   * The cluster settings to run with: a bad value (written past `config set`, straight into the
+   * KV, or by an older version) is logged once and the last good value of that key is kept —
+   * also across restarts (node/settings.json) — so a typo never stops etcd or the mesh on
+   * every member at once. `members` shows the problem; `config set` fixes it.
+   */
+  async settings(mapping: FlatMapping): Promise<ClusterSettings> {
+    this.lastGood ??= readLastGoodSettings(this.d.lastGoodSettingsPath);
+    const { settings, problems } = resolveSettings(mapping, this.lastGood);
+    const report = problems.map((p) => p.message).join("\n");
+    if (report !== this.reportedProblems) {
+      for (const p of problems) this.d.log.warn(`${p.message} This member keeps running with its last good settings meanwhile.`);
+      if (!report) this.d.log.info("the cluster settings are valid again");
+      this.reportedProblems = report;
+    }
+    if (!sameSettings(this.lastGood, settings)) {
+      try {
+        await writeLastGoodSettings(this.d.lastGoodSettingsPath, settings);
+        this.lastGood = settings;
+      } catch (e) {
+        this.d.log.debug(`could not record the settings: ${errorMessage(e)}`);
+      }
+    }
+    return settings;
+  }
+
+  /** Writes the shared config: to the KV when it answers, else to the local cache. */
+  async write(change: (m: FlatMapping) => FlatMapping): Promise<void> {
+    this.copy = undefined;
+    const kv = this.d.kv();
+    if (kv) {
+      try {
+        await kv.update(change, 3000);
+        return;
+      } catch (e) {
+        this.d.log.debug(`KV write failed, writing the local cache: ${errorMessage(e)}`);
+      }
+    }
+    await this.d.local.update(change);
+  }
+
+  /** Mirrors the KV into the local cache within MIRROR_DELAY_MS: a burst of changes costs one write. */
+  scheduleMirror(): void {
+    if (this.mirrorTimer) return;
+    this.mirrorTimer = setTimeout(() => {
+      this.mirrorTimer = undefined;
+      void this.mirror();
+    }, MIRROR_DELAY_MS);
+    this.mirrorTimer.unref();
+  }
+
+  /** KV → local cache, so the mesh keeps the newest view when the cluster becomes unreachable. */
+  async mirror(): Promise<void> {
+    const kv = this.d.openKv();
+    if (!kv) return;
+    try {
+      const m = this.copy?.mapping ?? (await kv.read(3000));
+      if (mappingProblem(m) !== undefined) return;
+      await this.d.local.store.update(() => m, () => m);
+    } catch (e) {
+      this.d.log.debug(`mirror to cache: ${errorMessage(e)}`);
+    }
+  }
+
+  stop(): void {
+    if (this.mirrorTimer) clearTimeout(this.mirrorTimer);
+  }
+}

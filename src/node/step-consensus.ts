@@ -1,0 +1,199 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Etcd3 } from "etcd3";
+import type { FlatMapping } from "../config/flatten.ts";
+import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
+import { etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
+import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
+import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
+import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
+import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
+import type { Identity } from "../mesh/yggdrasil/identity.ts";
+import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
+
+/** Nice value of an etcd member (the default is 0). */
+const ETCD_PRIORITY = -5;
+
+/** How long a proxy reuses the member list it asked the members for (see ConsensusStep.probe). */
+export const PROBE_REUSE_MS = 10_000;
+
+/**
+ * The upstreams of the local grpc-proxy: the voters, less those whose node record vanished.
+ * Such a voter is most likely dead: grpc-proxy would keep sending a share of the requests to
+ * it, each stalling until it times out, until the voter manager replaces it. Left out
+ * meanwhile — unless that would leave none. Sorted, so the same set never restarts the proxy.
+ */
+export function proxyUpstreams(voters: readonly string[], recordGone: ReadonlySet<string>): string[] {
+  const live = voters.filter((e) => !recordGone.has(hostOfUrl(e)));
+  return [...(live.length > 0 ? live : voters)].sort();
+}
+
+export interface ConsensusStepDeps extends StepContext {
+  /** The open KV client (KV session step), if any. */
+  readonly kv: () => Etcd3 | undefined;
+  /** Closes the KV session (before etcd is restarted under it). */
+  readonly closeKv: () => void;
+  readonly now?: () => number;
+}
+
+type Changes = Partial<Omit<NodeState, "recordGone">>;
+
+/**
+ * Consensus: probe (the member list, from the local etcd or the members over the mesh),
+ * plan (planConsensus, pure) and apply (run an etcd member, bootstrap, join as a learner, run
+ * a grpc-proxy to the voters, re-join fresh, or wait).
+ */
+export class ConsensusStep {
+  private probed: { members: EtcdMember[]; at: number; voterLogChanges: number } | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly d: ConsensusStepDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /** This node's certificate from the cluster CA; a note to wait with while the config has no CA yet. */
+  async certify(mapping: FlatMapping, identity: Identity): Promise<string | undefined> {
+    const ca = caFromMapping(mapping);
+    if (!ca) return "waiting: no cluster CA in the config yet";
+    await ensureNodeCertificate(this.d.node, ca, memberName(identity.publicKey), identity.address);
+    return undefined;
+  }
+
+  /**
+   * The member list asked of the members themselves over the mesh: the voters known from the
+   * last answer first, any 5 neighbours when none of them answers. On a proxy (every node but
+   * the voters) the answer is reused for PROBE_REUSE_MS unless the voter set changed (the
+   * voter log's watch event counts in `voterLogChanges`): asking every tick, with fresh TLS
+   * connections each time, kept 45 proxies of a 50-node cluster and its voters busy with
+   * handshakes alone.
+   */
+  private async probe(s: NodeState, mapping: FlatMapping, settings: ClusterSettings, self: string): Promise<EtcdMember[] | undefined> {
+    const p = this.probed;
+    if (s.role === "proxy" && p && p.voterLogChanges === s.voterLogChanges && this.now() - p.at < PROBE_REUSE_MS) return p.members;
+    let members = s.voterEndpoints.length > 0 ? await probeMemberList(s.voterEndpoints, this.d.node, 2000) : undefined;
+    if (!members) {
+      const endpoints = neighbourEndpoints(mapping, settings.clientPort, self)
+        .sort(() => Math.random() - 0.5)
+        .slice(0, 5);
+      members = await probeMemberList(endpoints, this.d.node, 2000);
+    }
+    this.probed = members && members.some((m) => m.peerURLs.length > 0) ? { members, at: this.now(), voterLogChanges: s.voterLogChanges } : undefined;
+    return members;
+  }
+
+  /** Probe and plan: what to run, and the voters' endpoints when a member list was had. */
+  async decide(s: NodeState, mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<{ plan: ConsensusPlan; members?: EtcdMember[]; changes: Changes }> {
+    const hasData = existsSync(join(this.d.node.etcdData, "member"));
+    let members: EtcdMember[] | undefined;
+    const kv = this.d.kv();
+    // Through the local proxy the member list is fake (see realMemberList): ask the members.
+    if (kv && s.role !== "proxy") members = await memberList(kv, 2000).catch(() => undefined);
+    if (!members) {
+      // With data, only a real member list counts (proxies answer a made-up one): it is how a
+      // voter that was removed while it was down — replaced, or left out by `recover` — learns
+      // it must join again instead of restarting an etcd the cluster refuses forever.
+      const probed = await this.probe(s, mapping, settings, identity.publicKey);
+      if (probed && (!hasData || probed.some((m) => m.peerURLs.length > 0))) members = probed;
+    }
+    const others = parseNeighbours(mapping)
+      .filter((n) => n.publicKey !== identity.publicKey && !n.left)
+      .map((n) => n.publicKey);
+    const plan = planConsensus({
+      myName: memberName(identity.publicKey),
+      myPeerUrl: peerUrl(identity.address, settings.peerPort),
+      myPublicKey: identity.publicKey,
+      clientPort: settings.clientPort,
+      hasData,
+      clusterKnown: Boolean(mapping[KEYS.clusterToken]),
+      otherNeighbours: others,
+      ...(members ? { members } : {}),
+    });
+    return { plan, ...(members ? { members } : {}), changes: members ? { voterEndpoints: voterEndpoints(members, settings.clientPort) } : {} };
+  }
+
+  private etcdSpec(args: string[], identity: Identity, settings: ClusterSettings) {
+    return {
+      name: ETCD_SERVICE,
+      command: this.d.etcdBinary ?? "etcd",
+      args,
+      // Raft misses heartbeats when the machine is busy, and every missed election timeout is
+      // an election and a pause of the whole KV (etcd's docs advise giving it priority).
+      priority: ETCD_PRIORITY,
+      // Restart only for what matters to a running member; initial-cluster flags are ignored
+      // once the data dir exists.
+      // (Raft timing only when changed from the default: upgraded agents keep their etcd running.)
+      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}${settings.heartbeatMs !== 100 || settings.electionMs !== 1000 ? `|${settings.heartbeatMs}|${settings.electionMs}` : ""}`,
+    };
+  }
+
+  /** Runs the plan; returns the role and note it leads to. */
+  async apply(s: NodeState, plan: ConsensusPlan, mapping: FlatMapping, settings: ClusterSettings, identity: Identity, members?: EtcdMember[]): Promise<Changes> {
+    const sup = this.d.supervisor;
+    const log = this.d.log;
+    const name = memberName(identity.publicKey);
+    const token = mapping[KEYS.clusterToken] ?? "";
+    const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
+    switch (plan.kind) {
+      case "member": {
+        await sup.stop(PROXY_SERVICE);
+        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token });
+        const flag = this.d.node.forceNewCluster;
+        if (existsSync(flag)) {
+          // `recover`: once, etcd rewrites its membership to itself alone, keeping its data.
+          this.d.closeKv();
+          const spec = this.etcdSpec([...args, "--force-new-cluster"], identity, settings);
+          await sup.ensure({ ...spec, configHash: `${spec.configHash}|force-new-cluster` }, { restart: true });
+          rmSync(flag, { force: true });
+          log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
+          return { role: "voter", consensusNote: "recovered" };
+        }
+        const out = await sup.ensure(this.etcdSpec(args, identity, settings));
+        if (out !== "running") log.info(`etcd member ${out}`);
+        const me = members?.find((m) => m.name === name);
+        return { role: me?.isLearner ? "learner" : "voter", consensusNote: "etcd member" };
+      }
+      case "bootstrap": {
+        const newToken = `raptiformica-${randomBytes(8).toString("hex")}`;
+        await this.d.local.update((m) => ({ ...m, [KEYS.clusterToken]: newToken }));
+        await sup.stop(PROXY_SERVICE);
+        const args = etcdServerArgs(this.d.node, { ...base, state: "new", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token: newToken });
+        await sup.ensure(this.etcdSpec(args, identity, settings));
+        log.info(`bootstrapped a new etcd cluster (${newToken}) as its first member`);
+        return { role: "voter", consensusNote: "bootstrapped" };
+      }
+      case "join-as-member": {
+        await sup.stop(PROXY_SERVICE);
+        this.d.closeKv();
+        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: plan.initialCluster, token });
+        await sup.ensure(this.etcdSpec(args, identity, settings));
+        log.info(`joining etcd as a learner (cluster: ${[...plan.initialCluster.keys()].join(", ")})`);
+        return { role: "learner", consensusNote: "joining as a member" };
+      }
+      case "proxy": {
+        await sup.stop(ETCD_SERVICE);
+        const endpoints = proxyUpstreams(plan.endpoints, s.recordGone);
+        const out = await sup.ensure({
+          name: PROXY_SERVICE,
+          command: this.d.etcdBinary ?? "etcd",
+          args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort),
+          configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
+        });
+        if (out !== "running") log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);
+        return { proxyEndpoints: endpoints, role: "proxy", consensusNote: "proxy" };
+      }
+      case "rejoin": {
+        await sup.stop(ETCD_SERVICE);
+        this.d.closeKv();
+        // Keep the old data (nothing is deleted); a fresh join starts from an empty dir.
+        const aside = `${this.d.node.etcdData}.removed-${Date.now()}`;
+        renameSync(this.d.node.etcdData, aside);
+        log.warn(`${plan.reason}: moved its etcd data to ${aside} and joining again`);
+        return { role: undefined };
+      }
+      case "wait":
+        if (s.consensusNote !== plan.reason) log.info(plan.reason);
+        return { consensusNote: plan.reason };
+    }
+  }
+}

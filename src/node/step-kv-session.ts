@@ -1,0 +1,168 @@
+import { hostname } from "node:os";
+import type { Etcd3, Watcher } from "etcd3";
+import { PendingChanges, applyOps } from "../config/pending.ts";
+import { deadline, leaderOf, memberList, openClient } from "../consensus/client.ts";
+import { clientUrl, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
+import { seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
+import { NodeRegistration, type NodeRecord } from "../consensus/registry.ts";
+import type { ClusterSettings } from "../consensus/settings.ts";
+import { readAdvertised } from "../ops/advertise.ts";
+import { errorMessage } from "../util/errors.ts";
+import { ETCD_SERVICE, PROXY_SERVICE, displayName, type NodeState, type StepContext } from "./agent-state.ts";
+import type { ConfigView } from "./config-view.ts";
+
+export interface KvSessionDeps extends StepContext {
+  readonly config: ConfigView;
+  readonly version: string;
+  readonly startedAt: number;
+  /** A watched change under raptiformica/ (see routeChange). */
+  readonly onChange: (type: "put" | "delete", key: string, value?: string) => void;
+  /** Reconcile again now. */
+  readonly poke: () => void;
+}
+
+/**
+ * The KV session: one etcd client (the local endpoint, or the voters while this node is a
+ * learner, which cannot serve requests), the first seed of an empty KV from the local cache,
+ * this member's role as etcd sees it, the config changes queued while offline, the
+ * lease-backed node record and the watch on raptiformica/.
+ */
+export class KvSession {
+  private kv?: Etcd3;
+  private target = "";
+  private registration?: NodeRegistration;
+  private watcher?: Watcher;
+  /** Set once, never reset: the KV has the config (a new client to a new target skips the seed). */
+  private seededOnce = false;
+
+  constructor(private readonly d: KvSessionDeps) {}
+
+  get client(): Etcd3 | undefined {
+    return this.kv;
+  }
+
+  get seeded(): boolean {
+    return this.seededOnce;
+  }
+
+  close(): void {
+    this.d.config.invalidate();
+    void this.watcher?.cancel().catch(() => undefined);
+    this.watcher = undefined;
+    this.registration?.close();
+    this.registration = undefined;
+    this.kv?.close();
+    this.kv = undefined;
+  }
+
+  /** Shutdown: like close, but waits for the watch to be cancelled. */
+  async stop(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+    this.registration?.close();
+    this.kv?.close();
+  }
+
+  /** Graceful leave: drop the node record now rather than after its TTL. */
+  async leave(): Promise<void> {
+    await this.registration?.revoke();
+  }
+
+  /**
+   * The client, the seed and the role etcd reports for this member (leader, voter or learner)
+   * with the voters' endpoints; undefined (and the session closed) when neither a local etcd
+   * nor a grpc-proxy runs. A role that cannot be asked stays as it was.
+   */
+  async connect(s: NodeState, settings: ClusterSettings): Promise<Partial<NodeState> | undefined> {
+    const sup = this.d.supervisor;
+    if (!sup.isRunning(ETCD_SERVICE) && !sup.isRunning(PROXY_SERVICE)) {
+      this.close();
+      return undefined;
+    }
+    // A learner cannot serve reads, writes or leases: while this node is one, talk to the voters.
+    let endpoints: readonly string[] = [clientUrl("127.0.0.1", settings.clientPort)];
+    if (s.role === "learner" && s.voterEndpoints.length > 0) endpoints = s.voterEndpoints;
+    const target = endpoints.join(",");
+    if (this.kv && this.target !== target) this.close();
+    if (!this.kv) {
+      this.kv = openClient(endpoints, this.d.node, 2000);
+      this.target = target;
+    }
+    const kv = this.kv;
+    if (!this.seededOnce) {
+      const cache = this.d.local.snapshot().mapping;
+      const seededNow = await seedKvIfEmpty(kv, cache, 5000);
+      if (seededNow) this.d.log.info(`uploaded the local config (${Object.keys(cache).length} keys) to the empty cluster KV`);
+      this.seededOnce = true;
+      this.d.config.scheduleMirror();
+    }
+    if (s.role === "proxy" || !s.identity) return {};
+    try {
+      const myPeer = peerUrl(s.identity.address, settings.peerPort);
+      const [{ leader }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
+      const me = members.find((m) => m.peerURLs.includes(myPeer));
+      return { role: me?.isLearner ? "learner" : me && leader === me.id ? "leader" : "voter", voterEndpoints: voterEndpoints(members, settings.clientPort) };
+    } catch {
+      return {}; // keep the last known role
+    }
+  }
+
+  /** After `connect`: the queued config changes, then the node record (on its lease). */
+  async register(s: NodeState, settings: ClusterSettings): Promise<Pick<NodeState, "registered">> {
+    const kv = this.kv;
+    const identity = s.identity;
+    if (!kv || !identity) throw new Error("the KV session is not connected");
+    const advertised = readAdvertised(this.d.cache.lastAdvertised);
+    const record: NodeRecord = {
+      publicKey: identity.publicKey,
+      name: displayName(),
+      meshAddress: identity.address,
+      ...(advertised.ok && advertised.value ? { host: advertised.value.host } : {}),
+      role: s.role ?? "proxy",
+      startedAt: this.d.startedAt,
+      hostname: hostname(),
+      version: this.d.version,
+      yggdrasilMajor: s.info?.major ?? "",
+    };
+    await this.replayPending(kv);
+    this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
+    await this.registration.ensure(record, 3000);
+    return { registered: true };
+  }
+
+  /** After `register`: the watch on raptiformica/, started once per client. */
+  async watch(): Promise<void> {
+    if (!this.watcher && this.kv) await this.startWatch(this.kv);
+  }
+
+  /** Pushes config changes made here while the cluster was unreachable (see PendingChanges). */
+  private async replayPending(kv: Etcd3): Promise<void> {
+    const journal = new PendingChanges(this.d.cache.pendingConfig).take();
+    if (!journal) return;
+    try {
+      if (journal.ops.length > 0) await updateKvMapping(kv, (m) => applyOps(m, journal.ops), 5000);
+      journal.done();
+      this.d.config.invalidate();
+      this.d.log.info(`pushed ${journal.ops.length} config change(s) made while the cluster was unreachable`);
+    } catch (e) {
+      journal.restore();
+      throw e;
+    }
+  }
+
+  private async startWatch(kv: Etcd3): Promise<void> {
+    const watcher = await deadline("etcd watch", 3000, kv.watch().prefix("raptiformica/").create());
+    watcher.on("put", (res) => this.d.onChange("put", res.key.toString(), res.value.toString()));
+    watcher.on("delete", (res) => this.d.onChange("delete", res.key.toString()));
+    // Emitted only when etcd cancels the watch — e.g. resuming after a reconnect from a
+    // revision that auto-compaction removed. The watcher is dead then: start a new one from
+    // now on the next tick, and read the config again since events were missed.
+    watcher.on("error", (e) => {
+      if (this.watcher !== watcher) return;
+      this.d.log.debug(`watch: ${errorMessage(e)}; watching again`);
+      this.watcher = undefined;
+      this.d.config.invalidate();
+      this.d.poke();
+    });
+    this.watcher = watcher;
+  }
+}

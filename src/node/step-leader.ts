@@ -1,0 +1,113 @@
+import type { Etcd3 } from "etcd3";
+import type { FlatMapping } from "../config/flatten.ts";
+import { realMemberList, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
+import { evictionPass } from "../consensus/gone.ts";
+import { readNodeRecords, type NodeRecord } from "../consensus/registry.ts";
+import type { ClusterSettings } from "../consensus/settings.ts";
+import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord, type VoterAction, type VoterLogEntry } from "../consensus/voters.ts";
+import { errorMessage } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+
+/** What the leader's duties use of the cluster KV (etcdLeaderKv adapts an etcd3 client). */
+export interface LeaderKv {
+  /** The real member list (asked of the members when a proxy answers). */
+  members(): Promise<EtcdMember[]>;
+  /** The live node records. */
+  nodeRecords(): Promise<NodeRecord[]>;
+  /** Makes one membership change; says what it did (undefined for none). */
+  applyVoterAction(action: VoterAction): Promise<string | undefined>;
+  appendVoterLog(entry: VoterLogEntry): Promise<void>;
+  /** One eviction pass (see consensus/gone.ts). */
+  evictionPass(opts: { self: string; evictAfterMs: number; log: (line: string) => void; mapping?: FlatMapping }): Promise<unknown>;
+}
+
+export function etcdLeaderKv(client: Etcd3, tls: TlsFiles): LeaderKv {
+  return {
+    members: () => realMemberList(client, [], tls, 2000),
+    nodeRecords: () => readNodeRecords(client, 2000),
+    applyVoterAction: (action) => applyVoterAction(client, action),
+    appendVoterLog: (entry) => appendVoterLog(client, entry),
+    evictionPass: (opts) => evictionPass(client, opts),
+  };
+}
+
+/** A learner that has not started (no name) after this long is removed again. */
+export const LEARNER_START_TIMEOUT_MS = 60_000;
+/** The leader runs an eviction pass at most this often. */
+export const EVICTION_INTERVAL_MS = 3000;
+
+/**
+ * The leader's duties: the voter set (one membership change per tick, see nextVoterAction)
+ * and eviction of members gone past evict_after. The clocks both need — since when each
+ * unstarted learner has waited, since when each voter has had no node record — are kept here,
+ * as seen by this node while it leads.
+ */
+export class LeaderDuties {
+  private readonly learnerSince = new Map<string, number>();
+  private readonly voterGoneSince = new Map<string, number>();
+  private lastEvictionPass = 0;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly log: Logger,
+    /** Reconcile again now (after a voter change). */
+    private readonly poke: () => void,
+    now?: () => number,
+  ) {
+    this.now = now ?? Date.now;
+  }
+
+  /** Voters, then eviction; returns whether a voter change is under way. Failures are logged, never thrown. */
+  async run(kv: LeaderKv, settings: ClusterSettings, self: string, kvCopy: () => FlatMapping | undefined, pending: boolean): Promise<{ voterChangePending: boolean }> {
+    const voterChangePending = await this.manageVoters(kv, settings, pending);
+    await this.manageGone(kv, settings, self, kvCopy);
+    return { voterChangePending };
+  }
+
+  private async manageVoters(kv: LeaderKv, settings: ClusterSettings, pending: boolean): Promise<boolean> {
+    try {
+      const [members, alive] = await Promise.all([kv.members(), kv.nodeRecords()]);
+      const now = this.now();
+      for (const m of members) if (m.isLearner && !m.name && !this.learnerSince.has(m.id)) this.learnerSince.set(m.id, now);
+      const ages = new Map([...this.learnerSince].map(([id, since]) => [id, now - since]));
+      const gone = new Set(votersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
+      for (const id of [...this.voterGoneSince.keys()]) if (!gone.has(id)) this.voterGoneSince.delete(id);
+      for (const id of gone) if (!this.voterGoneSince.has(id)) this.voterGoneSince.set(id, now);
+      const action = nextVoterAction({
+        members,
+        alive,
+        maxVoters: settings.maxVoters,
+        peerPort: settings.peerPort,
+        learnerAgeMs: ages,
+        learnerStartTimeoutMs: LEARNER_START_TIMEOUT_MS,
+        voterGoneMs: new Map([...this.voterGoneSince].map(([id, since]) => [id, now - since])),
+        deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
+      });
+      pending = action.kind !== "none" || gone.size > 0 || members.some((m) => m.isLearner);
+      const done = await kv.applyVoterAction(action);
+      if (done) {
+        this.log.info(`voters: ${done}`);
+        if (action.kind === "remove-dead-voter") this.voterGoneSince.delete(action.member.id);
+        await kv.appendVoterLog({ time: new Date(now).toISOString(), change: done }).catch((e) => this.log.debug(`voter log: ${errorMessage(e)}`));
+        this.poke();
+      }
+    } catch (e) {
+      // "learner not in sync with leader" is expected until it catches up.
+      this.log.debug(`voter manager: ${errorMessage(e)}`);
+    }
+    return pending;
+  }
+
+  /** Every EVICTION_INTERVAL_MS at most: mark gone neighbours, evict those gone past evict_after. */
+  private async manageGone(kv: LeaderKv, settings: ClusterSettings, self: string, kvCopy: () => FlatMapping | undefined): Promise<void> {
+    if (this.now() - this.lastEvictionPass < EVICTION_INTERVAL_MS) return;
+    this.lastEvictionPass = this.now();
+    try {
+      // The watched copy of the config: re-reading it every pass grows with the cluster for nothing.
+      const mapping = kvCopy();
+      await kv.evictionPass({ self, evictAfterMs: settings.evictAfterSeconds * 1000, log: (l) => this.log.info(l), ...(mapping ? { mapping } : {}) });
+    } catch (e) {
+      this.log.debug(`eviction: ${errorMessage(e)}`);
+    }
+  }
+}

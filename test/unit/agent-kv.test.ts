@@ -1,0 +1,264 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import type { FlatMapping } from "../../src/config/flatten.ts";
+import { NodeRegistration, type LeaseClient, type NodeRecord, type RecordLease } from "../../src/consensus/registry.ts";
+import { KEYS } from "../../src/consensus/settings.ts";
+import { ALLOWED_STALE_MS, AllowedKeysRefresh, LOCKOUT_RESTART_INTERVAL_MS } from "../../src/node/allowed-refresh.ts";
+import { ConfigView, KV_COPY_MAX_AGE_MS, type ConfigKv, type LocalConfigLike } from "../../src/node/config-view.ts";
+import type { Logger } from "../../src/util/log.ts";
+
+function fakeClock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, set: (ms: number) => void (t = start + ms) };
+}
+const quiet: Logger = { verbose: false, debug: () => undefined, info: () => undefined, warn: () => undefined };
+
+// ---- lease-loss detection ----------------------------------------------------------------------
+
+/** An etcd3 lease as the node record sees it: the test fires its events. */
+class FakeLease implements RecordLease {
+  readonly handlers = new Map<string, (arg: never) => void>();
+  readonly puts: { key: string; value: string }[] = [];
+  released = false;
+  on(event: string, handler: (arg: never) => void): this {
+    this.handlers.set(event, handler);
+    return this;
+  }
+  emit(event: "lost" | "keepaliveSucceeded", arg?: unknown): void {
+    (this.handlers.get(event) as ((a: unknown) => void) | undefined)?.(arg);
+  }
+  put(key: string) {
+    return { value: (value: string) => ({ exec: async () => void this.puts.push({ key, value }) }) };
+  }
+  release(): void {
+    this.released = true;
+  }
+  async revoke(): Promise<void> {}
+}
+
+class FakeLeases implements LeaseClient {
+  readonly granted: { ttl: number; lease: FakeLease }[] = [];
+  lease(ttl: number): FakeLease {
+    const lease = new FakeLease();
+    this.granted.push({ ttl, lease });
+    return lease;
+  }
+  get current(): FakeLease {
+    const last = this.granted.at(-1);
+    if (!last) throw new Error("no lease granted");
+    return last.lease;
+  }
+}
+
+const rec: NodeRecord = { publicKey: "ab".repeat(32), name: "n1", meshAddress: "200::1", role: "proxy", startedAt: 1, hostname: "h", version: "0", yggdrasilMajor: "0.5" };
+
+describe("node record: lease-loss detection", () => {
+  it("keeps one lease and writes the record once while keep-alives succeed", async () => {
+    const clock = fakeClock();
+    const kv = new FakeLeases();
+    const reg = new NodeRegistration(kv, 5, clock.now);
+    await reg.ensure(rec);
+    for (let t = 4_000; t <= 60_000; t += 4_000) {
+      clock.set(t);
+      kv.current.emit("keepaliveSucceeded", { TTL: "5" });
+      await reg.ensure(rec);
+    }
+    assert.equal(kv.granted.length, 1);
+    assert.equal(kv.granted[0]?.ttl, 5);
+    assert.equal(kv.current.puts.length, 1);
+    assert.equal(kv.current.puts[0]?.key, `${KEYS.nodes}${rec.publicKey}`);
+  });
+
+  it("a lease etcd3 reports lost is replaced and the record written again on the new one", async () => {
+    const kv = new FakeLeases();
+    const reg = new NodeRegistration(kv, 5, fakeClock().now);
+    await reg.ensure(rec);
+    const first = kv.current;
+    first.emit("lost", new Error("gone"));
+    await reg.ensure(rec);
+    assert.equal(first.released, true);
+    assert.equal(kv.granted.length, 2);
+    assert.deepEqual(kv.current.puts.map((p) => p.value), [JSON.stringify(rec)]);
+  });
+
+  it("a keep-alive answered with TTL -1 (a grpc-proxy's answer for an expired lease) counts as lost", async () => {
+    const kv = new FakeLeases();
+    const reg = new NodeRegistration(kv, 5, fakeClock().now);
+    await reg.ensure(rec);
+    kv.current.emit("keepaliveSucceeded", { TTL: "-1" });
+    await reg.ensure(rec);
+    assert.equal(kv.granted.length, 2);
+  });
+
+  it("a lease with no good keep-alive for more than twice its TTL counts as lost (silent keep-alive stream)", async () => {
+    const clock = fakeClock();
+    const kv = new FakeLeases();
+    const reg = new NodeRegistration(kv, 5, clock.now);
+    await reg.ensure(rec);
+    clock.set(10_000);
+    await reg.ensure(rec);
+    assert.equal(kv.granted.length, 1, "exactly 2 × TTL: not yet");
+    clock.set(10_001);
+    await reg.ensure(rec);
+    assert.equal(kv.granted.length, 2);
+    assert.equal(kv.current.puts.length, 1);
+    // The new lease's clock starts when it is granted.
+    clock.set(20_001);
+    await reg.ensure(rec);
+    assert.equal(kv.granted.length, 2);
+  });
+});
+
+// ---- the allowed-keys refresh --------------------------------------------------------------------
+
+describe("mesh: the allowed-keys refresh", () => {
+  const links = ["k2", "k3"];
+  const none = new Set<string>();
+
+  it("restarts once a dialled neighbour's key has been missing and unconnected for 15 s", () => {
+    const clock = fakeClock();
+    const r = new AllowedKeysRefresh(clock.now);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false);
+    clock.set(ALLOWED_STALE_MS);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false);
+    clock.set(ALLOWED_STALE_MS + 1);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), true);
+  });
+
+  it("not for a key that is connected anyway, nor for one this node does not dial", () => {
+    const clock = fakeClock();
+    const r = new AllowedKeysRefresh(clock.now);
+    r.due({ missing: ["k2", "k9"], connected: none, links, running: true });
+    clock.set(60_000);
+    assert.equal(r.due({ missing: ["k2"], connected: new Set(["k2"]), links, running: true }), false);
+    assert.equal(r.due({ missing: ["k9"], connected: none, links, running: true }), false);
+  });
+
+  it("the 15 s start over when no key is missing for a moment", () => {
+    const clock = fakeClock();
+    const r = new AllowedKeysRefresh(clock.now);
+    r.due({ missing: ["k2"], connected: none, links, running: true });
+    clock.set(10_000);
+    r.due({ missing: [], connected: none, links, running: true });
+    clock.set(11_000);
+    r.due({ missing: ["k2"], connected: none, links, running: true });
+    clock.set(20_000);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false);
+    clock.set(26_001);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), true);
+  });
+
+  it("at most one such restart per 2 minutes, counted only when yggdrasil runs", () => {
+    const clock = fakeClock();
+    const r = new AllowedKeysRefresh(clock.now);
+    r.due({ missing: ["k2"], connected: none, links, running: true });
+    clock.set(20_000);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: false }), true, "not running: nothing restarted, nothing counted");
+    clock.set(21_000);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), true);
+    clock.set(21_000 + LOCKOUT_RESTART_INTERVAL_MS);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false);
+    clock.set(21_001 + LOCKOUT_RESTART_INTERVAL_MS);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), true);
+  });
+});
+
+// ---- the KV copy of the config view -------------------------------------------------------------
+
+const config = (extra: FlatMapping = {}): FlatMapping => ({
+  "raptiformica/server/headless/x": "1",
+  "raptiformica/compute/docker/x": "1",
+  "raptiformica/platform/default/x": "1",
+  ...extra,
+});
+
+class FakeConfigKv implements ConfigKv {
+  reads = 0;
+  fail = false;
+  constructor(public mapping: FlatMapping) {}
+  async read(): Promise<FlatMapping> {
+    this.reads++;
+    if (this.fail) throw new Error("deadline");
+    return { ...this.mapping };
+  }
+  async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
+    if (this.fail) throw new Error("deadline");
+    this.mapping = change({ ...this.mapping });
+    return this.mapping;
+  }
+}
+
+function fakeLocal(mapping: FlatMapping): LocalConfigLike & { mapping: FlatMapping; mirrored: number } {
+  const local = {
+    mapping,
+    mirrored: 0,
+    snapshot: () => ({ mapping: local.mapping, origin: "mutable-config" as const }),
+    update: async (change: (m: FlatMapping) => FlatMapping) => (local.mapping = change({ ...local.mapping })),
+    store: {
+      update: async (_read: () => FlatMapping, change: (m: FlatMapping) => FlatMapping) => {
+        local.mirrored++;
+        return (local.mapping = change({ ...local.mapping }));
+      },
+    },
+  };
+  return local as unknown as LocalConfigLike & { mapping: FlatMapping; mirrored: number };
+}
+
+describe("config view: the KV copy", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rf-config-view-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const view = (kv: FakeConfigKv | undefined, local: LocalConfigLike, clock: { now: () => number }) =>
+    new ConfigView({ local, log: quiet, lastGoodSettingsPath: join(dir, "settings.json"), kv: () => kv, openKv: () => kv, now: clock.now });
+
+  it("reads the KV once, then trusts the watched copy for 30 s", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1" }));
+    const v = view(kv, fakeLocal(config()), clock);
+    assert.equal((await v.mapping())["raptiformica/a"], "1");
+    kv.mapping["raptiformica/a"] = "2";
+    clock.set(KV_COPY_MAX_AGE_MS - 1);
+    assert.equal((await v.mapping())["raptiformica/a"], "1");
+    assert.equal(kv.reads, 1);
+    clock.set(KV_COPY_MAX_AGE_MS);
+    assert.equal((await v.mapping())["raptiformica/a"], "2", "a watch that missed events is caught up within 30 s");
+    assert.equal(kv.reads, 2);
+  });
+
+  it("a watched change patches the copy without a read and without making it younger", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1" }));
+    const v = view(kv, fakeLocal(config()), clock);
+    await v.mapping();
+    clock.set(20_000);
+    v.patch("put", "raptiformica/b", "x");
+    v.patch("delete", "raptiformica/a");
+    v.patch("put", `${KEYS.nodes}${"ab".repeat(32)}`, "{}");
+    const m = await v.mapping();
+    assert.equal(m["raptiformica/b"], "x");
+    assert.equal(m["raptiformica/a"], undefined);
+    assert.equal(m[`${KEYS.nodes}${"ab".repeat(32)}`], undefined, "node records are not config");
+    assert.equal(kv.reads, 1);
+    clock.set(KV_COPY_MAX_AGE_MS);
+    await v.mapping();
+    assert.equal(kv.reads, 2);
+  });
+
+  it("falls back to the local cache when the KV does not answer, and a write invalidates the copy", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "kv" }));
+    const local = fakeLocal(config({ "raptiformica/a": "cache" }));
+    const v = view(kv, local, clock);
+    assert.equal((await v.mapping())["raptiformica/a"], "kv");
+    await v.write((m) => ({ ...m, "raptiformica/a": "written" }));
+    assert.equal((await v.mapping())["raptiformica/a"], "written");
+    assert.equal(kv.reads, 2);
+    kv.fail = true;
+    v.invalidate();
+    assert.equal((await v.mapping())["raptiformica/a"], "cache");
+    await v.write((m) => ({ ...m, "raptiformica/a": "offline" }));
+    assert.equal(local.mapping["raptiformica/a"], "offline", "a failed KV write goes to the local cache");
+  });
+});
