@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
 import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from "etcd3";
-import type { NodePaths } from "../node/paths.ts";
 
+/** Where a member keeps its etcd certificate, key and the cluster CA (the node's paths carry these). */
 export interface TlsFiles {
   readonly caCert: string;
   readonly nodeCert: string;
@@ -13,7 +13,7 @@ export interface TlsFiles {
 export const CALL_DEADLINE_MS = 10_000;
 
 /** A client that authenticates with this node's certificate; callers bound every call with `deadline`. */
-export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePaths, dialTimeoutMs = 2000): Etcd3 {
+export function openClient(endpoints: readonly string[], tls: TlsFiles, dialTimeoutMs = 2000): Etcd3 {
   const options: IOptions = {
     hosts: [...endpoints],
     credentials: {

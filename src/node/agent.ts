@@ -23,7 +23,7 @@ import { memberName, mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeig
 import { addressForKey, isPublicKeyHex } from "../mesh/yggdrasil/address.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
 import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
-import { readAdvertised } from "../ops/advertise.ts";
+import { readAdvertised } from "./advertised.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { HookQueue } from "./hook-queue.ts";

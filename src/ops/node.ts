@@ -16,7 +16,7 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
 import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
-import { readAdvertised } from "./advertise.ts";
+import { readAdvertised } from "../node/advertised.ts";
 
 export interface NodeIdentity {
   readonly info: YggdrasilInfo;

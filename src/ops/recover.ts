@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
