@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
 import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from "etcd3";
+import { ClusterUnavailable } from "../util/errors.ts";
 
 /** Where a member keeps its etcd certificate, key and the cluster CA (the node's paths carry these). */
 export interface TlsFiles {
@@ -37,7 +38,8 @@ export function openClient(endpoints: readonly string[], tls: TlsFiles, dialTime
   return new Etcd3(options);
 }
 
-export class DeadlineExceeded extends Error {
+/** An etcd call (`what`) that did not answer within `ms` milliseconds; see `deadline`. */
+export class DeadlineExceeded extends ClusterUnavailable {
   constructor(what: string, ms: number) {
     super(`${what}: no answer within ${ms} ms`);
     this.name = "DeadlineExceeded";
@@ -52,10 +54,11 @@ export class DeadlineExceeded extends Error {
  */
 export function isClusterUnavailable(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
-  if (e instanceof DeadlineExceeded) return true;
+  if (e instanceof ClusterUnavailable) return true;
   return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
 }
 
+/** `p`, or a rejection with DeadlineExceeded (`what` names the call) after `ms` milliseconds. */
 export function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([

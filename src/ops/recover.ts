@@ -32,6 +32,10 @@ async function raftIndexAt(endpoint: string, ctx: Context): Promise<Progress | u
  * voter — after checking that quorum really is gone and that no reachable voter has newer
  * data (unless `force`). The others rejoin as they come back (a voter removed this way moves
  * its old data aside and joins fresh), and the voter manager grows the set back.
+ *
+ * Throws UserError when this machine holds no etcd data, when the cluster still has quorum,
+ * when this member's etcd does not answer, or when a reachable voter has newer data (without
+ * `force`); nothing is changed then.
  */
 export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?: number }): Promise<{ raftIndex: number }> {
   if (!existsSync(join(ctx.node.etcdData, "member"))) {
@@ -45,12 +49,12 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   if (runningAgent(ctx.node.agentPid) === undefined) await ensureAgent(ctx.paths);
 
   const local = openClient([here], ctx.node, 1500);
-  try {
-    await readKvMapping(local, 4000);
-    throw new UserError("The cluster has quorum: it answers reads and writes. recover is only for a cluster that lost quorum for good; nothing was changed.");
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-  }
+  // Any failure of the read (timeout, no leader) is what recover is for.
+  const hasQuorum = await readKvMapping(local, 4000).then(
+    () => true,
+    () => false,
+  );
+  if (hasQuorum) throw new UserError("The cluster has quorum: it answers reads and writes. recover is only for a cluster that lost quorum for good; nothing was changed.");
   let voters: string[] = [];
   try {
     voters = (await memberList(local, 2000)).filter((m) => !m.isLearner).flatMap((m) => m.peerURLs.map((u) => clientUrlOfPeer(u, clientPort)));
