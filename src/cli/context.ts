@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { childEnv } from "../config/child-env.ts";
 import { LocalConfig } from "../config/local.ts";
 import { CACHE_DIR_ENV, cachePaths, findInstallDir, resolveCacheDir } from "../config/paths.ts";
 import { createAvailabilityProbe } from "../config/types.ts";
@@ -27,6 +28,6 @@ export function contextFrom(cmd: Command): Context {
     installDir,
     log,
     config: new LocalConfig(paths, installDir, log, Boolean(g.strict)),
-    probe: createAvailabilityProbe(installDir, { ...process.env, RAPTIFORMICA_HOME: installDir, RAPTIFORMICA_CACHE_DIR: cacheDir }),
+    probe: createAvailabilityProbe(installDir, childEnv({ installDir, cacheDir })),
   };
 }
