@@ -7,6 +7,7 @@ import { readKvMapping } from "../consensus/kv-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
+import { waitUntil } from "../util/wait.ts";
 import { ensureAgent } from "./node.ts";
 
 interface Progress {
@@ -77,20 +78,24 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
   const pid = runningAgent(ctx.node.agentPid);
   if (pid !== undefined) process.kill(pid, "SIGUSR1");
-  const until = Date.now() + (opts.timeoutMs ?? 90_000);
   let last = "";
-  while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 1000));
-    if (existsSync(ctx.node.forceNewCluster)) continue;
-    const c = openClient([here], ctx.node, 1500);
-    try {
-      await readKvMapping(c, 3000);
-      return { raftIndex: mine.raftIndex };
-    } catch (e) {
-      last = errorMessage(e);
-    } finally {
-      c.close();
-    }
-  }
+  // The agent removes the marker once it restarted etcd; then etcd must answer a read.
+  const back = await waitUntil(
+    async () => {
+      if (existsSync(ctx.node.forceNewCluster)) return false;
+      const c = openClient([here], ctx.node, 1500);
+      try {
+        await readKvMapping(c, 3000);
+        return true;
+      } catch (e) {
+        last = errorMessage(e);
+        return false;
+      } finally {
+        c.close();
+      }
+    },
+    { timeoutMs: opts.timeoutMs ?? 90_000, intervalMs: 1000 },
+  );
+  if (back) return { raftIndex: mine.raftIndex };
   throw new UserError(`etcd did not come back as a one-voter cluster in time (${last || "the agent has not restarted it yet"}). See ${ctx.node.logDir}/agent.log and etcd.log.`);
 }
