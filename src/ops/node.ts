@@ -132,7 +132,11 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
   }
 }
 
-/** Waits (bounded) until the agent reports `ready`: meshed, consensus running, record written. */
+/**
+ * Waits (bounded by `timeoutMs`) until the agent reports `ready` in a status written at or
+ * after `since` (epoch ms): meshed, consensus running, record written. Throws UserError saying
+ * what phase the agent is stuck in, and where its log is, when it does not get there in time.
+ */
 export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
   let last: AgentStatus | undefined;
   const ready = await waitUntil(
