@@ -1,6 +1,38 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// In the esbuild bundle, a dynamic import() of a CommonJS package (etcd3, …) yields only
+// `default`: its named exports are undefined there while the sources under tsx work.
+// Import the package statically in a module of ours and import that module dynamically.
+const NO_DYNAMIC_PACKAGE_IMPORT = {
+  selector: "ImportExpression > Literal[value=/^[^./]/]",
+  message: "No dynamic import() of a package: in the bundle a CommonJS package exposes only `default` this way. Import it statically in one of our modules and import that module.",
+};
+
+// The layers of src/, top to bottom (DESIGN.md): a folder imports only folders below it or
+// beside it in its row, never one above. Each entry lists the folders a layer may not import.
+const LAYERS = [["cli"], ["ops"], ["node", "remote", "compute", "hooks"], ["consensus", "mesh"], ["config"], ["util"]];
+
+function layerRules() {
+  return LAYERS.flatMap((row, i) => {
+    const above = LAYERS.slice(0, i).flat();
+    if (above.length === 0) return [];
+    return row.map((folder) => {
+      const upward = `^(\\.\\./)+(${above.join("|")})(/|$)`;
+      const message = `src/${folder} is below ${above.map((f) => `src/${f}`).join(", ")}: it may not import from there (cli → ops → node/remote/compute/hooks → consensus/mesh → config → util). Move the shared type or function down to the layer that owns it.`;
+      return {
+        files: [`src/${folder}/**/*.ts`],
+        rules: {
+          // Static imports and re-exports, `import type` included.
+          "no-restricted-imports": ["error", { patterns: [{ regex: upward, message }] }],
+          // import() is not covered by no-restricted-imports; this list replaces the global one.
+          "no-restricted-syntax": ["error", NO_DYNAMIC_PACKAGE_IMPORT, { selector: `ImportExpression > Literal[value=/${upward.replaceAll("/", "\\x2F")}/]`, message }],
+        },
+      };
+    });
+  });
+}
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "modules/**"] },
   js.configs.recommended,
@@ -9,18 +41,10 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-console": "off",
-      // In the esbuild bundle, a dynamic import() of a CommonJS package (etcd3, …) yields only
-      // `default`: its named exports are undefined there while the sources under tsx work.
-      // Import the package statically in a module of ours and import that module dynamically.
-      "no-restricted-syntax": [
-        "error",
-        {
-          selector: "ImportExpression > Literal[value=/^[^./]/]",
-          message: "No dynamic import() of a package: in the bundle a CommonJS package exposes only `default` this way. Import it statically in one of our modules and import that module.",
-        },
-      ],
+      "no-restricted-syntax": ["error", NO_DYNAMIC_PACKAGE_IMPORT],
     },
   },
+  ...layerRules(),
   {
     files: ["scripts/**/*.mjs", "eslint.config.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },

@@ -1,4 +1,4 @@
-import { UserError } from "./util/errors.ts";
+import { ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE, EXIT_INTERNAL, UserError } from "./util/errors.ts";
 import { printableText } from "./util/printable.ts";
 
 // `raptiformica config show | head` closes our stdout early: that is not an error.
@@ -10,7 +10,7 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 /** An etcd call that timed out or found no server: the cluster's state, not a bug here. */
 async function isClusterUnavailable(e: unknown): Promise<boolean> {
   if (!(e instanceof Error)) return false;
-  if (e.name === "DeadlineExceeded") return true;
+  if (e instanceof ClusterUnavailable) return true;
   try {
     return (await import("./consensus/client.ts")).isClusterUnavailable(e);
   } catch {
@@ -63,10 +63,10 @@ async function main(argv: string[]): Promise<void> {
         `raptiformica: the cluster's etcd did not answer (${printableText(e instanceof Error ? e.message : String(e))}). ` +
           "Run `raptiformica members` to see whether the cluster has quorum (it says what to do if not), then try again; a write that timed out may still have been applied.\n",
       );
-      process.exitCode = 75;
+      process.exitCode = EXIT_CLUSTER_UNAVAILABLE;
     } else {
       process.stderr.write(`raptiformica: internal error (this is a bug, please report it):\n${printableText(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
-      process.exitCode = 70;
+      process.exitCode = EXIT_INTERNAL;
     }
   }
 }

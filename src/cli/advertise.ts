@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { writeAdvertised } from "../ops/advertise.ts";
+import { writeAdvertised } from "../node/advertised.ts";
 import { contextFrom } from "./context.ts";
 import { hostParser, withPort } from "./options.ts";
 

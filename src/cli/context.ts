@@ -1,9 +1,11 @@
 import type { Command } from "commander";
+import { childEnv } from "../config/child-env.ts";
 import { LocalConfig } from "../config/local.ts";
-import { CACHE_DIR_ENV, cachePaths, findInstallDir, resolveCacheDir, type CachePaths } from "../config/paths.ts";
-import { createAvailabilityProbe, type AvailabilityProbe } from "../config/types.ts";
-import { createLogger, type Logger } from "../util/log.ts";
-import { nodePaths, type NodePaths } from "../node/paths.ts";
+import { CACHE_DIR_ENV, cachePaths, findInstallDir, resolveCacheDir } from "../config/paths.ts";
+import { createAvailabilityProbe } from "../config/types.ts";
+import { createLogger } from "../util/log.ts";
+import { nodePaths } from "../node/paths.ts";
+import type { Context } from "../ops/context.ts";
 
 export interface GlobalOptions {
   verbose?: boolean;
@@ -11,16 +13,7 @@ export interface GlobalOptions {
   strict?: boolean;
 }
 
-/** Everything a command needs, built once from the global flags. */
-export interface Context {
-  readonly paths: CachePaths;
-  readonly node: NodePaths;
-  readonly installDir: string;
-  readonly log: Logger;
-  readonly config: LocalConfig;
-  readonly probe: AvailabilityProbe;
-}
-
+/** Everything a command needs (see ops/context.ts), built once from the global flags. */
 export function contextFrom(cmd: Command): Context {
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const cacheDir = resolveCacheDir(g.cacheDir);
@@ -35,6 +28,6 @@ export function contextFrom(cmd: Command): Context {
     installDir,
     log,
     config: new LocalConfig(paths, installDir, log, Boolean(g.strict)),
-    probe: createAvailabilityProbe(installDir, { ...process.env, RAPTIFORMICA_HOME: installDir, RAPTIFORMICA_CACHE_DIR: cacheDir }),
+    probe: createAvailabilityProbe(installDir, childEnv({ installDir, cacheDir })),
   };
 }

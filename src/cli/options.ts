@@ -29,13 +29,6 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
-export interface SlaveFlags {
-  provision: boolean;
-  assimilate: boolean;
-  afterAssimilate: boolean;
-  afterMesh: boolean;
-}
-
 /** The four flags `spawn`, `slave` and `deploy` share with the original. */
 export function withSlaveFlags(cmd: Command): Command {
   return cmd

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { computeCommand } from "../compute/instance.ts";
+import { childEnv } from "../config/child-env.ts";
 import { KEY_ROOT } from "../config/flatten.ts";
 import { runShell } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
@@ -17,7 +18,7 @@ export function register(program: Command): void {
     // The package command is shell by contract; it runs in the install dir with live output.
     const out = await runShell(command, {
       cwd: ctx.installDir,
-      env: { ...process.env, RAPTIFORMICA_HOME: ctx.installDir, RAPTIFORMICA_CACHE_DIR: ctx.paths.root },
+      env: childEnv({ installDir: ctx.installDir, cacheDir: ctx.paths.root }),
       timeoutMs: 3_600_000,
       live: true,
     });

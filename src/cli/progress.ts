@@ -1,16 +1,7 @@
 import { Listr, ListrLogger, ProcessOutput } from "listr2";
 import { errorMessage } from "../util/errors.ts";
 import { printableText } from "../util/printable.ts";
-
-/** One unit of long-running work shown as a live line (per host for deploy, one for slave/spawn). */
-export interface Job<T> {
-  readonly title: string;
-  run(report: (text: string) => void): Promise<T>;
-}
-
-export type JobResult<T> =
-  | { readonly title: string; readonly ok: true; readonly value: T; readonly seconds: number }
-  | { readonly title: string; readonly ok: false; readonly error: string; readonly seconds: number };
+import type { Job, JobResult } from "../ops/jobs.ts";
 
 /**
  * Runs jobs with live progress on stderr (stdout stays for results): a spinner line per job on

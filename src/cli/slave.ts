@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import { slaveMachine } from "../ops/slave.ts";
+import { slaveMachine, type SlaveFlags } from "../ops/slave.ts";
 import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
-import { hostParser, parsePort, withPort, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { hostParser, parsePort, withPort, withServerType, withSlaveFlags } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { chooseTypes, type TypeFlags } from "./types-check.ts";

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { hostPort } from "../mesh/host.ts";
 import { spawnMachine } from "../ops/spawn.ts";
+import type { SlaveFlags } from "../ops/slave.ts";
 import { UserError } from "../util/errors.ts";
-import { withComputeType, withServerType, withSlaveFlags, type SlaveFlags } from "./options.ts";
+import { withComputeType, withServerType, withSlaveFlags } from "./options.ts";
 import { runJobs } from "./progress.ts";
 import { progressReporter } from "./slave-progress.ts";
 import { withCheckAvailable } from "./types-check.ts";

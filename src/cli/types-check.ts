@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { contextFrom } from "./context.ts";
-import type { Context } from "./context.ts";
+import type { Context } from "../ops/context.ts";
 import { resolveType } from "../config/types.ts";
 
 export interface TypeFlags {

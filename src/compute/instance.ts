@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { childEnv } from "../config/child-env.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { KEY_ROOT } from "../config/flatten.ts";
 import { run, runShell, type Outcome } from "../util/exec.ts";
@@ -42,12 +43,7 @@ export function computeCommand(mapping: FlatMapping, compute: string, server: st
 }
 
 function env(e: ComputeEnv): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    RAPTIFORMICA_HOME: e.installDir,
-    RAPTIFORMICA_CACHE_DIR: e.cacheDir,
-    PATH: [join(e.installDir, "bin"), process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(delimiter),
-  };
+  return childEnv(e);
 }
 
 function lastLines(o: Outcome, n = 5): string {

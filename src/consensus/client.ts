@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
 import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from "etcd3";
-import type { NodePaths } from "../node/paths.ts";
+import { ClusterUnavailable } from "../util/errors.ts";
 
+/** Where a member keeps its etcd certificate, key and the cluster CA (the node's paths carry these). */
 export interface TlsFiles {
   readonly caCert: string;
   readonly nodeCert: string;
@@ -13,7 +14,7 @@ export interface TlsFiles {
 export const CALL_DEADLINE_MS = 10_000;
 
 /** A client that authenticates with this node's certificate; callers bound every call with `deadline`. */
-export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePaths, dialTimeoutMs = 2000): Etcd3 {
+export function openClient(endpoints: readonly string[], tls: TlsFiles, dialTimeoutMs = 2000): Etcd3 {
   const options: IOptions = {
     hosts: [...endpoints],
     credentials: {
@@ -37,7 +38,8 @@ export function openClient(endpoints: readonly string[], tls: TlsFiles | NodePat
   return new Etcd3(options);
 }
 
-export class DeadlineExceeded extends Error {
+/** An etcd call (`what`) that did not answer within `ms` milliseconds; see `deadline`. */
+export class DeadlineExceeded extends ClusterUnavailable {
   constructor(what: string, ms: number) {
     super(`${what}: no answer within ${ms} ms`);
     this.name = "DeadlineExceeded";
@@ -52,10 +54,11 @@ export class DeadlineExceeded extends Error {
  */
 export function isClusterUnavailable(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
-  if (e instanceof DeadlineExceeded) return true;
+  if (e instanceof ClusterUnavailable) return true;
   return e instanceof GRPCGenericError || e instanceof EtcdError || e instanceof ClientRuntimeError;
 }
 
+/** `p`, or a rejection with DeadlineExceeded (`what` names the call) after `ms` milliseconds. */
 export function deadline<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([

@@ -1,7 +1,13 @@
 import type { FlatMapping } from "../config/flatten.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
-import type { NodePaths } from "../node/paths.ts";
-import type { EtcdMember } from "./client.ts";
+import type { EtcdMember, TlsFiles } from "./client.ts";
+
+/** What the etcd server and grpc-proxy are started with: its dirs and the TLS files. */
+export interface EtcdPaths extends TlsFiles {
+  /** Parent of the data dir; the grpc-proxy keeps its own data in `<etcdDir>/proxy`. */
+  readonly etcdDir: string;
+  readonly etcdData: string;
+}
 
 /** `[addr]` for IPv6 in URLs. */
 export function hostPort(address: string, port: number): string {
@@ -61,7 +67,7 @@ export interface MemberStart {
  * etcd server argv: listens only on the mesh address and localhost, mutual TLS for clients
  * and peers from the cluster CA.
  */
-export function etcdServerArgs(paths: NodePaths, m: MemberStart): string[] {
+export function etcdServerArgs(paths: EtcdPaths, m: MemberStart): string[] {
   const cluster = [...m.initialCluster.entries()].map(([n, u]) => `${n}=${u}`).join(",");
   return [
     "--name", m.name,
@@ -105,7 +111,7 @@ export function etcdServerArgs(paths: NodePaths, m: MemberStart): string[] {
  * Local `etcd grpc-proxy` for non-voters: apps on this member reach the KV at 127.0.0.1.
  * Upstream it authenticates with this node's certificate.
  */
-export function grpcProxyArgs(paths: NodePaths, endpoints: readonly string[], clientPort: number): string[] {
+export function grpcProxyArgs(paths: EtcdPaths, endpoints: readonly string[], clientPort: number): string[] {
   return [
     "grpc-proxy", "start",
     "--endpoints", endpoints.join(","),

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import type { FlatMapping } from "../config/flatten.ts";
-import type { NodePaths } from "../node/paths.ts";
+import type { TlsFiles } from "./client.ts";
 import { KEYS } from "./settings.ts";
 import type { CertificatePair } from "./tls.ts";
 import { certificateCovers } from "./tls-check.ts";
@@ -53,7 +53,7 @@ let verified = "";
  * This node's etcd certificate (server and client), valid for its mesh address and localhost.
  * Re-issued only when the CA changed or an address is not covered; the key file is 0600.
  */
-export async function ensureNodeCertificate(paths: NodePaths, ca: CertificatePair, name: string, meshAddress: string): Promise<void> {
+export async function ensureNodeCertificate(paths: TlsFiles & { readonly tlsDir: string }, ca: CertificatePair, name: string, meshAddress: string): Promise<void> {
   const ips = [meshAddress, "127.0.0.1", "::1"];
   const current = readOr(paths.nodeCert);
   const currentCa = readOr(paths.caCert);

@@ -1,4 +1,4 @@
-import { delimiter, join } from "node:path";
+import { childEnv } from "../config/child-env.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { runShell } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
@@ -50,14 +50,7 @@ export const ENV_EVENT_MAX_BYTES = 131_072 - `${EVENT_VAR}=`.length - 1;
  */
 export function hookEnv(event: HookEvent, opts: HookRunnerOptions): NodeJS.ProcessEnv {
   const json = JSON.stringify(event);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    RAPTIFORMICA_HOOK: event.hook,
-    RAPTIFORMICA_CACHE_DIR: opts.cacheDir,
-    RAPTIFORMICA_HOME: opts.installDir,
-    // Handlers call `raptiformica …` and get this very install.
-    PATH: [join(opts.installDir, "bin"), process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(delimiter),
-  };
+  const env = childEnv(opts, { RAPTIFORMICA_HOOK: event.hook });
   // An inherited copy from an outer hook must not pose as this event's.
   delete env[EVENT_VAR];
   if (Buffer.byteLength(json) <= ENV_EVENT_MAX_BYTES) env[EVENT_VAR] = json;

@@ -6,7 +6,7 @@ import { clientUrl, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
 import { NodeRegistration, type NodeRecord } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
-import { readAdvertised } from "../ops/advertise.ts";
+import { readAdvertised } from "./advertised.ts";
 import { errorMessage } from "../util/errors.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, displayName, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ConfigView } from "./config-view.ts";

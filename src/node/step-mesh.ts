@@ -3,7 +3,7 @@ import type { ClusterSettings } from "../consensus/settings.ts";
 import { mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
 import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
-import { readAdvertised } from "../ops/advertise.ts";
+import { readAdvertised } from "./advertised.ts";
 import { UserError } from "../util/errors.ts";
 import { displayName, type StepContext } from "./agent-state.ts";
 import { MeshService } from "./mesh-service.ts";

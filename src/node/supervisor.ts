@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setPriority } from "node:os";
+import { waitUntil } from "../util/wait.ts";
 
 /** A long-running child the agent keeps alive. */
 export interface ServiceSpec {
@@ -143,16 +144,14 @@ export class Supervisor {
     } catch {
       return;
     }
-    const deadline = Date.now() + graceMs;
-    while (alive(rec.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => !alive(rec.pid), { timeoutMs: graceMs, intervalMs: 50 });
     if (alive(rec.pid)) {
       try {
         process.kill(rec.pid, "SIGKILL");
       } catch {
         /* gone */
       }
-      const hard = Date.now() + 2000;
-      while (alive(rec.pid) && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+      await waitUntil(() => !alive(rec.pid), { timeoutMs: 2000, intervalMs: 20 });
     }
   }
 }

@@ -14,13 +14,14 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { readStatus } from "../node/status.ts";
 import { Supervisor } from "../node/supervisor.ts";
 import { errorMessage } from "../util/errors.ts";
+import { waitUntil } from "../util/wait.ts";
 import type { Logger } from "../util/log.ts";
 
 async function stopAgent(node: NodePaths): Promise<void> {
   const pid = runningAgent(node.agentPid);
   if (pid === undefined) return;
   process.kill(pid, "SIGTERM");
-  for (let i = 0; i < 100 && runningAgent(node.agentPid) !== undefined; i++) await new Promise((r) => setTimeout(r, 50));
+  await waitUntil(() => runningAgent(node.agentPid) === undefined, { timeoutMs: 5000, intervalMs: 50 });
   if (runningAgent(node.agentPid) !== undefined) process.kill(pid, "SIGKILL");
 }
 

@@ -1,12 +1,11 @@
-import type { Context } from "../cli/context.ts";
-import type { SlaveFlags } from "../cli/options.ts";
-import type { Job, JobResult } from "../cli/progress.ts";
+import type { Context } from "./context.ts";
+import type { Job, JobResult } from "./jobs.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, writeSshConfig, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { InventoryHost } from "./inventory.ts";
 import { parseReportedMapping, storeLearned } from "./learn.ts";
-import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
+import { slaveMachine, type SlaveFlags, type SlaveProgress, type SlaveResult } from "./slave.ts";
 import { stepLabel } from "./step-labels.ts";
 import { memberTargets } from "./via-member.ts";
 import { hostPort } from "../mesh/host.ts";

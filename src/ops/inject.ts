@@ -1,4 +1,4 @@
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } fr
 import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { clusterIdOf, clusterLabel } from "../consensus/cluster-id.ts";
 import { parseHostKey } from "../remote/known-hosts.ts";

@@ -1,4 +1,4 @@
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
 import { learnFromMember } from "../config/trust.ts";

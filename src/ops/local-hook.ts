@@ -1,4 +1,4 @@
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import { typeStatuses } from "../config/types.ts";
 import { fireHook } from "../hooks/runner.ts";
 

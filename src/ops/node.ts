@@ -16,7 +16,8 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
 import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
-import { readAdvertised } from "./advertise.ts";
+import { waitUntil } from "../util/wait.ts";
+import { readAdvertised } from "../node/advertised.ts";
 
 export interface NodeIdentity {
   readonly info: YggdrasilInfo;
@@ -86,7 +87,7 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
   if (systemdIsInit() && process.getuid?.() === 0 && script && !process.env["RAPTIFORMICA_NO_SYSTEMD"]) {
     const name = unitName(cache.root, resolveCacheDir(undefined, {}));
     await installUnit(name, renderUnit({ node: process.execPath, nodeFlags: AGENT_NODE_FLAGS, script, cacheDir: cache.root, home: homedir() }));
-    for (let i = 0; i < 50 && runningAgent(node.agentPid) === undefined; i++) await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(() => runningAgent(node.agentPid) !== undefined, { timeoutMs: 5000, intervalMs: 100 });
     return { pid: runningAgent(node.agentPid) ?? -1, started: true };
   }
   return spawnAgent(cache, node);
@@ -107,8 +108,7 @@ async function stopProcess(pid: number, ms: number): Promise<void> {
   } catch {
     return;
   }
-  const until = Date.now() + ms;
-  while (alive() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(() => !alive(), { timeoutMs: ms, intervalMs: 100 });
   if (alive()) process.kill(pid, "SIGKILL");
 }
 
@@ -132,15 +132,21 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
   }
 }
 
-/** Waits (bounded) until the agent reports `ready`: meshed, consensus running, record written. */
+/**
+ * Waits (bounded by `timeoutMs`) until the agent reports `ready` in a status written at or
+ * after `since` (epoch ms): meshed, consensus running, record written. Throws UserError saying
+ * what phase the agent is stuck in, and where its log is, when it does not get there in time.
+ */
 export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
-  const until = Date.now() + timeoutMs;
   let last: AgentStatus | undefined;
-  while (Date.now() < until) {
-    last = readStatus(node.status);
-    if (last && last.updatedAt >= since && last.phase === "ready") return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const ready = await waitUntil(
+    () => {
+      last = readStatus(node.status);
+      return last && last.updatedAt >= since && last.phase === "ready" ? last : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  if (ready) return ready;
   const why = last ? `it is "${last.phase}"${last.consensus ? ` (${last.consensus})` : ""}${last.lastError ? `, last error: ${last.lastError}` : ""}` : "it never reported";
   throw new UserError(
     `This node did not become ready within ${Math.round(timeoutMs / 1000)} s: ${why}. The agent keeps trying in the background; see ${join(node.logDir, "agent.log")}.`,

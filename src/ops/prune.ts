@@ -1,5 +1,5 @@
 import { existsSync, rmdirSync, rmSync } from "node:fs";
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import { cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import { listTypes } from "../config/types.ts";

@@ -1,12 +1,13 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Context } from "../cli/context.ts";
+import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
+import { waitUntil } from "../util/wait.ts";
 import { ensureAgent } from "./node.ts";
 
 interface Progress {
@@ -32,6 +33,10 @@ async function raftIndexAt(endpoint: string, ctx: Context): Promise<Progress | u
  * voter — after checking that quorum really is gone and that no reachable voter has newer
  * data (unless `force`). The others rejoin as they come back (a voter removed this way moves
  * its old data aside and joins fresh), and the voter manager grows the set back.
+ *
+ * Throws UserError when this machine holds no etcd data, when the cluster still has quorum,
+ * when this member's etcd does not answer, or when a reachable voter has newer data (without
+ * `force`); nothing is changed then.
  */
 export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?: number }): Promise<{ raftIndex: number }> {
   if (!existsSync(join(ctx.node.etcdData, "member"))) {
@@ -45,12 +50,12 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   if (runningAgent(ctx.node.agentPid) === undefined) await ensureAgent(ctx.paths);
 
   const local = openClient([here], ctx.node, 1500);
-  try {
-    await readKvMapping(local, 4000);
-    throw new UserError("The cluster has quorum: it answers reads and writes. recover is only for a cluster that lost quorum for good; nothing was changed.");
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-  }
+  // Any failure of the read (timeout, no leader) is what recover is for.
+  const hasQuorum = await readKvMapping(local, 4000).then(
+    () => true,
+    () => false,
+  );
+  if (hasQuorum) throw new UserError("The cluster has quorum: it answers reads and writes. recover is only for a cluster that lost quorum for good; nothing was changed.");
   let voters: string[] = [];
   try {
     voters = (await memberList(local, 2000)).filter((m) => !m.isLearner).flatMap((m) => m.peerURLs.map((u) => clientUrlOfPeer(u, clientPort)));
@@ -73,20 +78,24 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
   const pid = runningAgent(ctx.node.agentPid);
   if (pid !== undefined) process.kill(pid, "SIGUSR1");
-  const until = Date.now() + (opts.timeoutMs ?? 90_000);
   let last = "";
-  while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, 1000));
-    if (existsSync(ctx.node.forceNewCluster)) continue;
-    const c = openClient([here], ctx.node, 1500);
-    try {
-      await readKvMapping(c, 3000);
-      return { raftIndex: mine.raftIndex };
-    } catch (e) {
-      last = errorMessage(e);
-    } finally {
-      c.close();
-    }
-  }
+  // The agent removes the marker once it restarted etcd; then etcd must answer a read.
+  const back = await waitUntil(
+    async () => {
+      if (existsSync(ctx.node.forceNewCluster)) return false;
+      const c = openClient([here], ctx.node, 1500);
+      try {
+        await readKvMapping(c, 3000);
+        return true;
+      } catch (e) {
+        last = errorMessage(e);
+        return false;
+      } finally {
+        c.close();
+      }
+    },
+    { timeoutMs: opts.timeoutMs ?? 90_000, intervalMs: 1000 },
+  );
+  if (back) return { raftIndex: mine.raftIndex };
   throw new UserError(`etcd did not come back as a one-voter cluster in time (${last || "the agent has not restarted it yet"}). See ${ctx.node.logDir}/agent.log and etcd.log.`);
 }

@@ -1,7 +1,5 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Context } from "../cli/context.ts";
-import type { SlaveFlags } from "../cli/options.ts";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
 import { clusterIdOf, otherClusterProblem } from "../consensus/cluster-id.ts";
@@ -12,10 +10,19 @@ import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../rem
 import { pushFile, pushTree } from "../remote/transfer.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
+import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
 import { registerNeighbour } from "./inject.ts";
 import { parseReportedMapping, storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
+
+/** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
+export interface SlaveFlags {
+  provision: boolean;
+  assimilate: boolean;
+  afterAssimilate: boolean;
+  afterMesh: boolean;
+}
 
 export interface SlaveRequest {
   readonly target: SshTarget;

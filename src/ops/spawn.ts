@@ -1,11 +1,10 @@
-import type { Context } from "../cli/context.ts";
-import type { SlaveFlags } from "../cli/options.ts";
+import type { Context } from "./context.ts";
 import { cleanUpInstance, startInstance, type StartedInstance } from "../compute/instance.ts";
 import { hostPort } from "../mesh/host.ts";
 import { pinHostKey } from "../remote/known-hosts.ts";
 import { sshSettings } from "../remote/settings.ts";
 import { fireLocalHook } from "./local-hook.ts";
-import { slaveMachine, type SlaveProgress, type SlaveResult } from "./slave.ts";
+import { slaveMachine, type SlaveFlags, type SlaveProgress, type SlaveResult } from "./slave.ts";
 
 export interface SpawnRequest {
   readonly computeType: string;

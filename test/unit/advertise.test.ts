@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { readAdvertised } from "../../src/ops/advertise.ts";
+import { readAdvertised } from "../../src/node/advertised.ts";
 
 describe("last_advertised", () => {
   const dir = mkdtempSync(join(tmpdir(), "rf-advertised-"));

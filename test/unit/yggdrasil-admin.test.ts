@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -180,6 +180,26 @@ describe("yggdrasil admin client", () => {
         assert.match(e.message, /yggdrasil refused nope \(admin socket .*err\.sock\): Unknown action 'nope'/);
         return true;
       });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("tells refusals apart by yggdrasil's reply, not by a message that also names the socket path", async () => {
+    // A cache dir may be named anything; a refusal for another reason must still surface.
+    const odd = join(dir, "peer already configured, not configured");
+    mkdirSync(odd);
+    const fake = await fakeAdmin(join(odd, "y.sock"), (req) => ({ status: "error", error: "interface tun0 is busy", request: req, response: null }));
+    try {
+      const admin = new YggdrasilAdmin(fake.path, "0.5");
+      for (const call of [() => admin.addPeer(URI), () => admin.removePeer(URI)]) {
+        await assert.rejects(call(), (e: unknown) => {
+          assert.ok(e instanceof YggdrasilAdminError);
+          assert.equal(e.kind, "refused-request");
+          assert.equal(e.reply, "interface tun0 is busy");
+          return true;
+        });
+      }
     } finally {
       await fake.close();
     }

@@ -52,10 +52,16 @@ export interface PeerInfo {
 
 export type AdminErrorKind = "not-running" | "permission" | "timeout" | "protocol" | "refused-request" | "unsupported";
 
+/**
+ * A request on yggdrasil's admin socket that failed; `kind` says how. For "refused-request",
+ * `reply` is yggdrasil's own error text (it has no error codes): callers that must tell one
+ * refusal from another look at that, never at the message, which names the socket path too.
+ */
 export class YggdrasilAdminError extends UserError {
   constructor(
     readonly kind: AdminErrorKind,
     message: string,
+    readonly reply = "",
   ) {
     super(message);
     this.name = "YggdrasilAdminError";
@@ -134,7 +140,7 @@ export class YggdrasilAdmin {
           finish(undefined, answer["response"]);
         } else {
           const reason = str(answer["error"]) || `status ${JSON.stringify(answer["status"])}`;
-          finish(new YggdrasilAdminError("refused-request", `yggdrasil refused ${name} (admin socket ${path}): ${reason}`));
+          finish(new YggdrasilAdminError("refused-request", `yggdrasil refused ${name} (admin socket ${path}): ${reason}`, str(answer["error"])));
         }
       };
       socket.setEncoding("utf8");
@@ -201,7 +207,8 @@ export class YggdrasilAdmin {
 
   /**
    * Adds a peer and dials it now. Adding a peer that is already configured is not an error:
-   * the answer is then false.
+   * the answer is then false. Throws YggdrasilAdminError for any other failure (its `kind`
+   * says which), and a plain Error for a `uri` that is not a peer URI.
    */
   async addPeer(uri: string): Promise<boolean> {
     checkUri(uri);
@@ -209,7 +216,7 @@ export class YggdrasilAdmin {
       await this.request("addPeer", { uri, interface: "" });
       return true;
     } catch (e) {
-      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /already configured/.test(e.message)) return false;
+      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /already configured/.test(e.reply)) return false;
       throw e;
     }
   }
@@ -219,7 +226,7 @@ export class YggdrasilAdmin {
    * the configured one as a string (a peerUri() result matches itself); a peer that is not
    * configured is not an error, the answer is then false. On 0.4 this throws kind "unsupported"
    * without asking yggdrasil, whose answer would be a misleading "success": render a config
-   * without the peer and restart.
+   * without the peer and restart. Throws YggdrasilAdminError for any other failure too.
    */
   async removePeer(uri: string): Promise<boolean> {
     checkUri(uri);
@@ -233,7 +240,7 @@ export class YggdrasilAdmin {
       await this.request("removePeer", { uri, interface: "" });
       return true;
     } catch (e) {
-      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /not configured/.test(e.message)) return false;
+      if (e instanceof YggdrasilAdminError && e.kind === "refused-request" && /not configured/.test(e.reply)) return false;
       throw e;
     }
   }
