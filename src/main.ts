@@ -1,4 +1,5 @@
 import { ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE, EXIT_INTERNAL, UserError } from "./util/errors.ts";
+import { signalRunningChildren } from "./util/exec.ts";
 import { printableText } from "./util/printable.ts";
 
 // `raptiformica config show | head` closes our stdout early: that is not an error.
@@ -33,6 +34,20 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
+/**
+ * Ctrl-C (or a TERM/HUP) ends the command and what it started: hook handlers, compute and
+ * package commands run in process groups of their own, which the terminal's signal does not
+ * reach, so it is passed on to them before exiting 128+n.
+ */
+function passSignalsToChildren(): void {
+  for (const [sig, n] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
+    process.once(sig, () => {
+      signalRunningChildren(sig);
+      process.exit(128 + n);
+    });
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 3 && argv[2] === "agent") {
     // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts).
@@ -40,6 +55,7 @@ async function main(argv: string[]): Promise<void> {
     await runAgent({ verbose: false, version: VERSION });
     return;
   }
+  passSignalsToChildren();
   const { buildProgram, CommanderError } = await import("./cli/program.ts");
   const program = buildProgram();
   if (argv.length <= 2) {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { memberTargets, onFirstMember } from "../ops/via-member.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { refuseNewConfigProblems } from "../ops/config-checks.ts";
-import { jsonText, printable } from "../util/printable.ts";
+import { jsonText, printable, printableText } from "../util/printable.ts";
 
 /**
  * On an operator machine (not a member) that knows members, config commands are answered by
@@ -21,8 +21,10 @@ async function forwarded(ctx: Context, argv: string[]): Promise<boolean> {
   const { mapping } = ctx.config.snapshot();
   if (memberTargets(mapping).length === 0) return false;
   const { out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "config", ...argv]);
-  process.stdout.write(out.stdout);
-  process.stderr.write(out.stderr);
+  // What a member prints is data, never terminal control: escaped like this machine's own
+  // listings, except `config get`'s value, which stays exactly as stored (for scripts).
+  process.stdout.write(argv[0] === "get" ? out.stdout : printableText(out.stdout));
+  process.stderr.write(printableText(out.stderr));
   process.exitCode = out.exitCode;
   return true;
 }

@@ -18,7 +18,11 @@ export type ClusterId = string & { readonly __brand: "ClusterId" };
  */
 export function clusterIdOf(mapping: FlatMapping): ClusterId | undefined {
   const pem = mapping[KEYS.caCert];
-  if (!pem) return undefined;
+  return pem ? clusterIdOfPem(pem) : undefined;
+}
+
+/** The identity of the cluster whose CA certificate is `pem` (see {@link ClusterId}). */
+export function clusterIdOfPem(pem: string): ClusterId {
   const body = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem)?.[1];
   const bytes = body ? Buffer.from(body.replace(/\s+/g, ""), "base64") : Buffer.from(pem, "utf8");
   return createHash("sha256").update(bytes).digest("hex") as ClusterId;
@@ -35,8 +39,11 @@ export function clusterLabel(id: ClusterId): string {
  * both name the same one. `who` names the machine, for the message.
  */
 export function otherClusterProblem(ours: FlatMapping, theirs: FlatMapping, who: string): string | undefined {
-  const mine = clusterIdOf(ours);
-  const other = clusterIdOf(theirs);
+  return otherClusterIdProblem(clusterIdOf(ours), clusterIdOf(theirs), who);
+}
+
+/** {@link otherClusterProblem} for identities already known (e.g. from a node's CA file). */
+export function otherClusterIdProblem(mine: ClusterId | undefined, other: ClusterId | undefined, who: string): string | undefined {
   if (!mine || !other || mine === other) return undefined;
   return (
     `${who} is a member of ${clusterLabel(other)}, but this machine manages ${clusterLabel(mine)}; nothing was changed, here or there. ` +

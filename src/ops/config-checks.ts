@@ -1,5 +1,5 @@
 import type { FlatMapping } from "../config/flatten.ts";
-import { settingProblems } from "../consensus/settings.ts";
+import { KEYS, settingProblems } from "../consensus/settings.ts";
 import { readNeighbours } from "../mesh/neighbours.ts";
 import { remoteCommandProblem } from "../remote/settings.ts";
 import { UserError } from "../util/errors.ts";
@@ -27,14 +27,32 @@ export function configProblems(mapping: FlatMapping): ConfigProblem[] {
 }
 
 /**
+ * The cluster CA (`meshnet/etcd/ca_cert`, `ca_key`) is made once, by the first node, and is
+ * the cluster's identity (cluster-id.ts): every member's etcd certificate comes from it. A
+ * write that replaces or removes it would leave every member unable to reach the others.
+ */
+function caChangeProblems(before: FlatMapping, after: FlatMapping): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const key of [KEYS.caCert, KEYS.caKey]) {
+    if (before[key] !== undefined && after[key] !== before[key]) {
+      problems.push({
+        key,
+        message: `${key} is the cluster CA, made once by the first node; every member's etcd certificate comes from it, so it cannot be changed or deleted (a new cluster starts from machines that were \`clean\`ed).`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
  * Throws a UserError when the write from `before` to `after` (`config set`/`delete`, a module
  * being installed) would add a problem ({@link configProblems}); `what` names the write. A
  * problem already there does not block the write, so a bad value can always be fixed while
- * another is still bad.
+ * another is still bad. Replacing or deleting the cluster CA is refused too.
  */
 export function refuseNewConfigProblems(before: FlatMapping, after: FlatMapping, what: string): void {
   const old = new Set(configProblems(before).map((p) => p.message));
-  const added = configProblems(after).filter((p) => !old.has(p.message));
+  const added = [...configProblems(after).filter((p) => !old.has(p.message)), ...caChangeProblems(before, after)];
   if (added.length === 0) return;
   throw new UserError(`${what} was refused, nothing was changed: ${added.map((p) => p.message).join(" ")}`);
 }

@@ -3,7 +3,14 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
 import { learnFromMember } from "../config/trust.ts";
 import { clusterIdOf, clusterLabel, otherClusterProblem } from "../consensus/cluster-id.ts";
+import { KEYS } from "../consensus/settings.ts";
 import { UserError } from "../util/errors.ts";
+
+function caOf(m: FlatMapping): FlatMapping {
+  const out: FlatMapping = {};
+  for (const k of [KEYS.caCert, KEYS.caKey]) if (m[k] !== undefined) out[k] = m[k];
+  return out;
+}
 
 /**
  * Parses what a member printed for `config show --json`: a complete flat mapping, or a
@@ -31,12 +38,18 @@ export function parseReportedMapping(text: string, who: string): FlatMapping {
  */
 export async function storeLearned(ctx: Context, reported: FlatMapping, who: string): Promise<FlatMapping> {
   let refused: readonly string[] = [];
+  let keptCa = false;
   const before = clusterIdOf(ctx.config.snapshot().mapping);
   const stored = await ctx.config.update((own) => {
     const problem = otherClusterProblem(own, reported, who);
     if (problem) throw new UserError(problem);
     const learned = learnFromMember(own, reported);
     refused = learned.refused;
+    // A member whose KV lost the CA does not make this machine forget its cluster.
+    if (clusterIdOf(own) && !clusterIdOf(reported)) {
+      keptCa = true;
+      return { ...learned.mapping, ...caOf(own) };
+    }
     return learned.mapping;
   });
   if (refused.length > 0) {
@@ -44,6 +57,9 @@ export async function storeLearned(ctx: Context, reported: FlatMapping, who: str
     ctx.log.warn(
       `${who} has code keys that differ from this machine's (${shown}); they were not taken: this machine runs hooks, predicates and commands only from its own modules and config (see "Trust model" in the README).`,
     );
+  }
+  if (keptCa) {
+    ctx.log.warn(`${who} reported a config without the cluster CA (${KEYS.caCert}); this machine keeps its own. Check that member: its KV has lost the CA every member needs to join or move.`);
   }
   const after = clusterIdOf(stored);
   if (!before && after) ctx.log.info(`This machine now manages ${clusterLabel(after)} (learnt from ${who}).`);

@@ -1,8 +1,8 @@
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
-import { clusterIdOf, otherClusterProblem } from "../consensus/cluster-id.ts";
+import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, otherClusterProblem, type ClusterId } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
@@ -56,12 +56,18 @@ interface HostFacts {
    * is never overwritten): a member (or one was), so its cluster knowledge wins.
    */
   readonly hasConfig: boolean;
-  /** Its mutable config, when it has a readable one (to compare cluster identities). */
+  /** Its mutable config, when it has a readable one. */
   readonly mapping?: FlatMapping;
+  /**
+   * The cluster it is a member of: from its node's CA certificate (which stays when its config
+   * is moved away), else from its config.
+   */
+  readonly clusterId?: ClusterId;
 }
 
 const FACTS_SCRIPT =
   'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
+  'if [ -r "$1/node/etcd/tls/ca.crt" ]; then echo ca; cat "$1/node/etcd/tls/ca.crt"; echo; echo end-ca; fi; ' +
   'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
 
 /** Marks of a remote install dir or cache dir made before directories carried the marker. */
@@ -86,7 +92,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   progress("connect");
   const facts = await hostFacts(settings, t);
   // A member of another cluster is refused before anything changes there or here.
-  const otherCluster = facts.mapping ? otherClusterProblem(mapping, facts.mapping, who) : undefined;
+  const otherCluster = otherClusterIdProblem(clusterIdOf(mapping), facts.clusterId, who);
   if (otherCluster) throw new UserError(otherCluster);
   if (facts.os !== "Linux") {
     throw new UserError(`${who} runs ${facts.os || "an unknown system"}; raptiformica members must run Linux (with apt-get, pacman, dnf or apk).`);
@@ -124,7 +130,8 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   await fireLocalHook(ctx, "after_slave", { host: t.host, port: t.port, serverType: req.serverType, ...(req.uuid ? { uuid: req.uuid } : {}) });
   if (!req.flags.assimilate) return {};
 
-  const result = await assimilate(ctx, settings, req, rfRemote, facts.hasConfig, progress);
+  const isOurMember = facts.clusterId !== undefined && facts.clusterId === clusterIdOf(mapping);
+  const result = await assimilate(ctx, settings, req, rfRemote, facts.hasConfig, isOurMember, progress);
   if (req.flags.afterAssimilate) {
     progress("after_assimilate");
     await fireLocalHook(ctx, "after_assimilate", { host: t.host, port: t.port, ...result });
@@ -136,18 +143,27 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
 async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
   const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
-  const [os = "", commands = "", config = "", ...rest] = out.stdout.split("\n");
+  const [os = "", commands = "", ...rest] = out.stdout.split("\n");
   const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
-  if (config.trim() !== "config") return { ...facts, hasConfig: false };
+  let caPem: string | undefined;
+  if (rest[0]?.trim() === "ca") {
+    const end = rest.findIndex((l) => l.trim() === "end-ca");
+    caPem = rest.slice(1, end < 0 ? undefined : end).join("\n");
+    rest.splice(0, end < 0 ? rest.length : end + 1);
+  }
+  const fromCa = caPem?.includes("BEGIN CERTIFICATE") ? { clusterId: clusterIdOfPem(caPem) } : {};
+  const [config = "", ...json] = rest;
+  if (config.trim() !== "config") return { ...facts, ...fromCa, hasConfig: false };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(rest.join("\n"));
+    parsed = JSON.parse(json.join("\n"));
   } catch {
-    return { ...facts, hasConfig: true };
+    return { ...facts, ...fromCa, hasConfig: true };
   }
-  if (mappingProblem(parsed)) return { ...facts, hasConfig: true };
+  if (mappingProblem(parsed)) return { ...facts, ...fromCa, hasConfig: true };
   const remote = parsed as FlatMapping;
-  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote };
+  const id = fromCa.clusterId ?? clusterIdOf(remote);
+  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote, ...(id ? { clusterId: id } : {}) };
 }
 
 /**
@@ -172,7 +188,9 @@ async function provision(
       progress("provision", `${p.name}: fetching ${p.source}`);
       const local = await cacheSource(ctx.paths.artifacts, p.name, p.source);
       dir = `/usr/etc/${p.name}`;
-      await pushTree(s, t, { from: dirname(local), entries: [p.name], to: "/usr/etc" }, rsync);
+      // The checkout's own entries into /usr/etc/<name> (marked as raptiformica's, so a later
+      // push may replace them); a copy pushed before the marker existed is a git checkout.
+      await pushTree(s, t, { from: local, entries: readdirSync(local), to: dir, legacyMarks: [".git"] }, rsync);
     }
     if (!p.bootstrap) continue;
     progress("provision", `${p.name}: running its bootstrap`);
@@ -214,6 +232,7 @@ async function assimilate(
   req: SlaveRequest,
   rfRemote: string,
   hadConfig: boolean,
+  isOurMember: boolean,
   progress: SlaveProgress,
 ): Promise<SlaveResult> {
   const t = req.target;
@@ -230,7 +249,10 @@ async function assimilate(
 
   const here = existsSync(ctx.node.nodeCert);
   const own = ctx.config.snapshot().mapping;
-  const members = memberTargets(own).filter((m) => !(m.host === reach.host && m.port === reach.port));
+  const others = memberTargets(own).filter((m) => !(m.host === reach.host && m.port === reach.port));
+  // A member being slaved again (the update path) can register itself when no other member
+  // answers (the operator's copy may name members long gone).
+  const members = isOurMember ? [...others, t] : others;
   // On a member (e.g. the far end of `join`) the registration is local; from an operator
   // machine it is done by the first member that answers over SSH; the first node of a new
   // cluster needs none.

@@ -36,5 +36,10 @@ export async function onFirstMember(
       tried.push(`${describeTarget(target)}: ${errorMessage(e)}`);
     }
   }
-  throw new UserError(`No cluster member could be reached over SSH:\n  ${tried.join("\n  ")}`);
+  throw new UserError(
+    `No cluster member could be reached over SSH:\n  ${tried.join("\n  ")}\n` +
+      "This machine asks the members its copy of the config names (the first 3 with a host). If they are gone for good, " +
+      "`raptiformica destroy` forgets that cluster here (instances started from here are torn down), or fix the hosts in this machine's copy by hand " +
+      "(`mutable_config.json` in the cache dir, keys raptiformica/meshnet/neighbours/<key>/host); `raptiformica slave HOST` of a live member refreshes it.",
+  );
 }

@@ -75,6 +75,29 @@ class CaptureFile {
   }
 }
 
+/** Process groups of the children `run` started that have not exited yet. */
+const runningGroups = new Set<number>();
+
+/**
+ * Sends `signal` to the process group of every child {@link run} started that is still
+ * running, and returns how many. Children run in their own process groups (so a timeout can
+ * kill all they started), which also means the terminal's Ctrl-C does not reach them: the CLI
+ * passes it on with this before it exits. Background jobs a finished child left behind are not
+ * signalled (their group's leader has exited and is no longer listed). Throws nothing.
+ */
+export function signalRunningChildren(signal: NodeJS.Signals): number {
+  let n = 0;
+  for (const pgid of runningGroups) {
+    try {
+      process.kill(-pgid, signal);
+      n++;
+    } catch {
+      // already gone
+    }
+  }
+  return n;
+}
+
 /**
  * Runs a program with an argv array (never through a shell). The child gets its own process
  * group so a timeout kills everything it started, not just the direct child.
@@ -110,9 +133,12 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     }
     let timedOut = false;
     let settled = false;
+    const pgid = child.pid;
+    if (pgid !== undefined) runningGroups.add(pgid);
     const finish = (outcome: Omit<Outcome, "stdout" | "stderr">) => {
       if (settled) return;
       settled = true;
+      if (pgid !== undefined) runningGroups.delete(pgid);
       if (timer) clearTimeout(timer);
       resolvePromise({ ...outcome, stdout: out?.take() ?? "", stderr: err?.take() ?? "" });
     };
