@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -9,11 +9,12 @@ import { Supervisor, type ServiceSpec } from "../../src/node/supervisor.ts";
 
 /*
  * The supervisor with real, short-lived children (`sleep`, a node that ignores SIGTERM) in a
- * temp dir. Every process it starts is one of ours; at the end the test stops them by pid
- * (after checking the pid still runs what we started), never by name.
+ * temp dir. Every process it starts is one of ours; at the end the test stops them by pid,
+ * after checking that the pid is still the process we started (same start time), never by name.
  */
 
 const root = mkdtempSync(join(tmpdir(), "rf-supervisor-"));
+/** pid → its start time (clock ticks since boot), for every process this test started. */
 const ours = new Map<number, string>();
 
 function cmdline(pid: number): string | undefined {
@@ -24,10 +25,21 @@ function cmdline(pid: number): string | undefined {
   }
 }
 
-/** Alive and not a zombie (a child that exited but was not reaped yet has an empty cmdline). */
+/** State (field 3) and start time (field 22) from /proc/<pid>/stat. */
+function stat(pid: number): { state: string; ticks: string } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { state: f[0] ?? "", ticks: f[19] ?? "" };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive and not a zombie (a child that exited but was not reaped yet). */
 function running(pid: number): boolean {
-  const c = cmdline(pid);
-  return c !== undefined && c !== "";
+  const st = stat(pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X";
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
@@ -40,14 +52,34 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
 
 function track(pid: number | undefined): number {
   assert.ok(pid !== undefined, "a pid");
-  const c = cmdline(pid);
-  if (c) ours.set(pid, c);
+  const st = stat(pid);
+  if (st) ours.set(pid, st.ticks);
   return pid;
 }
 
+/**
+ * Tracks the processes the supervisor's pidfiles in a run dir name (also when a check failed
+ * before `track`), if the pid is still the process the supervisor started (same boot and start).
+ */
+function trackRunDir(runDir: string): void {
+  const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  for (const f of readdirSync(runDir)) {
+    try {
+      const { pid, processStart } = JSON.parse(readFileSync(join(runDir, f), "utf8")) as { pid?: unknown; processStart?: unknown };
+      if (typeof pid !== "number" || ours.has(pid)) continue;
+      if (processStart === `${bootId}/${stat(pid)?.ticks}`) track(pid);
+    } catch {
+      /* a pidfile a test wrote on purpose */
+    }
+  }
+}
+
+const runDirs: string[] = [];
+
 after(() => {
-  for (const [pid, cmd] of ours) {
-    if (cmdline(pid) === cmd) {
+  for (const d of runDirs) trackRunDir(d);
+  for (const [pid, ticks] of ours) {
+    if (stat(pid)?.ticks === ticks) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -63,6 +95,7 @@ function fresh(): { sup: Supervisor; runDir: string; logDir: string } {
   const dir = join(root, String(n++));
   const runDir = join(dir, "run");
   const logDir = join(dir, "log");
+  runDirs.push(runDir);
   return { sup: new Supervisor(runDir, logDir), runDir, logDir };
 }
 
@@ -134,7 +167,49 @@ describe("supervisor", () => {
     assert.equal(existsSync(join(runDir, "svc.pid")), false);
   });
 
-  it("does not adopt, nor signal, a reused pid that runs something else", async () => {
+  it("does not adopt, nor signal, a reused pid, even one running the same command", async () => {
+    const { sup, runDir } = fresh();
+    await sup.ensure(sleeper());
+    const old = track(sup.pid("svc"));
+    const rec = JSON.parse(readFileSync(join(runDir, "svc.pid"), "utf8")) as Record<string, unknown>;
+    process.kill(old, "SIGKILL");
+    await until("the service to be gone", () => !running(old));
+    // Its pid now belongs to another sleep (after a reboot or a container restart, pids are
+    // handed out again from the bottom): same command line, another process, started later
+    // (here: a few clock ticks later).
+    await new Promise((r) => setTimeout(r, 50));
+    const decoy: ChildProcess = spawn("sleep", ["31"], { stdio: "ignore" });
+    const decoyPid = track(decoy.pid);
+    await until("the decoy to run", () => running(decoyPid));
+    writeFileSync(join(runDir, "svc.pid"), JSON.stringify({ ...rec, pid: decoyPid }));
+    assert.equal(sup.isRunning("svc"), false);
+    await sup.stop("svc", 200);
+    assert.ok(running(decoyPid), "stop did not signal the decoy");
+    writeFileSync(join(runDir, "svc.pid"), JSON.stringify({ ...rec, pid: decoyPid }));
+    assert.equal(await sup.ensure(sleeper()), "started");
+    track(sup.pid("svc"));
+    assert.ok(running(decoyPid), "ensure did not signal the decoy");
+    // The same process, seen from another boot (a pidfile kept across a reboot), is not it either.
+    const now = JSON.parse(readFileSync(join(runDir, "svc.pid"), "utf8")) as { processStart: string };
+    const [, ticks] = now.processStart.split("/");
+    writeFileSync(join(runDir, "svc.pid"), JSON.stringify({ ...now, processStart: `00000000-0000-0000-0000-000000000000/${ticks}` }));
+    assert.equal(sup.isRunning("svc"), false);
+    decoy.kill("SIGKILL");
+  });
+
+  it("adopts a service whose process execs another program, instead of starting one more each time", async () => {
+    const { sup } = fresh();
+    const wrapped: ServiceSpec = { name: "wrapped", command: "sh", args: ["-c", "exec sleep 30"], configHash: "w" };
+    assert.equal(await sup.ensure(wrapped), "started");
+    const pid = track(sup.pid("wrapped"));
+    await until("the wrapper to exec", () => cmdline(pid) === "sleep 30");
+    assert.equal(await sup.ensure(wrapped), "running");
+    assert.equal(sup.pid("wrapped"), pid);
+    await sup.stop("wrapped");
+    assert.equal(running(pid), false);
+  });
+
+  it("a pidfile from before start times were kept: adopted only while the pid runs the command", async () => {
     const { sup, runDir } = fresh();
     // A process of ours that is not the service, under the service's pidfile.
     const decoy: ChildProcess = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
