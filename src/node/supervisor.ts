@@ -23,6 +23,8 @@ interface PidRecord {
   hash: string;
   command: string;
   startedAt: number;
+  /** Which process this is: `<boot id>/<start time in clock ticks since boot>` (see processStart). */
+  processStart?: string;
   meta?: Record<string, unknown>;
 }
 
@@ -37,6 +39,25 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * When a process started, as `<boot id>/<clock ticks since boot>` (/proc/sys/kernel/random/boot_id
+ * and field 22 of /proc/<pid>/stat), and its state (field 3). The start names one process for
+ * its whole life: it survives exec (a wrapper that execs the daemon), and a pid handed out again
+ * later — by this boot or the next — comes with another one. Undefined when /proc cannot tell.
+ */
+function processStart(pid: number): { start: string; state: string } | undefined {
+  try {
+    const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) is in parentheses and may itself contain ") ".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const [state, ticks] = [fields[0], fields[19]];
+    return bootId && state && ticks ? { start: `${bootId}/${ticks}`, state } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function cmdlineOf(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
@@ -48,7 +69,10 @@ function cmdlineOf(pid: number): string | undefined {
 /**
  * Keeps services running across agent restarts: each child is started detached with a pidfile,
  * so a restarted agent adopts what still runs (no needless mesh or consensus disruption) and
- * restarts only what died or whose config changed. Liveness is checked on every agent tick.
+ * restarts only what died or whose config changed. Liveness is checked on every agent tick. A
+ * pid counts as the service only while it is the very process that was started (its start time
+ * is kept in the pidfile): a pid handed out again is neither adopted nor signalled, and a
+ * service that execs another program is still recognised.
  */
 export class Supervisor {
   constructor(
@@ -71,10 +95,16 @@ export class Supervisor {
     try {
       const r = JSON.parse(readFileSync(this.pidFile(name), "utf8")) as PidRecord;
       if (!Number.isInteger(r.pid)) return undefined;
-      // A reused pid running something else is not our service.
+      if (!alive(r.pid)) return undefined;
+      // A reused pid is not our service: the process must be the one started (same start time,
+      // same boot), and not a zombie waiting to be reaped. Pidfiles written before start times
+      // were kept: the command line must still name the command.
+      if (r.processStart !== undefined) {
+        const p = processStart(r.pid);
+        return p && p.start === r.processStart && p.state !== "Z" && p.state !== "X" ? r : undefined;
+      }
       const cmd = cmdlineOf(r.pid);
-      if (!alive(r.pid) || cmd === undefined || !cmd.includes(r.command)) return undefined;
-      return r;
+      return cmd !== undefined && cmd.includes(r.command) ? r : undefined;
     } catch {
       return undefined;
     }
@@ -127,7 +157,15 @@ export class Supervisor {
           /* not root: the default priority */
         }
       }
-      const rec: PidRecord = { pid: child.pid, hash: spec.configHash, command: spec.command, startedAt: Date.now(), ...(spec.meta ? { meta: spec.meta } : {}) };
+      const started = processStart(child.pid)?.start;
+      const rec: PidRecord = {
+        pid: child.pid,
+        hash: spec.configHash,
+        command: spec.command,
+        startedAt: Date.now(),
+        ...(started ? { processStart: started } : {}),
+        ...(spec.meta ? { meta: spec.meta } : {}),
+      };
       writeFileSync(this.pidFile(spec.name), JSON.stringify(rec), { mode: 0o600 });
     } finally {
       closeSync(log);
