@@ -29,6 +29,20 @@ export function parseReportedMapping(text: string, who: string): FlatMapping {
 }
 
 /**
+ * The pure rule behind {@link storeLearned}: `reported`'s data with `own`'s code keys
+ * (config/trust.ts), `own`'s cluster CA kept when `reported` names none (a member whose KV lost
+ * it does not make this machine forget its cluster; `keptCa` says so). Throws a UserError
+ * naming `who` when `reported` belongs to another cluster.
+ */
+export function mergeLearned(own: FlatMapping, reported: FlatMapping, who: string): { mapping: FlatMapping; refused: readonly string[]; keptCa: boolean } {
+  const problem = otherClusterProblem(own, reported, who);
+  if (problem) throw new UserError(problem);
+  const learned = learnFromMember(own, reported);
+  if (clusterIdOf(own) && !clusterIdOf(reported)) return { mapping: { ...learned.mapping, ...caOf(own) }, refused: learned.refused, keptCa: true };
+  return { mapping: learned.mapping, refused: learned.refused, keptCa: false };
+}
+
+/**
  * Stores on this (operator) machine what member `who` reported of the shared config, by the
  * trust model: its data (neighbours, cluster settings, secrets) is taken, its code keys
  * (hooks, predicates, compute and provisioner commands, the remote launcher) are not — this
@@ -41,16 +55,10 @@ export async function storeLearned(ctx: Context, reported: FlatMapping, who: str
   let keptCa = false;
   const before = clusterIdOf(ctx.config.snapshot().mapping);
   const stored = await ctx.config.update((own) => {
-    const problem = otherClusterProblem(own, reported, who);
-    if (problem) throw new UserError(problem);
-    const learned = learnFromMember(own, reported);
-    refused = learned.refused;
-    // A member whose KV lost the CA does not make this machine forget its cluster.
-    if (clusterIdOf(own) && !clusterIdOf(reported)) {
-      keptCa = true;
-      return { ...learned.mapping, ...caOf(own) };
-    }
-    return learned.mapping;
+    const merged = mergeLearned(own, reported, who);
+    refused = merged.refused;
+    keptCa = merged.keptCa;
+    return merged.mapping;
   });
   if (refused.length > 0) {
     const shown = refused.slice(0, 5).join(", ") + (refused.length > 5 ? ` and ${refused.length - 5} more` : "");

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -288,6 +288,25 @@ describe("hook events and handlers", () => {
     assert.equal(event.blob.length, 131_020);
     assert.equal(readFileSync(join(sb.cache, "event.env"), "utf8"), "unset");
     readFileSync(join(sb.cache, "b.ran"));
+  });
+
+  it("Ctrl-C ends the handlers it started too (they run in process groups of their own)", async () => {
+    const marker = join(sb.cache, "survived");
+    const set = await sb.run(["config", "set", "platform/default/hooks/qa_long/slow/command", `sleep 3; echo survived > "${marker}"`]);
+    assert.equal(set.code, 0, set.stderr);
+    const child = spawn(BIN, ["hook", "qa_long"], { env: { PATH: process.env["PATH"], HOME: sb.home, LANG: "C.UTF-8" }, cwd: sb.home, stdio: "ignore" });
+    // The handler has started once its shell is a child of ours (bounded: 50 × 100 ms).
+    let started = false;
+    for (let i = 0; i < 50 && !started; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      started = spawnSync("pgrep", ["-P", String(child.pid)], { stdio: "ignore" }).status === 0;
+    }
+    assert.ok(started, "the handler started");
+    const exited = new Promise<number | null>((r) => child.on("exit", (code, signal) => r(code ?? (signal ? -1 : null))));
+    process.kill(child.pid!, "SIGINT");
+    assert.equal(await exited, 130);
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok(!existsSync(marker), "the handler kept running after Ctrl-C");
   });
 
   describe("a handler that puts its work in the background", () => {

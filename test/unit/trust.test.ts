@@ -6,6 +6,8 @@ import { withoutCa } from "../../src/consensus/pki.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { grantLine } from "../../src/ops/join.ts";
 import { remoteCommand } from "../../src/remote/settings.ts";
+import { mergeLearned } from "../../src/ops/learn.ts";
+import { refuseNewConfigProblems } from "../../src/ops/config-checks.ts";
 
 const HOOK = "raptiformica/platform/default/hooks/after_assimilate/evil/command";
 
@@ -107,5 +109,31 @@ describe("trust: the remote launcher", () => {
     for (const bad of ["raptiformica", "/x/../etc/y", "/x; rm -rf /", "/x $(id)", "/a b"]) {
       assert.throws(() => remoteCommand({ "raptiformica/remote/command": bad }), /raptiformica\/remote\/command is/, bad);
     }
+  });
+});
+
+describe("trust: the operator's hold on its cluster", () => {
+  const pem = (b64: string) => `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+  const ours = { [KEYS.caCert]: pem("AAEC"), [KEYS.caKey]: "k", "raptiformica/app/x": "1" };
+
+  it("keeps its CA when a member reports a config without one", () => {
+    const r = mergeLearned(ours, { "raptiformica/app/x": "2" }, "m");
+    assert.equal(r.keptCa, true);
+    assert.equal(r.mapping[KEYS.caCert], ours[KEYS.caCert]);
+    assert.equal(r.mapping[KEYS.caKey], "k");
+    assert.equal(r.mapping["raptiformica/app/x"], "2", "the data is still learnt");
+  });
+
+  it("refuses a member of another cluster, learns from its own", () => {
+    assert.throws(() => mergeLearned(ours, { [KEYS.caCert]: pem("AAED"), [KEYS.caKey]: "j" }, "root@m"), /root@m is a member of cluster/);
+    assert.equal(mergeLearned(ours, { ...ours, "raptiformica/app/y": "3" }, "m").keptCa, false);
+  });
+
+  it("config set, delete and install cannot replace or remove the cluster CA", () => {
+    assert.throws(() => refuseNewConfigProblems(ours, { ...ours, [KEYS.caCert]: "garbage" }, "Setting it"), /Setting it was refused.*ca_cert is the cluster CA/);
+    const { [KEYS.caKey]: _k, ...withoutKey } = ours;
+    assert.throws(() => refuseNewConfigProblems(ours, withoutKey, "Deleting it"), /ca_key is the cluster CA/);
+    assert.doesNotThrow(() => refuseNewConfigProblems({}, ours, "A first CA"));
+    assert.doesNotThrow(() => refuseNewConfigProblems(ours, { ...ours, "raptiformica/app/x": "2" }, "Another key"));
   });
 });
