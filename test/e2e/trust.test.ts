@@ -22,6 +22,7 @@ import { sandbox, type Sandbox } from "../helpers/cli.ts";
 import { Machines, writeInventory, type Machine } from "../helpers/machines.ts";
 import { remoteCommandLine } from "../../src/remote/quote.ts";
 import { pushTree } from "../../src/remote/transfer.ts";
+import { commitFiles } from "../helpers/gitrepo.ts";
 
 const skip =
   process.getuid?.() !== 0
@@ -40,11 +41,11 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
   let b: Sandbox;
   let machines: Machines;
   let m1: Machine, m2: Machine, m3: Machine;
-  const onNode = (m: Machine, argv: string[]) =>
+  const onNode = (m: Machine, argv: string[], input?: string) =>
     spawnSync(
       "ssh",
       ["-i", join(a.cache, "ssh", "id_ed25519"), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `root@${m.address}`, "--", remoteCommandLine(argv)],
-      { encoding: "utf8", timeout: 60_000 },
+      { encoding: "utf8", timeout: 60_000, ...(input !== undefined ? { input } : {}) },
     );
   const mapping = (sb: Sandbox) => JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
   const marker = () => join(a.home, "pwned");
@@ -77,6 +78,11 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
       assert.equal(r.status, 0, r.stderr);
     }
 
+    // The operator's copy also names a member long gone (first in key order): slaving a live
+    // member again still works, the member registering itself.
+    const cfgPath = join(a.cache, "mutable_config.json");
+    const gone = `raptiformica/meshnet/neighbours/${"00".repeat(32)}`;
+    writeFileSync(cfgPath, JSON.stringify({ ...mapping(a), [`${gone}/host`]: "198.18.250.250", [`${gone}/mesh_address`]: "200::1", [`${gone}/ssh_port`]: "22" }), { mode: 0o600 });
     const again = await a.run(["slave", m1.address], { timeout: 240_000 });
     assert.equal(again.code, 0, again.stderr);
     assert.ok(!existsSync(marker()), "the member's after_assimilate hook ran on the operator");
@@ -86,6 +92,21 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     assert.ok(!Object.keys(learned).some((k) => k.startsWith(HOOK)), "the hook is not kept");
     assert.equal(learned["raptiformica/remote/command"], undefined, "the launcher is not taken");
     assert.ok(learned[CA_KEY], "the operator knows the CA (it pushes it to new members)");
+
+    // What a member prints on a forwarded `config` is shown escaped, whatever launcher it runs.
+    const wrapper = '#!/bin/sh\nprintf "\\033]0;OWNED\\007 \\033[31mred\\n" >&2\nexec /usr/etc/raptiformica/bin/raptiformica.real "$@"\n';
+    let r = onNode(m1, ["sh", "-c", "cd /usr/etc/raptiformica/bin && mv raptiformica raptiformica.real && cat > raptiformica && chmod 755 raptiformica"], wrapper);
+    assert.equal(r.status, 0, r.stderr);
+    try {
+      const shown = await a.run(["config", "show", "app"]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stderr, /\\u001b\]0;OWNED/, "the member's output arrived, escaped");
+      // eslint-disable-next-line no-control-regex
+      assert.ok(!/[\u0000-\u0009\u000b-\u001f]/.test(shown.stderr + shown.stdout), `raw control characters relayed: ${JSON.stringify(shown.stderr)}`);
+    } finally {
+      r = onNode(m1, ["sh", "-c", "cd /usr/etc/raptiformica/bin && mv raptiformica.real raptiformica"]);
+      assert.equal(r.status, 0, r.stderr);
+    }
   });
 
   it("a host slaved with --no-assimilate gets no cluster CA", async () => {
@@ -127,6 +148,20 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     assert.match(owned.stdout, /\.raptiformica-managed/);
   });
 
+  it("a provisioner's source is copied into /usr/etc/<name> and its bootstrap runs there", async () => {
+    const repo = join(a.home, "prov-src");
+    commitFiles(repo, { "hello.txt": "from the source\n" });
+    const mod = join(a.home, "qa-server");
+    mkdirSync(mod, { recursive: true });
+    writeFileSync(join(mod, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", server: { qasrv: { qaprov: { source: repo, bootstrap: "cat hello.txt > ran.txt" } } } }));
+    const inst = await a.run(["install", mod]);
+    assert.equal(inst.code, 0, inst.stderr);
+    const r = await a.run(["slave", m3.address, "--no-assimilate", "--server-type", "qasrv"], { timeout: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(onNode(m3, ["cat", "/usr/etc/qaprov/ran.txt"]).stdout, "from the source\n");
+    assert.equal(onNode(m3, ["test", "-e", "/usr/etc/qaprov/.raptiformica-managed"]).status, 0);
+  });
+
   for (const rsync of [true, false]) {
     it(`a push (${rsync ? "rsync" : "tar"}) replaces only the entries it copies, as root's, not writable by others`, async () => {
       // What the operator pushes may belong to anyone here, with any mode.
@@ -153,6 +188,20 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     const caA = mapping(a)[CA_CERT];
     const caB = mapping(b)[CA_CERT];
     assert.ok(caA && caB && caA !== caB, "two clusters");
+
+    // A's member with its config moved away (the README's advice for a corrupt one) is still
+    // known by its node's CA file: refused before anything is pushed, so it never gets B's CA.
+    let r = onNode(m1, ["mv", ".raptiformica.d/mutable_config.json", ".raptiformica.d/mutable_config.json.away"]);
+    assert.equal(r.status, 0, r.stderr);
+    try {
+      const moved = await b.run(["slave", m1.address], { timeout: 120_000 });
+      assert.equal(moved.code, 1, moved.stderr);
+      assert.match(moved.stderr, /is a member of cluster [0-9a-f]{16}, but this machine manages cluster/);
+      assert.equal(onNode(m1, ["test", "-e", ".raptiformica.d/mutable_config.json"]).status, 1, "B pushed its config");
+    } finally {
+      r = onNode(m1, ["mv", ".raptiformica.d/mutable_config.json.away", ".raptiformica.d/mutable_config.json"]);
+      assert.equal(r.status, 0, r.stderr);
+    }
 
     const takeover = await b.run(["slave", m1.address], { timeout: 120_000 });
     assert.equal(takeover.code, 1, takeover.stderr);
