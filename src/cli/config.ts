@@ -114,7 +114,7 @@ export function register(program: Command): void {
         const conflict = conflictFor(m, k);
         if (conflict) throw new UserError(`Cannot set config key ${k}: ${conflict}. Delete it first with \`raptiformica config delete --recursive\`.`);
         const after = { ...m, [k]: value };
-        refuseNewConfigProblems(m, after, `Setting ${k} to "${value}"`);
+        refuseNewConfigProblems(m, after, `Setting ${k} to ${JSON.stringify(value)}`);
         return after;
       }));
       ctx.log.debug(`set ${k}`);
