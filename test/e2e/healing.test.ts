@@ -49,6 +49,17 @@ function writer(c: LabCluster, on: () => number, prefix: string) {
   })();
   return {
     acked,
+    /**
+     * Waits until `count` more writes than now were acknowledged: "writes happened (before,
+     * during, after the fault)" as a count, not as a guess of how long they take.
+     */
+    async more(count: number, when: string): Promise<void> {
+      const target = acked.length + count;
+      await waitFor(`${count} more acknowledged writes ${when}`, () => acked.length >= target || (stop ? Promise.reject(new Error("the writer stopped")) : false), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
+    },
     async stop() {
       stop = true;
       await done;
@@ -88,7 +99,7 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
     const survivors = [0, 1, 2, 3, 4].filter((i) => i !== leader && i !== follower);
     // Write from a node that stays up the whole time.
     const w = writer(c, () => survivors[0]!, "voters");
-    await new Promise((r) => setTimeout(r, 2000));
+    await w.more(3, "before the follower dies");
 
     await lab.killNode(follower);
     await waitFor(
@@ -113,7 +124,7 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
-    await new Promise((r) => setTimeout(r, 2000));
+    await w.more(3, "with the replaced voters");
     await w.stop();
     await assertAllPresent(c, survivors[1]!, w.acked);
 
@@ -141,7 +152,7 @@ describe("partition", { skip, timeout: 240_000 }, () => {
   it("the minority side cannot write and says why; healed, it catches up and its queued change lands", async () => {
     const c = await threeNodeCluster();
     const w = writer(c, () => 0, "partition");
-    await new Promise((r) => setTimeout(r, 1500));
+    await w.more(3, "before the partition");
     await c.lab.unplug(2);
     // The minority (n2 alone) has no quorum: members says so, a write is only queued locally.
     await waitFor(
@@ -155,7 +166,7 @@ describe("partition", { skip, timeout: 240_000 }, () => {
     const minority = await c.rf(2, ["config", "set", "seq/from-minority", "queued"], 30_000);
     assert.equal(minority.exitCode, 0, minority.stderr);
     assert.match(minority.stderr, /cluster KV is unreachable from this member: the change is in the local cache and queued/);
-    await new Promise((r) => setTimeout(r, 3000));
+    await w.more(3, "on the majority side while n2 is cut off");
     await c.lab.plug(2);
     await c.waitAlive(2, 3, 60_000);
     await w.stop();
@@ -172,9 +183,9 @@ describe("reboot", { skip, timeout: 240_000 }, () => {
     const c = await threeNodeCluster();
     const before = await c.identity(1);
     const w = writer(c, () => 0, "reboot");
-    await new Promise((r) => setTimeout(r, 1500));
+    await w.more(3, "before n1 is killed");
     await c.lab.killNode(1);
-    await new Promise((r) => setTimeout(r, 3000));
+    await w.more(3, "while n1 is down");
     await c.rfOk(1, ["mesh", "--no-after-mesh"]);
     const after = await c.identity(1);
     assert.equal(after.meshAddress, before.meshAddress);
@@ -195,7 +206,7 @@ describe("quorum loss and recover", { skip, timeout: 300_000 }, () => {
   it("2 of 3 voters gone for good: members points to recover; recover restarts from the survivor; the others rejoin", async () => {
     const c = await threeNodeCluster();
     const w = writer(c, () => 0, "recover");
-    await new Promise((r) => setTimeout(r, 3000));
+    await w.more(5, "before quorum is lost");
     await w.stop();
     await c.lab.killNode(1);
     await c.lab.killNode(2);
@@ -298,13 +309,13 @@ describe("link cut", { skip, timeout: 240_000 }, () => {
     await c.waitAlive(0, 3, 60_000);
     const target = (await c.identity(2)).meshAddress;
     const w = writer(c, () => 2, "linkcut");
-    await new Promise((r) => setTimeout(r, 1500));
+    await w.more(3, "before the link is cut");
     await lab.cutLink(0, 2);
     await waitFor("0 pings 2 through 1", async () => (await lab.exec(0, ["ping", "-6", "-c1", "-W1", target], { timeoutMs: 5000 })).exitCode === 0, {
       timeoutMs: 30_000,
       intervalMs: 300,
     });
-    await new Promise((r) => setTimeout(r, 3000));
+    await w.more(3, "with the link cut");
     await w.stop();
     await lab.restoreLink(0, 2);
     await assertAllPresent(c, 0, w.acked);
