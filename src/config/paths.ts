@@ -63,10 +63,14 @@ function real(path: string): string {
 /**
  * `--cache-dir` wins over `RAPTIFORMICA_CACHE_DIR`, which wins over `~/.raptiformica.d`; an
  * empty `RAPTIFORMICA_CACHE_DIR` counts as unset (`VAR= cmd` and `${VAR:-}` in scripts).
- * Relative values are relative to $HOME, as in the original; absolute ones are kept.
+ * Relative values are relative to $HOME, as in the original; absolute ones are kept. A leading
+ * `~` or `~/` means $HOME, as the shell would have read it had it not been quoted (`-c '~/x'`,
+ * `RAPTIFORMICA_CACHE_DIR=~/x` in a unit file); `~user` is not expanded but refused.
  *
  * Throws UserError, naming the value and where it came from, when the dir would be $HOME, `/`
- * or a folder above $HOME (symlinks followed), or when `--cache-dir` is empty: every command
+ * or a folder above $HOME (symlinks followed), when `--cache-dir` is empty, when it starts with
+ * `~user`, or when it depends on $HOME and `home` is not an absolute path (an empty or relative
+ * HOME would put the state below whatever the current directory happens to be): every command
  * writes its state there and `clean`/`destroy` delete that state, so such a setting is almost
  * certainly a mistake, and an expensive one.
  */
@@ -75,17 +79,37 @@ export function resolveCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv
   const [value, source]: [string, CacheDirSource] =
     flag !== undefined ? [flag, "flag"] : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, "env"] : [DEFAULT_CACHE_DIR, "default"];
   const given = describeSource(source, value);
+  const fix = source === "env" ? `Fix the ${CACHE_DIR_ENV} environment variable` : source === "flag" ? "Fix the -c/--cache-dir flag" : `Give one with -c/--cache-dir or ${CACHE_DIR_ENV}`;
   if (value.trim() === "") {
     throw new UserError(`The cache dir given with ${given} is empty (it would be $HOME itself). Give a directory of raptiformica's own, e.g. -c ${DEFAULT_CACHE_DIR} (relative to $HOME) or an absolute path; nothing was changed.`);
   }
-  const dir = isAbsolute(value) ? resolve(value) : resolve(home, value);
+  if (/^~[^/]/.test(value)) {
+    throw new UserError(`Refusing the cache dir ${given}: raptiformica expands a leading ~ or ~/ to $HOME but not ~user. Give the absolute path instead. ${fix}; nothing was changed.`);
+  }
+  const fromHome = value === "~" ? "" : value.startsWith("~/") ? value.slice(2) : isAbsolute(value) ? undefined : value;
+  if (fromHome !== undefined && !isAbsolute(home)) {
+    throw new UserError(
+      `Cannot use ${given}: it is relative to $HOME, and HOME is ${home === "" ? "empty" : `${JSON.stringify(home)}, not an absolute path`}, so the state would land below the current directory. ` +
+        `Set HOME to your home directory, or give an absolute cache dir with -c/--cache-dir or ${CACHE_DIR_ENV}; nothing was changed.`,
+    );
+  }
+  const dir = fromHome === undefined ? resolve(value) : resolve(home, fromHome);
   const target = real(dir);
-  const homeDir = real(resolve(home));
-  const what = target === sep ? "the root directory /" : target === homeDir ? `your home directory ${homeDir}` : homeDir.startsWith(`${target}${sep}`) ? `${target}, a folder above your home directory ${homeDir}` : undefined;
+  const homeDir = isAbsolute(home) ? real(resolve(home)) : undefined;
+  const what =
+    target === sep
+      ? "the root directory /"
+      : homeDir === undefined
+        ? undefined
+        : target === homeDir
+          ? `your home directory ${homeDir}`
+          : homeDir.startsWith(`${target}${sep}`)
+            ? `${target}, a folder above your home directory ${homeDir}`
+            : undefined;
   if (what) {
     throw new UserError(
       `Refusing the cache dir ${given}: it resolves to ${what}. raptiformica writes its state into the cache dir and \`clean\`/\`destroy\` delete it, so it must be a directory of its own, ` +
-        `e.g. ${join(homeDir, DEFAULT_CACHE_DIR)} (the default). Relative values are relative to $HOME. ${source === "env" ? `Fix the ${CACHE_DIR_ENV} environment variable` : source === "flag" ? "Fix the -c/--cache-dir flag" : `Give one with -c/--cache-dir or ${CACHE_DIR_ENV}`}; nothing was changed.`,
+        `e.g. ${join(homeDir ?? "~", DEFAULT_CACHE_DIR)} (the default). Relative values are relative to $HOME. ${fix}; nothing was changed.`,
     );
   }
   return dir;

@@ -67,3 +67,24 @@ describe("the entries raptiformica owns in a cache dir", () => {
     for (const name of ["notes.txt", "modules.bak", "node_modules", ".ssh", "mutable_config.json5", "var2"]) assert.ok(!isOwnedEntry(name), name);
   });
 });
+
+describe("resolveCacheDir: ~ and HOME", () => {
+  it("a leading ~ or ~/ is $HOME's; ~ alone is $HOME and refused; ~user is refused", () => {
+    assert.equal(resolveCacheDir("~/x.d", {}, "/home/u"), "/home/u/x.d");
+    assert.equal(resolveCacheDir(undefined, { RAPTIFORMICA_CACHE_DIR: "~/y.d" }, "/home/u"), "/home/u/y.d");
+    assert.equal(resolveCacheDir("/a/~/b", {}, "/home/u"), "/a/~/b", "a ~ elsewhere is a plain name");
+    assert.throws(() => resolveCacheDir("~", {}, "/home/u"), /your home directory/);
+    assert.throws(() => resolveCacheDir("~/", {}, "/home/u"), /your home directory/);
+    assert.throws(() => resolveCacheDir("~root/x", {}, "/home/u"), /not ~user/);
+  });
+
+  it("refuses a cache dir relative to $HOME when HOME is empty or relative; an absolute one is fine", () => {
+    for (const home of ["", "rel", "./h"]) {
+      for (const flag of [undefined, "c.d", "~/c.d"]) {
+        assert.throws(() => resolveCacheDir(flag, {}, home), (e: Error) => e.name === "UserError" && /relative to \$HOME, and HOME is/.test(e.message), `${home} ${flag}`);
+      }
+      assert.equal(resolveCacheDir("/abs/c.d", {}, home), "/abs/c.d");
+      assert.throws(() => resolveCacheDir("/", {}, home), /the root directory/);
+    }
+  });
+});
