@@ -10,6 +10,8 @@ export const CACHE_DIR_ENV = "RAPTIFORMICA_CACHE_DIR";
 /** Every path raptiformica keeps state in, derived from one cache dir (original §2.4). */
 export interface CachePaths {
   readonly root: string;
+  /** The file that marks the dir as raptiformica's (MANAGED_MARKER): only then may clean/destroy delete in it. */
+  readonly marker: string;
   readonly mutableConfig: string;
   /** Changes made on a member while its cluster was unreachable, replayed by the agent. */
   readonly pendingConfig: string;
@@ -25,11 +27,22 @@ export interface CachePaths {
 }
 
 /**
- * The entries raptiformica itself creates at the top of a cache dir: `clean` and `destroy`
- * delete these and nothing else, so a cache dir pointed at a folder that holds other things
+ * The file that marks a directory as raptiformica's own: written into the cache dir when
+ * raptiformica creates it or first uses it empty (see claimCacheDir), and by `slave` into the
+ * dirs it pushes to. `clean` and `destroy` delete only in a dir that carries it (or, for a
+ * cache made before the marker existed, unmistakable raptiformica state).
+ */
+export const MANAGED_MARKER = ".raptiformica-managed";
+
+/**
+ * The entries raptiformica itself creates at the top of a cache dir, and what each must be:
+ * `clean` and `destroy` delete these and nothing else, and only when they are of that type (a
+ * `modules` that is a file, a `known_hosts` that is a directory, a symlink in place of either
+ * is not raptiformica's and stays). So a cache dir pointed at a folder that holds other things
  * (by a typo, or on purpose) loses only raptiformica's state. Every path of CachePaths lives
  * under one of them (a unit test holds that). `files` also own their siblings named
- * `<name>.<suffix>`: lock files, atomic-write temp files, the journal being replayed.
+ * `<name>.<suffix>`: lock files (a `.lock` directory), atomic-write temp files, the journal
+ * being replayed, `known_hosts.old` from `ssh-keygen -R`.
  */
 export const OWNED_ENTRIES = {
   files: ["mutable_config.json", "pending_config.jsonl", "last_advertised", "known_hosts"],
@@ -38,8 +51,22 @@ export const OWNED_ENTRIES = {
 
 /** Whether a top-level entry of the cache dir (a bare name) is one raptiformica creates. */
 export function isOwnedEntry(name: string): boolean {
-  if ((OWNED_ENTRIES.dirs as readonly string[]).includes(name)) return true;
-  return OWNED_ENTRIES.files.some((f) => name === f || name.startsWith(`${f}.`));
+  return ownedBase(name) !== undefined;
+}
+
+/**
+ * The OWNED_ENTRIES name a top-level entry belongs to (`known_hosts` for `known_hosts.lock`),
+ * with the type it must have to be raptiformica's; undefined for anything else. The marker
+ * belongs to itself.
+ */
+export function ownedBase(name: string): { base: string; kind: "file" | "dir" | "lock" } | undefined {
+  if (name === MANAGED_MARKER) return { base: name, kind: "file" };
+  if ((OWNED_ENTRIES.dirs as readonly string[]).includes(name)) return { base: name, kind: "dir" };
+  for (const f of OWNED_ENTRIES.files) {
+    if (name === f) return { base: f, kind: "file" };
+    if (name.startsWith(`${f}.`)) return { base: f, kind: name === `${f}.lock` ? "lock" : "file" };
+  }
+  return undefined;
 }
 
 /** Where the cache dir setting came from, as the user would name it in an error. */
@@ -118,6 +145,7 @@ export function resolveCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv
 export function cachePaths(root: string): CachePaths {
   return {
     root,
+    marker: join(root, MANAGED_MARKER),
     mutableConfig: join(root, "mutable_config.json"),
     pendingConfig: join(root, "pending_config.jsonl"),
     lastAdvertised: join(root, "last_advertised"),

@@ -93,7 +93,8 @@ describe("the cache dir", () => {
 
     let r = await sb.run(["-c", dir, "clean"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(dir).sort(), ["node", "notes.txt", "photos"]);
+    // The kept identity is raptiformica's state: the dir stays marked as raptiformica's.
+    assert.deepEqual(readdirSync(dir).sort(), [".raptiformica-managed", "node", "notes.txt", "photos"]);
     assert.deepEqual(readdirSync(join(dir, "node", "yggdrasil")), ["private.key"], "only the identity is kept");
     assert.ok(existsSync(join(dir, "photos", "a.jpg")));
     assert.match(r.stderr, /left 2 entries raptiformica did not create/);

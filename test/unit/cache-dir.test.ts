@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { describe, it } from "node:test";
-import { cachePaths, isOwnedEntry, resolveCacheDir } from "../../src/config/paths.ts";
+import { cachePaths, isOwnedEntry, MANAGED_MARKER, ownedBase, resolveCacheDir } from "../../src/config/paths.ts";
 import { nodePaths } from "../../src/node/paths.ts";
 
 describe("resolveCacheDir", () => {
@@ -86,5 +86,16 @@ describe("resolveCacheDir: ~ and HOME", () => {
       assert.equal(resolveCacheDir("/abs/c.d", {}, home), "/abs/c.d");
       assert.throws(() => resolveCacheDir("/", {}, home), /the root directory/);
     }
+  });
+});
+
+describe("the type each entry must have", () => {
+  it("dirs are dirs, files are files, a file's lock may be either, the marker is a file", () => {
+    assert.deepEqual(ownedBase("modules"), { base: "modules", kind: "dir" });
+    assert.deepEqual(ownedBase("known_hosts"), { base: "known_hosts", kind: "file" });
+    assert.deepEqual(ownedBase("known_hosts.old"), { base: "known_hosts", kind: "file" });
+    assert.deepEqual(ownedBase("mutable_config.json.lock"), { base: "mutable_config.json", kind: "lock" });
+    assert.deepEqual(ownedBase(MANAGED_MARKER), { base: MANAGED_MARKER, kind: "file" });
+    assert.equal(ownedBase("modules.d"), undefined);
   });
 });
