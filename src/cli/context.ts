@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { claimCacheDir } from "../config/cache-owner.ts";
 import { childEnv } from "../config/child-env.ts";
 import { LocalConfig } from "../config/local.ts";
 import { CACHE_DIR_ENV, cachePaths, findInstallDir, resolveCacheDir } from "../config/paths.ts";
@@ -20,6 +21,9 @@ export function contextFrom(cmd: Command): Context {
   // Every child (hooks, compute commands, nested raptiformica calls) inherits the cache dir.
   process.env[CACHE_DIR_ENV] = cacheDir;
   const paths = cachePaths(cacheDir);
+  // The one place the cache dir is made (or first used): it gets the marker that lets
+  // clean/destroy delete in it.
+  claimCacheDir(paths);
   const installDir = findInstallDir();
   const log = createLogger(Boolean(g.verbose));
   return {

@@ -13,6 +13,12 @@ export function register(program: Command): void {
       if (opts.remove) {
         const r = await removeModule(ctx.config, name);
         ctx.log.info(`Removed module ${r.name}: ${r.removedKeys} key(s) deleted, ${r.restoredKeys} restored to their previous values.`);
+        if (r.unreadable.length > 0) {
+          ctx.log.warn(
+            `${r.unreadable.length} of its module file(s) could not be read (${r.unreadable.join(", ")}), so any keys they set cannot be known: those stay in the config. ` +
+              "Check `raptiformica config show` and delete them with `raptiformica config delete`.",
+          );
+        }
         return;
       }
       const r = await installModule(ctx.config, name, ctx.log);

@@ -105,11 +105,30 @@ export async function startInstance(e: ComputeEnv, mapping: FlatMapping, compute
 
 /** Instances under the machines dir, for the given compute and server types. */
 export function listInstances(e: ComputeEnv, compute: string, server: string): Instance[] {
-  const dir = join(e.machinesDir, compute, server);
+  return instancesIn(e.machinesDir, compute, server);
+}
+
+function instancesIn(machinesDir: string, compute: string, server: string): Instance[] {
+  const dir = join(machinesDir, compute, server);
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && /^[0-9a-f]{32}$/.test(d.name))
     .map((d) => ({ computeType: compute, serverType: server, uuid: d.name, dir: join(dir, d.name) }));
+}
+
+/**
+ * Every instance dir under the machines dir (`<compute>/<server>/<32 hex>`), whatever types the
+ * config knows now: what `clean` must not pull from under a running instance.
+ */
+export function allInstances(machinesDir: string): Instance[] {
+  const dirs = (path: string) => {
+    try {
+      return readdirSync(path, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      return [];
+    }
+  };
+  return dirs(machinesDir).flatMap((compute) => dirs(join(machinesDir, compute)).flatMap((server) => instancesIn(machinesDir, compute, server)));
 }
 
 /** Alive per detect_stale_instance (exit 0). A type without the command counts its instances alive. */

@@ -71,10 +71,16 @@ export class LocalConfig {
     return { mapping: this.onDiskMapping(), origin: "modules" };
   }
 
-  /** Atomic read-modify-write of the mutable config, seeded from the module files. */
-  update(change: (current: FlatMapping) => FlatMapping): Promise<FlatMapping> {
-    if (!this.checked) this.modules();
-    return this.store.update(() => this.onDiskMapping(), change);
+  /**
+   * Atomic read-modify-write of the mutable config, seeded from the module files. `exclude`
+   * names installed modules to leave out of both the seed and the problem check: the module
+   * being removed or replaced, so that `--strict` does not stop its own repair over that
+   * module's problems (a truncated file, a schema error) — whether or not a mutable config
+   * exists yet.
+   */
+  update(change: (current: FlatMapping) => FlatMapping, exclude: readonly string[] = []): Promise<FlatMapping> {
+    if (!this.checked) this.modules(exclude);
+    return this.store.update(() => this.onDiskMapping(exclude), change);
   }
 
   private report(loaded: LoadedModules): void {

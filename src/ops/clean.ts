@@ -1,7 +1,9 @@
-import { existsSync, lstatSync, readdirSync, rmdirSync, rmSync } from "node:fs";
-import { join, sep } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import { allInstances } from "../compute/instance.ts";
+import { removeOwnedState, requireOwnedCacheDir, type LeftInCache } from "../config/cache-owner.ts";
 import type { LocalConfig } from "../config/local.ts";
-import { isOwnedEntry, type CachePaths } from "../config/paths.ts";
+import type { CachePaths } from "../config/paths.ts";
 import { memberList } from "../consensus/client.ts";
 import { peerUrl } from "../consensus/etcd-args.ts";
 import { neighbourPrefix } from "../mesh/neighbours.ts";
@@ -13,7 +15,7 @@ import { SharedConfig } from "../node/shared-config.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { readStatus } from "../node/status.ts";
 import { Supervisor } from "../node/supervisor.ts";
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage, UserError } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -26,51 +28,38 @@ async function stopAgent(node: NodePaths): Promise<void> {
 }
 
 /**
- * Deletes `path` except the paths in `keep` (absolute, below it): a folder that holds one of
- * them is emptied around it instead. Returns whether anything was kept.
+ * Refuses `clean` while instances started from this machine exist: their dirs under `var/`
+ * hold what they run from (a netns instance has its /root, /usr/etc/raptiformica and
+ * /run/instance bind-mounted from there), and once those are gone `destroy` cannot find them.
  */
-function removeExcept(path: string, keep: readonly string[]): boolean {
-  if (keep.includes(path)) return true;
-  const inside = keep.some((k) => k.startsWith(`${path}${sep}`));
-  if (!inside || !lstatSync(path).isDirectory()) {
-    rmSync(path, { recursive: true, force: true });
-    return false;
-  }
-  let kept = false;
-  for (const entry of readdirSync(path)) kept = removeExcept(join(path, entry), keep) || kept;
-  if (!kept) rmdirSync(path);
-  return kept;
-}
-
-/**
- * Removes raptiformica's own entries from the cache dir (OWNED_ENTRIES), except `keep`, and
- * the dir itself only if nothing else is left in it: whatever else someone put there stays.
- * Returns the names of the entries left alone.
- */
-export function removeOwnedState(root: string, keep: readonly string[] = []): string[] {
-  if (!existsSync(root)) return [];
-  const foreign: string[] = [];
-  for (const entry of readdirSync(root)) {
-    if (isOwnedEntry(entry)) removeExcept(join(root, entry), keep);
-    else foreign.push(entry);
-  }
-  if (foreign.length === 0 && keep.length === 0) {
-    try {
-      rmdirSync(root);
-    } catch {
-      /* something appeared meanwhile: leave the dir */
-    }
-  }
-  return foreign;
+function refuseWhileInstances(cache: CachePaths): void {
+  const instances = allInstances(cache.machines);
+  if (instances.length === 0) return;
+  const shown = instances.slice(0, 3).map((i) => `${i.uuid} (${i.computeType}, ${i.serverType})`);
+  const more = instances.length > shown.length ? ` and ${instances.length - shown.length} more` : "";
+  throw new UserError(
+    `Refusing to clean ${cache.root}: ${instances.length} instance(s) started from this machine still exist (${shown.join(", ")}${more}, in ${cache.machines}). ` +
+      `clean would delete the files they run from and leave them orphaned where nothing can find them again. Tear them down first with ` +
+      `\`raptiformica destroy\` (all of them) or \`raptiformica prune\` (the stale ones), then run clean again. Nothing was changed.`,
+  );
 }
 
 /**
  * Leaves the cluster politely where it can (marks this node `left`, removes it from the etcd
  * member list so the voters' quorum math stays right), stops the agent and its services, and
- * removes raptiformica's state on this machine — keeping the node identity (its mesh address)
- * unless asked not to. Only the entries raptiformica creates are deleted (see removeOwnedState).
+ * removes raptiformica's state on this machine — keeping the identities unless `purgeIdentity`:
+ * the node's mesh key (its address), `ssh/` (the SSH key members trust, if raptiformica made
+ * one) and `known_hosts` (the host keys pinned for members). Only the entries raptiformica
+ * creates are deleted (see removeOwnedState). Returns what was kept (relative to the cache
+ * dir) and what was left alone.
+ *
+ * Throws UserError, changing nothing, when the cache dir is not raptiformica's
+ * (requireOwnedCacheDir) or while instances started from here exist.
  */
-export async function cleanNode(cache: CachePaths, node: NodePaths, local: LocalConfig, log: Logger, purgeIdentity: boolean): Promise<{ keptIdentity: boolean; leftAlone: string[] }> {
+export async function cleanNode(cache: CachePaths, node: NodePaths, local: LocalConfig, log: Logger, purgeIdentity: boolean): Promise<{ kept: string[]; left: LeftInCache }> {
+  // Both checks before anything changes: a refusal leaves the node running and the state intact.
+  requireOwnedCacheDir(cache.root, "clean");
+  refuseWhileInstances(cache);
   const status = readStatus(node.status);
   // The agent first: running, it would re-register this node over the `left` mark.
   await stopAgent(node);
@@ -98,8 +87,21 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
   const sup = new Supervisor(node.runDir, node.logDir);
   for (const s of [ETCD_SERVICE, PROXY_SERVICE, YGGDRASIL_SERVICE]) await sup.stop(s);
 
-  const identityKey = join(node.yggdrasilDir, "private.key");
-  const keep = !purgeIdentity && existsSync(identityKey);
-  const leftAlone = removeOwnedState(cache.root, keep ? [identityKey] : []);
-  return { keptIdentity: keep, leftAlone };
+  // The identities: this node's mesh key, and the operator's SSH key (that members trust) with
+  // the host keys pinned for them. Losing those locks the operator out of the cluster.
+  const identities = [join(node.yggdrasilDir, "private.key"), cache.ssh, cache.knownHosts, ...siblings(cache.knownHosts)];
+  const kept = purgeIdentity ? [] : identities.filter((p) => existsSync(p));
+  const left = removeOwnedState(cache.root, { keep: kept });
+  return { kept: kept.map((p) => relative(cache.root, p)), left };
+}
+
+/** `known_hosts.old` (ssh-keygen -R) and the like, beside `path`. */
+function siblings(path: string): string[] {
+  try {
+    return readdirSync(dirname(path))
+      .filter((n) => n.startsWith(`${basename(path)}.`) && n !== `${basename(path)}.lock`)
+      .map((n) => join(dirname(path), n));
+  } catch {
+    return [];
+  }
 }

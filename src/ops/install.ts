@@ -136,7 +136,7 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
       Object.assign(m, newKeys);
       refuseNewConfigProblems(before, m, `Installing module "${source.name}"`);
       return m;
-    });
+    }, [source.name]);
     if (replaced) {
       const trash = `${tmp}.old`;
       renameSync(dest, trash);
@@ -153,9 +153,12 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
 
 /**
  * Unloads a module: delete every key its files define, restore the values the remaining
- * modules (core included) give those keys, then delete its directory.
+ * modules (core included) give those keys, then delete its directory. The module's own
+ * problems never stop this, not even under --strict: removal is how a broken module goes.
+ * `unreadable` lists its files that could not be read as modules (the keys they set, if any,
+ * cannot be known and stay in the config).
  */
-export async function removeModule(config: LocalConfig, spec: string): Promise<{ name: string; removedKeys: number; restoredKeys: number }> {
+export async function removeModule(config: LocalConfig, spec: string): Promise<{ name: string; removedKeys: number; restoredKeys: number; unreadable: string[] }> {
   const parsed = parseModuleSpec(spec);
   const name = parsed.ok ? parsed.value.name : spec;
   const installed = installedModuleNames(config.paths.modules);
@@ -165,7 +168,8 @@ export async function removeModule(config: LocalConfig, spec: string): Promise<{
     );
   }
   const dir = join(config.paths.modules, name);
-  const keys = Object.keys(mergeModuleFiles(loadModulesIn(dir, name).files));
+  const own = loadModulesIn(dir, name);
+  const keys = Object.keys(mergeModuleFiles(own.files));
   const restore = config.onDiskMapping([name]);
   let restored = 0;
   await config.update((m) => {
@@ -177,7 +181,7 @@ export async function removeModule(config: LocalConfig, spec: string): Promise<{
       }
     }
     return m;
-  });
+  }, [name]);
   rmSync(dir, { recursive: true, force: true });
-  return { name, removedKeys: keys.length - restored, restoredKeys: restored };
+  return { name, removedKeys: keys.length - restored, restoredKeys: restored, unreadable: own.problems.map((p) => p.path) };
 }

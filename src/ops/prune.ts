@@ -1,6 +1,7 @@
-import { existsSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { Context } from "./context.ts";
-import { cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
+import { allInstances, cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
+import { removeOwnedState, requireOwnedCacheDir } from "../config/cache-owner.ts";
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import { listTypes } from "../config/types.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
@@ -104,20 +105,28 @@ async function removeNeighbours(ctx: Context, mapping: FlatMapping, uuids: Reado
   return keys;
 }
 
+export interface DestroyReport extends PruneReport {
+  /** Instance dirs left because no compute type in the config knows them (see allInstances). */
+  readonly unknown: readonly Instance[];
+  /** Entries named like raptiformica's that were not deleted because they are not of its type. */
+  readonly wrongType: readonly string[];
+}
+
 /**
- * `destroy`: every local instance goes, then this machine forgets the cluster (and, if asked,
- * its caches). Only those entries of the cache dir are deleted (all in OWNED_ENTRIES, see
- * config/paths.ts); the dir itself goes only when nothing is left in it.
+ * `destroy`: every local instance goes, then this machine forgets the cluster (its
+ * mutable_config.json) and, if asked, its caches. The identities stay: `ssh/` (the SSH key
+ * members trust) and `known_hosts` (the host keys pinned for them), and so does a member's
+ * `node/` (`clean` is what takes a member apart). Only those entries of the cache dir are
+ * deleted, and only when of raptiformica's type (removeOwnedState); the dir itself goes only
+ * when nothing else is left in it.
+ *
+ * Throws UserError before anything is torn down when the cache dir is not raptiformica's
+ * (requireOwnedCacheDir).
  */
-export async function destroy(ctx: Context, opts: { purgeArtifacts?: boolean; purgeModules?: boolean }): Promise<PruneReport> {
+export async function destroy(ctx: Context, opts: { purgeArtifacts?: boolean; purgeModules?: boolean }): Promise<DestroyReport> {
+  requireOwnedCacheDir(ctx.paths.root, "destroy");
   const report = await prune(ctx, { force: true });
-  rmSync(ctx.paths.mutableConfig, { force: true });
-  if (opts.purgeArtifacts) rmSync(ctx.paths.artifacts, { recursive: true, force: true });
-  if (opts.purgeModules) rmSync(ctx.paths.modules, { recursive: true, force: true });
-  try {
-    rmdirSync(ctx.paths.root);
-  } catch {
-    /* not empty (or already gone): leave it */
-  }
-  return report;
+  const only = ["mutable_config.json", ...(opts.purgeArtifacts ? ["artifacts"] : []), ...(opts.purgeModules ? ["modules"] : [])];
+  const { wrongType } = removeOwnedState(ctx.paths.root, { only });
+  return { ...report, unknown: allInstances(ctx.paths.machines), wrongType };
 }

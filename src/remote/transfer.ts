@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { MANAGED_MARKER } from "../config/paths.ts";
 import { run, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
 import { shellQuote } from "./quote.ts";
@@ -29,8 +30,8 @@ export interface PushRequest {
   readonly legacyMarks?: readonly string[];
 }
 
-/** The file that marks a remote directory as raptiformica's to replace. */
-export const MANAGED_MARKER = ".raptiformica-managed";
+/** The file that marks a remote directory as raptiformica's to replace (the same one marks a cache dir). */
+export { MANAGED_MARKER };
 
 let localRsync: Promise<boolean> | undefined;
 function haveLocalRsync(): Promise<boolean> {

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
 import { sandbox, type Sandbox } from "../helpers/cli.ts";
@@ -7,7 +8,8 @@ import { sandbox, type Sandbox } from "../helpers/cli.ts";
 /*
  * The cache dir is where every command writes and what `clean`/`destroy` delete: a setting that
  * resolves to $HOME, `/` or above $HOME is refused by every command, an empty
- * RAPTIFORMICA_CACHE_DIR is unset, and clean/destroy delete only raptiformica's own entries.
+ * RAPTIFORMICA_CACHE_DIR is unset, `~/` is $HOME's, a cache dir relative to a HOME that is not
+ * absolute is refused, and clean/destroy delete only raptiformica's own entries.
  * The built CLI with a throwaway $HOME (never the real one).
  */
 
@@ -91,7 +93,8 @@ describe("the cache dir", () => {
 
     let r = await sb.run(["-c", dir, "clean"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(dir).sort(), ["node", "notes.txt", "photos"]);
+    // The kept identity is raptiformica's state: the dir stays marked as raptiformica's.
+    assert.deepEqual(readdirSync(dir).sort(), [".raptiformica-managed", "node", "notes.txt", "photos"]);
     assert.deepEqual(readdirSync(join(dir, "node", "yggdrasil")), ["private.key"], "only the identity is kept");
     assert.ok(existsSync(join(dir, "photos", "a.jpg")));
     assert.match(r.stderr, /left 2 entries raptiformica did not create/);
@@ -130,5 +133,52 @@ describe("the cache dir", () => {
     r = await sb.run(["-c", own, "destroy"]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!existsSync(own), "a dir left empty is removed");
+  });
+});
+
+describe("the cache dir is never placed by accident", () => {
+  let sb: Sandbox;
+  beforeEach(() => {
+    sb?.cleanup();
+    sb = sandbox();
+  });
+  after(() => sb.cleanup());
+
+  it("a leading ~ or ~/ is $HOME's (quoted, or from the environment); ~ alone is $HOME and refused; ~user is refused", async () => {
+    let r = await sb.run(["-c", "~/x.d", "advertise", "h1"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(sb.home, "x.d", "last_advertised")));
+    r = await sb.run(["advertise", "h1"], { env: { RAPTIFORMICA_CACHE_DIR: "~/y.d" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(sb.home, "y.d", "last_advertised")));
+    for (const [value, says] of [["~", /resolves to your home directory/], ["~/", /resolves to your home directory/], ["~root/z.d", /not ~user/]] as const) {
+      r = await sb.run(["-c", value, "clean"]);
+      assert.equal(r.code, 1, `${value}: ${r.stderr}`);
+      assert.match(r.stderr, says);
+    }
+    assert.ok(!existsSync(join(sb.home, "~")), "no directory named ~");
+    assert.deepEqual(readdirSync(sb.home).sort(), ["x.d", "y.d"]);
+  });
+
+  it("an empty or relative HOME is refused unless the cache dir is absolute; nothing lands in the current directory", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "rf-cwd-"));
+    try {
+      for (const home of ["", "rel"]) {
+        for (const args of [["advertise", "h1"], ["-c", "c.d", "advertise", "h1"], ["-c", "~/c.d", "advertise", "h1"], ["clean"]]) {
+          const r = await sb.run(args, { env: { HOME: home }, cwd });
+          assert.equal(r.code, 1, `HOME=${home} ${args.join(" ")}: ${r.stderr}`);
+          assert.match(r.stderr, /relative to \$HOME, and HOME is (empty|"rel", not an absolute path)/);
+          assert.match(r.stderr, /Set HOME/);
+        }
+        const abs = join(cwd, "abs.d");
+        const r = await sb.run(["-c", abs, "advertise", "h1"], { env: { HOME: home }, cwd });
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(existsSync(join(abs, "last_advertised")));
+        rmSync(abs, { recursive: true });
+      }
+      assert.deepEqual(readdirSync(cwd), [], "nothing written into the current directory");
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sandbox, type Sandbox } from "../helpers/cli.ts";
@@ -178,4 +178,43 @@ describe("case malformed-module-silent: every command that loads modules reports
     const clean = await sb.run(["--strict", "config", "types"]);
     assert.equal(clean.code, 0, clean.stderr);
   });
+});
+
+describe("--strict never stops the repair of a broken module", () => {
+  let sb: Sandbox;
+  after(() => sb?.cleanup());
+
+  const BROKEN: [string, string][] = [
+    ["truncated JSON", '{"raptiformica_api_version": "0.1", "server": {"x": '],
+    ["a schema error", JSON.stringify({ raptiformica_api_version: "0.1", server: { headless: { x: 1 } } })],
+  ];
+
+  for (const [what, text] of BROKEN) {
+    it(`install --remove and install of a fixed version work under --strict with ${what}, before any mutable config exists`, async () => {
+      sb?.cleanup();
+      sb = sandbox();
+      const file = join(sb.cache, "modules", "broken", "raptiformica.json");
+      const write = () => {
+        mkdirSync(join(file, ".."), { recursive: true });
+        writeFileSync(file, text);
+      };
+      write();
+      const removed = await sb.run(["--strict", "install", "--remove", "broken"]);
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.ok(!existsSync(join(sb.cache, "modules", "broken")));
+      const types = await sb.run(["--strict", "config", "types"]);
+      assert.equal(types.code, 0, types.stderr);
+
+      // Replacing it with a fixed version is the other way out.
+      rmSync(join(sb.cache, "mutable_config.json"), { force: true });
+      write();
+      const fixed = join(sb.home, "broken");
+      mkdirSync(fixed);
+      writeFileSync(join(fixed, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", server: { fixedtype: { p: { bootstrap: "true" } } } }));
+      const installed = await sb.run(["--strict", "install", fixed]);
+      assert.equal(installed.code, 0, installed.stderr);
+      const config = JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+      assert.equal(config["raptiformica/server/fixedtype/p/bootstrap"], "true");
+    });
+  }
 });

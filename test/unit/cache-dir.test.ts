@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { describe, it } from "node:test";
-import { cachePaths, isOwnedEntry, resolveCacheDir } from "../../src/config/paths.ts";
+import { cachePaths, isOwnedEntry, MANAGED_MARKER, ownedBase, resolveCacheDir } from "../../src/config/paths.ts";
 import { nodePaths } from "../../src/node/paths.ts";
 
 describe("resolveCacheDir", () => {
@@ -65,5 +65,37 @@ describe("the entries raptiformica owns in a cache dir", () => {
   it("include lock and temp siblings of its files, not look-alike names of others", () => {
     for (const name of ["mutable_config.json.lock", "mutable_config.json.1234567", "pending_config.jsonl.replaying", "known_hosts.lock"]) assert.ok(isOwnedEntry(name), name);
     for (const name of ["notes.txt", "modules.bak", "node_modules", ".ssh", "mutable_config.json5", "var2"]) assert.ok(!isOwnedEntry(name), name);
+  });
+});
+
+describe("resolveCacheDir: ~ and HOME", () => {
+  it("a leading ~ or ~/ is $HOME's; ~ alone is $HOME and refused; ~user is refused", () => {
+    assert.equal(resolveCacheDir("~/x.d", {}, "/home/u"), "/home/u/x.d");
+    assert.equal(resolveCacheDir(undefined, { RAPTIFORMICA_CACHE_DIR: "~/y.d" }, "/home/u"), "/home/u/y.d");
+    assert.equal(resolveCacheDir("/a/~/b", {}, "/home/u"), "/a/~/b", "a ~ elsewhere is a plain name");
+    assert.throws(() => resolveCacheDir("~", {}, "/home/u"), /your home directory/);
+    assert.throws(() => resolveCacheDir("~/", {}, "/home/u"), /your home directory/);
+    assert.throws(() => resolveCacheDir("~root/x", {}, "/home/u"), /not ~user/);
+  });
+
+  it("refuses a cache dir relative to $HOME when HOME is empty or relative; an absolute one is fine", () => {
+    for (const home of ["", "rel", "./h"]) {
+      for (const flag of [undefined, "c.d", "~/c.d"]) {
+        assert.throws(() => resolveCacheDir(flag, {}, home), (e: Error) => e.name === "UserError" && /relative to \$HOME, and HOME is/.test(e.message), `${home} ${flag}`);
+      }
+      assert.equal(resolveCacheDir("/abs/c.d", {}, home), "/abs/c.d");
+      assert.throws(() => resolveCacheDir("/", {}, home), /the root directory/);
+    }
+  });
+});
+
+describe("the type each entry must have", () => {
+  it("dirs are dirs, files are files, a file's lock may be either, the marker is a file", () => {
+    assert.deepEqual(ownedBase("modules"), { base: "modules", kind: "dir" });
+    assert.deepEqual(ownedBase("known_hosts"), { base: "known_hosts", kind: "file" });
+    assert.deepEqual(ownedBase("known_hosts.old"), { base: "known_hosts", kind: "file" });
+    assert.deepEqual(ownedBase("mutable_config.json.lock"), { base: "mutable_config.json", kind: "lock" });
+    assert.deepEqual(ownedBase(MANAGED_MARKER), { base: MANAGED_MARKER, kind: "file" });
+    assert.equal(ownedBase("modules.d"), undefined);
   });
 });
