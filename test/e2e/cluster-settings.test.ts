@@ -204,4 +204,36 @@ describe("installing a module", () => {
       sb.cleanup();
     }
   });
+
+  it("is refused when the module's ports collide with the cluster's or with sshd, naming the module file and key to change", async () => {
+    const sb = sandbox();
+    try {
+      for (const [name, meshnet, says] of [
+        ["client-module", { etcd: { client_port: 2380 } }, /client_port and .*peer_port are both 2380: .*address already in use.* Change meshnet\.etcd\.client_port in .*client-module\/raptiformica\.json and run `raptiformica install/],
+        ["ygg-module", { yggdrasil: { port: 2379 } }, /client_port and .*yggdrasil\/port are both 2379.* Change meshnet\.yggdrasil\.port in .*ygg-module\/raptiformica\.json/],
+        ["ssh-module", { etcd: { peer_port: 22 } }, /peer_port is 22, but that is sshd's port.* Change meshnet\.etcd\.peer_port in .*ssh-module\/raptiformica\.json/],
+      ] as const) {
+        const dir = join(sb.home, name);
+        mkdirSync(dir);
+        writeFileSync(join(dir, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", meshnet }));
+        const r = await sb.run(["install", dir]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`Installing module "${name}" was refused, nothing was changed`));
+        assert.match(r.stderr, says);
+        assert.doesNotMatch(r.stderr, /config set/, "a module is fixed in its file, not with config set");
+      }
+      const g = await sb.run(["config", "show", "meshnet"]);
+      assert.match(g.stdout, /etcd\/client_port = 2379\n/);
+      assert.match(g.stdout, /etcd\/peer_port = 2380\n/);
+      assert.match(g.stdout, /yggdrasil\/port = 4863$/m);
+      // And config set refuses the same values.
+      for (const [k, v] of [["meshnet/etcd/client_port", "2380"], ["meshnet/yggdrasil/port", "22"], ["meshnet/etcd/max_voters", "0x5"]] as const) {
+        const r = await sb.run(["config", "set", k, v]);
+        assert.equal(r.code, 1, `${k}=${v}: ${r.stderr}`);
+        assert.match(r.stderr, /refused, nothing was changed/);
+      }
+    } finally {
+      sb.cleanup();
+    }
+  });
 });
