@@ -127,9 +127,13 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["delete", key, ...(opts.recursive ? ["--recursive"] : [])])) return;
       const k = normalizeKey(key);
-      await withShared(ctx, (s) => s.update((m) => {
+      await withShared(ctx, (s) => s.update((m, kv) => {
         const targets = opts.recursive ? keysUnder(m, k) : m[k] !== undefined ? [k] : [];
-        if (targets.length === 0) {
+        // Keys in the KV no config can hold (`a b`, `x//y`) are deleted by their exact name,
+        // or with the folder they are in: this is how they are removed.
+        const unusable = kv.unusable.map((u) => u.key).filter((u) => (opts.recursive ? u === k || u.startsWith(`${k}/`) : u === k || u === key));
+        for (const u of unusable) kv.drop(u);
+        if (targets.length === 0 && unusable.length === 0) {
           const below = keysUnder(m, k).length;
           const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
           throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
@@ -138,7 +142,7 @@ export function register(program: Command): void {
         for (const t of targets) delete after[t];
         // Deleting a setting brings back its default, which may not fit the others (heartbeat vs election).
         refuseNewConfigProblems(m, after, `Deleting ${k}`);
-        ctx.log.debug(`deleted ${targets.length} key(s)`);
+        ctx.log.debug(`deleted ${targets.length + unusable.length} key(s)`);
         return after;
       }));
     });

@@ -5,11 +5,14 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Etcd3 } from "etcd3";
+import { LocalConfig } from "../../src/config/local.ts";
+import { cachePaths } from "../../src/config/paths.ts";
 import { openClient } from "../../src/consensus/client.ts";
 import { ensureNodeCertificate } from "../../src/consensus/pki.ts";
 import { createCa } from "../../src/consensus/tls.ts";
+import { ConfigView, etcdConfigKv } from "../../src/node/config-view.ts";
 import { nodePaths } from "../../src/node/paths.ts";
-import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { ROOT, sandbox, type Sandbox } from "../helpers/cli.ts";
 import { waitFor } from "../lab/index.ts";
 
 /*
@@ -161,6 +164,66 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
     assert.ok(!m.json.problems?.some((p) => p.kind === "neighbour"), JSON.stringify(m.json.problems));
     await kv.delete().prefix(n);
     await kv.delete().prefix(good);
+  });
+
+  it("a key no config can hold costs only that key: config and members use the KV, name it, and config delete removes it", async () => {
+    const spaced = "raptiformica/app/a b";
+    const slashes = "raptiformica//platform/default/hooks/x/y/command";
+    await kv.put(spaced).value("v");
+    await kv.put(slashes).value("touch /tmp/x");
+    // Only in the KV, not in the local cache: seen only when the KV is the one answering.
+    await kv.put("raptiformica/app/good").value("1");
+
+    const m = await members();
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(m.json.quorum, true, "etcd answers: no quorum loss");
+    const named = (m.json.problems ?? []).filter((p) => p.kind === "key").map((p) => p.subject);
+    assert.deepEqual(named, [slashes, spaced]);
+    const human = await sb.run(["members"]);
+    assert.match(human.stdout, /problems:\n.*Config key "raptiformica\/app\/a b" in the cluster KV is skipped: it contains white space/s);
+    assert.doesNotMatch(human.stderr, /skipped/, "members names it once, with the problems");
+
+    let r = await sb.run(["config", "show", "app"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "raptiformica/app/good = 1");
+    assert.match(r.stderr, /warning: Config key "raptiformica\/app\/a b" in the cluster KV is skipped: it contains white space\. .*config delete 'raptiformica\/app\/a b'/);
+    assert.match(r.stderr, /warning: Config key "raptiformica\/\/platform\/default\/hooks\/x\/y\/command" in the cluster KV is skipped: it has an empty path segment/);
+
+    r = await sb.run(["config", "set", "app/other", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /queued/);
+    assert.equal(await kv.get("raptiformica/app/other").string(), "2", "written to the KV, not queued");
+    assert.equal(await kv.get(spaced).string(), "v", "a write leaves the skipped keys alone");
+
+    // The agent's view of the config: the KV still, the keys named in its log, none mirrored.
+    const warnings: string[] = [];
+    const log = { verbose: false, debug: () => undefined, info: () => undefined, warn: (w: string) => void warnings.push(w) };
+    const local = new LocalConfig(cachePaths(sb.cache), ROOT, log, false);
+    const view = new ConfigView({ local, log, lastGoodSettingsPath: join(sb.cache, "node", "settings.json"), kv: () => etcdConfigKv(kv), openKv: () => etcdConfigKv(kv) });
+    const seen = await view.mapping();
+    assert.equal(seen["raptiformica/app/good"], "1");
+    assert.equal(seen[spaced], undefined);
+    assert.equal(warnings.filter((w) => w.includes(JSON.stringify(spaced))).length, 1, warnings.join("\n"));
+    await view.mirror();
+    view.stop();
+    const cached = JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+    assert.equal(cached["raptiformica/app/good"], "1", "mirrored into the local cache");
+    assert.deepEqual(Object.keys(cached).filter((k) => k.includes(" ") || k.includes("//")), []);
+
+    r = await sb.run(["config", "delete", spaced]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kv.get(spaced).string(), null, "removed from the KV");
+    r = await sb.run(["config", "delete", slashes]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kv.get(slashes).string(), null);
+
+    // --recursive takes the skipped keys below the folder too.
+    await kv.put("raptiformica/app/c d").value("v");
+    r = await sb.run(["config", "delete", "-r", "raptiformica/app"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await kv.getAll().prefix("raptiformica/app/").keys()).length, 0);
+    const after = await members();
+    assert.deepEqual(after.json.problems, []);
   });
 
   it("members shows etcd's NOSPACE alarm, exit 1", async () => {
