@@ -37,6 +37,20 @@ async function withShared<T>(ctx: Context, fn: (shared: SharedConfig) => Promise
   }
 }
 
+/**
+ * The shared config for a read (`show`, `get`, `types`). On a member whose KV did not answer,
+ * one line on stderr says the answer is this member's cached copy; stdout is the same.
+ */
+async function readShared(ctx: Context): Promise<FlatMapping> {
+  return withShared(ctx, async (shared) => {
+    const { mapping } = await shared.snapshot();
+    if (shared.memberUnreachable) {
+      ctx.log.warn(`the cluster KV did not answer on this member: this is the member's cached copy of the shared config (${ctx.config.paths.mutableConfig}), which may be out of date.`);
+    }
+    return mapping;
+  });
+}
+
 /** A key that would be both a value and a folder cannot be represented in the module format. */
 function conflictFor(mapping: FlatMapping, key: string): string | undefined {
   const below = keysUnder(mapping, key).filter((k) => k !== key);
@@ -62,7 +76,7 @@ export function register(program: Command): void {
     .action(async (prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["show", ...(prefix !== undefined ? [prefix] : []), ...(opts.json ? ["--json"] : [])])) return;
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const keys = prefix === undefined ? Object.keys(mapping).sort() : keysUnder(mapping, normalizeKey(prefix));
       if (prefix !== undefined && keys.length === 0) {
         throw new UserError(`No config keys under ${normalizeKey(prefix)}. See \`raptiformica config show\` for all keys.`);
@@ -85,7 +99,7 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["get", key])) return;
       const k = normalizeKey(key);
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const value = mapping[k];
       if (value === undefined) {
         const below = keysUnder(mapping, k).length;
@@ -153,7 +167,7 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const kinds: TypeKind[] = ["server", "compute", "platform"];
       const result: Record<string, { name: string; available: boolean; default: boolean }[]> = {};
       for (const kind of kinds) {

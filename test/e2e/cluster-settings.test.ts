@@ -251,6 +251,29 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
   });
 });
 
+describe("a member whose KV does not answer", { skip, timeout: 30_000 }, () => {
+  it("config get and show answer from the member's cache and say so in one line on stderr", async () => {
+    const sb = sandbox();
+    try {
+      // A member (node certificate) whose etcd is not running: nothing listens on its client port.
+      const port = await freePort();
+      const set = await sb.run(["config", "set", "meshnet/etcd/client_port", String(port)]);
+      assert.equal(set.code, 0, set.stderr);
+      await ensureNodeCertificate(nodePaths(join(sb.cache, "node")), await createCa(), "m1", "127.0.0.1");
+      for (const argv of [["config", "get", "meshnet/etcd/max_voters"], ["config", "show", "meshnet/etcd/max_voters"]]) {
+        const r = await sb.run(argv);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.trim(), argv[1] === "get" ? "5" : "raptiformica/meshnet/etcd/max_voters = 5", "the data is unchanged");
+        const lines = r.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0] ?? "", /^warning: the cluster KV did not answer on this member: this is the member's cached copy of the shared config \(.*mutable_config\.json\), which may be out of date\.$/);
+      }
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
 describe("installing a module", () => {
   it("is refused when the module sets a cluster setting to a value that cannot be used", async () => {
     const sb = sandbox();
