@@ -39,6 +39,20 @@ async function withShared<T>(ctx: Context, fn: (shared: SharedConfig) => Promise
   }
 }
 
+/**
+ * The shared config for a read (`show`, `get`, `types`). On a member whose KV did not answer,
+ * one line on stderr says the answer is this member's cached copy; stdout is the same.
+ */
+async function readShared(ctx: Context): Promise<FlatMapping> {
+  return withShared(ctx, async (shared) => {
+    const { mapping } = await shared.snapshot();
+    if (shared.memberUnreachable) {
+      ctx.log.warn(`the cluster KV did not answer on this member: this is the member's cached copy of the shared config (${ctx.config.paths.mutableConfig}), which may be out of date.`);
+    }
+    return mapping;
+  });
+}
+
 /** A key that would be both a value and a folder cannot be represented in the module format. */
 function conflictFor(mapping: FlatMapping, key: string): string | undefined {
   const below = keysUnder(mapping, key).filter((k) => k !== key);
@@ -64,7 +78,7 @@ export function register(program: Command): void {
     .action(async (prefix: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["show", ...(prefix !== undefined ? [prefix] : []), ...(opts.json ? ["--json"] : [])])) return;
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const keys = prefix === undefined ? Object.keys(mapping).sort() : keysUnder(mapping, normalizeKey(prefix));
       if (prefix !== undefined && keys.length === 0) {
         throw new UserError(`No config keys under ${normalizeKey(prefix)}. See \`raptiformica config show\` for all keys.`);
@@ -87,7 +101,7 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["get", key])) return;
       const k = normalizeKey(key);
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const value = mapping[k];
       if (value === undefined) {
         const below = keysUnder(mapping, k).length;
@@ -129,9 +143,13 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       if (await forwarded(ctx, ["delete", key, ...(opts.recursive ? ["--recursive"] : [])])) return;
       const k = normalizeKey(key);
-      await withShared(ctx, (s) => s.update((m) => {
+      await withShared(ctx, (s) => s.update((m, kv) => {
         const targets = opts.recursive ? keysUnder(m, k) : m[k] !== undefined ? [k] : [];
-        if (targets.length === 0) {
+        // Keys in the KV no config can hold (`a b`, `x//y`) are deleted by their exact name,
+        // or with the folder they are in: this is how they are removed.
+        const unusable = kv.unusable.map((u) => u.key).filter((u) => (opts.recursive ? u === k || u.startsWith(`${k}/`) : u === k || u === key));
+        for (const u of unusable) kv.drop(u);
+        if (targets.length === 0 && unusable.length === 0) {
           const below = keysUnder(m, k).length;
           const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
           throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
@@ -140,7 +158,7 @@ export function register(program: Command): void {
         for (const t of targets) delete after[t];
         // Deleting a setting brings back its default, which may not fit the others (heartbeat vs election).
         refuseNewConfigProblems(m, after, `Deleting ${k}`);
-        ctx.log.debug(`deleted ${targets.length} key(s)`);
+        ctx.log.debug(`deleted ${targets.length + unusable.length} key(s)`);
         return after;
       }));
     });
@@ -151,7 +169,7 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      const { mapping } = await withShared(ctx, (s) => s.snapshot());
+      const mapping = await readShared(ctx);
       const kinds: TypeKind[] = ["server", "compute", "platform"];
       const result: Record<string, { name: string; available: boolean; default: boolean }[]> = {};
       for (const kind of kinds) {

@@ -90,7 +90,8 @@ export function register(program: Command): void {
         return;
       }
       const { mapping } = ctx.config.snapshot();
-      const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
+      // Quiet: unusable keys in the KV are listed with the problems below.
+      const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log, { quiet: true });
       let rows: MemberRow[];
       let problems: ClusterProblem[];
       let changes: VoterLogEntry[] = [];

@@ -74,6 +74,38 @@ export function keyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/** A key found in the cluster KV that cannot be part of the shared config, and why (see keyProblem). */
+export interface UnusableKey {
+  readonly key: string;
+  readonly problem: string;
+}
+
+/**
+ * Splits a mapping as read from the cluster KV into the keys usable as config and the others.
+ * The KV is written by more than raptiformica (apps on members, a hand-run etcdctl): one key
+ * with a space or a `//` in it must cost only that key, not the whole config. Pure.
+ */
+export function splitUsable(raw: FlatMapping): { mapping: FlatMapping; unusable: UnusableKey[] } {
+  const mapping: FlatMapping = {};
+  const unusable: UnusableKey[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    const problem = keyProblem(key);
+    if (problem) unusable.push({ key, problem });
+    else mapping[key] = value;
+  }
+  unusable.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { mapping, unusable };
+}
+
+/** One sentence for a warning or `members`: the key, that it is skipped and why, and how to remove it. */
+export function describeUnusableKey(u: UnusableKey): string {
+  const quoted = `'${u.key.replace(/'/g, `'"'"'`)}'`;
+  return (
+    `Config key ${JSON.stringify(u.key)} in the cluster KV is skipped: ${u.problem}. Every member ignores it; ` +
+    `remove it with \`raptiformica config delete ${quoted}\` and fix whatever wrote it.`
+  );
+}
+
 /** Sorted copy, for stable files and output. */
 export function sortMapping(mapping: FlatMapping): FlatMapping {
   const out: FlatMapping = {};

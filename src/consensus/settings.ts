@@ -66,10 +66,36 @@ const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, K
 
 /** A cluster setting whose value cannot be used, with the sentence that says so and how to fix it. */
 export interface SettingProblem {
+  /** The key to fix (for a collision of two keys, the one set away from its default). */
   readonly key: string;
   readonly value: string | undefined;
+  /** Every key involved (two for a collision): what a module file would have to change. */
+  readonly keys: readonly string[];
+  /** What is wrong, in one sentence, without the fix. */
+  readonly what: string;
+  /** How to fix it with `config set`/`config delete` (on a member or an operator machine). */
+  readonly fix: string;
+  /** `what` and `fix` together. */
   readonly message: string;
 }
+
+function problem(key: string, value: string | undefined, what: string, fix: string, keys: readonly string[] = [key]): SettingProblem {
+  return { key, value, keys, what, fix, message: `${what} ${fix}` };
+}
+
+/**
+ * Ports a member needs for something else, so no setting may take them: the operator reaches
+ * every member over SSH on 22 (`slave`, `members` from an operator machine, `ssh`), and sshd
+ * cannot share it with yggdrasil or etcd.
+ */
+const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([[22, "sshd's port, which the operator needs to reach every member"]]);
+
+/**
+ * The ports one member listens on: yggdrasil on every address (tcp://[::]), etcd's client port
+ * on the mesh address and 127.0.0.1 (a proxy's on 127.0.0.1), its peer port on the mesh
+ * address. Two of them on one number: the second to start fails with "address already in use".
+ */
+const PORT_FIELDS = ["clientPort", "peerPort", "yggdrasilPort"] as const;
 
 /** The defaults: what a cluster runs with when no module or `config set` says otherwise. */
 export const DEFAULT_SETTINGS: ClusterSettings = Object.fromEntries(NUMERIC.map((n) => [n.field, n.fallback])) as unknown as ClusterSettings;
@@ -77,11 +103,17 @@ export const DEFAULT_SETTINGS: ClusterSettings = Object.fromEntries(NUMERIC.map(
 function parseNumeric(mapping: FlatMapping, n: NumericSetting): { value: number } | { problem: SettingProblem } | undefined {
   const raw = mapping[n.key];
   if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(v) || v < n.min || v > n.max) {
-    return { problem: { key: n.key, value: raw, message: `Config key ${n.key} is "${raw}", but it must be a whole number from ${n.min} to ${n.max}. Fix it with \`raptiformica config set ${n.key} <value>\`.` } };
+  // Plain decimal digits only: Number() would also take " 5", "5.0", "1e1" and "0x5", which
+  // other readers of the KV (etcdctl users, scripts, older versions) would not read as 5.
+  const v = /^[0-9]{1,9}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(v) || v < n.min || v > n.max) {
+    return { problem: problem(n.key, raw, `Config key ${n.key} is "${raw}", but it must be a whole number from ${n.min} to ${n.max}.`, setFix(n.key)) };
   }
   return { value: v };
+}
+
+function setFix(key: string, value = "<value>"): string {
+  return `Fix it with \`raptiformica config set ${key} ${value}\`.`;
 }
 
 /** The closest known key to a mistyped one, for "did you mean". */
@@ -107,19 +139,31 @@ function editDistance(a: string, b: string): number {
 
 /**
  * Every problem with the cluster settings in `mapping` (`meshnet/…`, neighbour entries aside):
- * numbers out of range or not numbers, an election timeout under 5 heartbeats (etcd refuses to
- * start, on every member at once), and unknown keys in raptiformica's own setting folders
- * (a typo that would otherwise be ignored without a word). The one set of rules behind
+ * numbers out of range or not plain decimal numbers, ports that collide with each other or
+ * with a port the node needs (RESERVED_PORTS), an election timeout under 5 heartbeats (etcd
+ * refuses to start, on every member at once), and unknown keys in raptiformica's own setting
+ * folders (a typo that would otherwise be ignored without a word). The one set of rules behind
  * `config set`, `install`, the agent and `members`.
  */
 export function settingProblems(mapping: FlatMapping): SettingProblem[] {
   return resolveSettings(mapping).problems;
 }
 
+const keyOf = (field: keyof ClusterSettings): string => (NUMERIC.find((n) => n.field === field) as NumericSetting).key;
+
+/** The three ports of `s` are distinct and none is reserved. */
+function portsUsable(s: ClusterSettings): boolean {
+  const ports = PORT_FIELDS.map((f) => s[f]);
+  return new Set(ports).size === ports.length && ports.every((p) => !RESERVED_PORTS.has(p));
+}
+
 /**
  * The settings to run with and the problems found. A key with a bad value takes its value from
  * `lastGood` (what this node last ran with), else its default: a bad value in the KV never
- * stops a member, it keeps running as before and reports the problem. Never throws.
+ * stops a member, it keeps running as before and reports the problem. Rules that tie keys
+ * together fall back together: two ports on one number take all three ports from `lastGood`
+ * (the pair alone could still collide with the third), heartbeat and election likewise.
+ * Never throws.
  */
 export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings = DEFAULT_SETTINGS): { settings: ClusterSettings; problems: SettingProblem[] } {
   const settings: Record<string, number> = {};
@@ -129,28 +173,63 @@ export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings 
     if (parsed && "problem" in parsed) problems.push(parsed.problem);
     settings[n.field] = parsed === undefined ? n.fallback : "value" in parsed ? parsed.value : lastGood[n.field];
   }
+  for (const field of PORT_FIELDS) {
+    const port = settings[field] as number;
+    const use = RESERVED_PORTS.get(port);
+    if (use === undefined) continue;
+    const key = keyOf(field);
+    problems.push(problem(key, mapping[key], `Config key ${key} is ${port}, but that is ${use}: nothing else on a member may listen there.`, setFix(key, String(DEFAULT_SETTINGS[field]))));
+    settings[field] = lastGood[field];
+  }
+  let collided = false;
+  for (let i = 0; i < PORT_FIELDS.length; i++) {
+    for (let j = i + 1; j < PORT_FIELDS.length; j++) {
+      const [a, b] = [PORT_FIELDS[i] as (typeof PORT_FIELDS)[number], PORT_FIELDS[j] as (typeof PORT_FIELDS)[number]];
+      if (settings[a] !== settings[b]) continue;
+      collided = true;
+      const [ka, kb] = [keyOf(a), keyOf(b)];
+      // The key to change is the one moved away from its default (both: the later one).
+      const key = mapping[kb] !== undefined && Number(mapping[kb]) !== DEFAULT_SETTINGS[b] ? kb : mapping[ka] !== undefined ? ka : kb;
+      const field = key === ka ? a : b;
+      const other = key === ka ? b : a;
+      const free = DEFAULT_SETTINGS[field] !== settings[other] ? DEFAULT_SETTINGS[field] : "<another port>";
+      problems.push(
+        problem(
+          key,
+          mapping[key],
+          `Config keys ${ka} and ${kb} are both ${settings[a]}: a member listens on each of them, so etcd or yggdrasil would fail with "address already in use".`,
+          setFix(key, String(free)),
+          [ka, kb],
+        ),
+      );
+    }
+  }
+  if (collided) {
+    const back = portsUsable(lastGood) ? lastGood : DEFAULT_SETTINGS;
+    for (const f of PORT_FIELDS) settings[f] = back[f];
+  }
   const heartbeatMs = settings["heartbeatMs"] as number;
   const electionMs = settings["electionMs"] as number;
   // etcd refuses to start otherwise: every member would fail at once.
   if (electionMs < 5 * heartbeatMs) {
-    problems.push({
-      key: KEYS.electionMs,
-      value: mapping[KEYS.electionMs],
-      message:
-        `Config key ${KEYS.electionMs} is ${electionMs} but ${KEYS.heartbeatMs} is ${heartbeatMs}: etcd needs the election timeout to be at least 5 heartbeats (10 is usual). ` +
+    problems.push(
+      problem(
+        KEYS.electionMs,
+        mapping[KEYS.electionMs],
+        `Config key ${KEYS.electionMs} is ${electionMs} but ${KEYS.heartbeatMs} is ${heartbeatMs}: etcd needs the election timeout to be at least 5 heartbeats (10 is usual).`,
         `Raise ${KEYS.electionMs} (\`raptiformica config set ${KEYS.electionMs} ${10 * heartbeatMs}\`) or lower the heartbeat.`,
-    });
+        [KEYS.electionMs, KEYS.heartbeatMs],
+      ),
+    );
     settings["heartbeatMs"] = lastGood.heartbeatMs;
     settings["electionMs"] = lastGood.electionMs;
   }
   for (const key of Object.keys(mapping).sort()) {
     if (KNOWN_KEYS.has(key) || !SETTING_FOLDERS.some((f) => key.startsWith(f) && !key.slice(f.length).includes("/"))) continue;
     const near = nearestKey(key);
-    problems.push({
-      key,
-      value: mapping[key],
-      message: `Config key ${key} is not a setting raptiformica knows, so it has no effect.${near ? ` Did you mean ${near}?` : ""} Remove it with \`raptiformica config delete ${key}\`.`,
-    });
+    problems.push(
+      problem(key, mapping[key], `Config key ${key} is not a setting raptiformica knows, so it has no effect.${near ? ` Did you mean ${near}?` : ""}`, `Remove it with \`raptiformica config delete ${key}\`.`),
+    );
   }
   return { settings: settings as unknown as ClusterSettings, problems };
 }

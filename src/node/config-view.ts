@@ -1,8 +1,8 @@
 import type { Etcd3 } from "etcd3";
-import type { FlatMapping } from "../config/flatten.ts";
+import { describeUnusableKey, keyProblem, type FlatMapping, type UnusableKey } from "../config/flatten.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { mappingProblem } from "../config/store.ts";
-import { isEphemeralKey, readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
+import { isEphemeralKey, readKvConfig, updateKvMapping, type KvConfig } from "../consensus/kv-config.ts";
 import { resolveSettings, type ClusterSettings } from "../consensus/settings.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -10,14 +10,14 @@ import { readLastGoodSettings, sameSettings, writeLastGoodSettings } from "./las
 
 /** What the config view uses of the cluster KV (etcdConfigKv adapts an etcd3 client). */
 export interface ConfigKv {
-  /** The whole shared config; throws when the KV does not answer within `ms`. */
-  read(ms: number): Promise<FlatMapping>;
+  /** The whole shared config (usable keys, and those skipped); throws when the KV does not answer within `ms`. */
+  read(ms: number): Promise<KvConfig>;
   /** Read-modify-write of the shared config (see updateKvMapping). */
   update(change: (m: FlatMapping) => FlatMapping, ms: number): Promise<FlatMapping>;
 }
 
 export function etcdConfigKv(client: Etcd3): ConfigKv {
-  return { read: (ms) => readKvMapping(client, ms), update: (change, ms) => updateKvMapping(client, change, ms) };
+  return { read: (ms) => readKvConfig(client, ms), update: (change, ms) => updateKvMapping(client, change, ms) };
 }
 
 /** How long a read of the KV is trusted without a re-read: covers a watch that missed events while reconnecting. */
@@ -51,6 +51,8 @@ export class ConfigView {
   private mirrorTimer: NodeJS.Timeout | undefined;
   private lastGood: ClusterSettings | undefined;
   private reportedProblems = "";
+  /** The unusable keys already warned about (each once while it stays in the KV). */
+  private reportedUnusable = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly d: ConfigViewDeps) {
@@ -63,7 +65,8 @@ export class ConfigView {
     if (kv) {
       if (this.copy && this.now() - this.copy.at < KV_COPY_MAX_AGE_MS) return this.copy.mapping;
       try {
-        const m = await kv.read(2000);
+        const { mapping: m, unusable } = await kv.read(2000);
+        this.reportUnusable(unusable);
         if (mappingProblem(m) === undefined) {
           this.copy = { mapping: m, at: this.now() };
           return m;
@@ -74,6 +77,16 @@ export class ConfigView {
     }
     this.copy = undefined;
     return this.d.local.snapshot().mapping;
+  }
+
+  /** Warns once about each unusable key in the KV (skipped: never in the copy, never mirrored). */
+  private reportUnusable(unusable: readonly UnusableKey[]): void {
+    const now = new Set<string>();
+    for (const u of unusable) {
+      now.add(u.key);
+      if (!this.reportedUnusable.has(u.key)) this.d.log.warn(describeUnusableKey(u));
+    }
+    this.reportedUnusable = now;
   }
 
   /** The watched copy of the KV, if there is one (no read). */
@@ -89,10 +102,21 @@ export class ConfigView {
   /**
    * A watched change: the copy is patched in place of a re-read (while 50 nodes join, every
    * agent would otherwise read the whole config again for every key any of them writes); its
-   * age is kept, so the re-read bound still holds. Ephemeral keys are not config.
+   * age is kept, so the re-read bound still holds. Ephemeral keys are not config, nor are
+   * unusable ones (warned about once; the copy stays mirrorable).
    */
   patch(type: "put" | "delete", key: string, value?: string): void {
-    if (isEphemeralKey(key) || !this.copy) return;
+    if (isEphemeralKey(key)) return;
+    const problem = keyProblem(key);
+    if (problem) {
+      if (type === "delete") this.reportedUnusable.delete(key);
+      else if (!this.reportedUnusable.has(key)) {
+        this.reportedUnusable.add(key);
+        this.d.log.warn(describeUnusableKey({ key, problem }));
+      }
+      return;
+    }
+    if (!this.copy) return;
     const mapping = { ...this.copy.mapping };
     if (type === "put" && value !== undefined) mapping[key] = value;
     else delete mapping[key];
@@ -155,7 +179,7 @@ export class ConfigView {
     const kv = this.d.openKv();
     if (!kv) return;
     try {
-      const m = this.copy?.mapping ?? (await kv.read(3000));
+      const m = this.copy?.mapping ?? (await kv.read(3000)).mapping;
       if (mappingProblem(m) !== undefined) return;
       await this.d.local.store.update(() => m, () => m);
     } catch (e) {

@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import type { Etcd3 } from "etcd3";
-import type { FlatMapping } from "../config/flatten.ts";
+import { describeUnusableKey, type FlatMapping, type UnusableKey } from "../config/flatten.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { mappingProblem } from "../config/store.ts";
 import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
-import { readKvMapping, updateKvMapping } from "../consensus/kv-config.ts";
+import { readKvConfig, updateKvMapping, type KvChange } from "../consensus/kv-config.ts";
 import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -18,7 +18,9 @@ export type SharedOrigin = "cluster" | "mutable-config" | "modules";
 /**
  * The config as a command on this machine should see it: the cluster KV when this machine is
  * a member and the KV answers, else the local mutable config (or the module files). Writes go
- * to the KV and are mirrored into the local cache at once.
+ * to the KV and are mirrored into the local cache at once. Keys in the KV no config can hold
+ * (white space, `//`: see splitUsable) are skipped with a warning naming each, unless `quiet`
+ * (`members` lists them as problems instead); `unusable` has them.
  */
 export class SharedConfig {
   private constructor(
@@ -26,9 +28,10 @@ export class SharedConfig {
     private readonly log: Logger,
     private readonly kv: Etcd3 | undefined,
     readonly memberUnreachable: boolean,
+    readonly unusable: readonly UnusableKey[] = [],
   ) {}
 
-  static async open(local: LocalConfig, node: NodePaths, log: Logger): Promise<SharedConfig> {
+  static async open(local: LocalConfig, node: NodePaths, log: Logger, opts: { quiet?: boolean } = {}): Promise<SharedConfig> {
     if (!existsSync(node.nodeCert) || !existsSync(node.nodeKey)) return new SharedConfig(local, log, undefined, false);
     const mapping = local.snapshot().mapping;
     // Never refuses: a bad value mirrored from the KV must not lock `config` out on a member
@@ -47,9 +50,12 @@ export class SharedConfig {
         // This machine's own endpoint gets longer: right after the leader died, a read waits
         // for the election (1–2 s with etcd's defaults) and then answers — cutting it off at
         // 2 s, just before, cost a whole second attempt.
-        const m = await readKvMapping(kv, endpoints === here ? 3000 : 2000);
+        const { mapping: m, unusable } = await readKvConfig(kv, endpoints === here ? 3000 : 2000);
+        // Judged on the usable keys only: one bad key written by anyone must not make the
+        // whole KV look empty (every command would fall back to the cache, writes be queued).
         if (mappingProblem(m) !== undefined) throw new Error("the cluster KV holds no config yet");
-        return new SharedConfig(local, log, kv, false);
+        if (!opts.quiet) for (const u of unusable) log.warn(describeUnusableKey(u));
+        return new SharedConfig(local, log, kv, false, unusable);
       } catch (e) {
         kv.close();
         log.debug(`cluster KV at ${endpoints.join(",")} unreachable: ${errorMessage(e)}`);
@@ -68,17 +74,23 @@ export class SharedConfig {
   }
 
   async snapshot(): Promise<{ mapping: FlatMapping; origin: SharedOrigin }> {
-    if (this.kv) return { mapping: await readKvMapping(this.kv, 3000), origin: "cluster" };
+    if (this.kv) return { mapping: (await readKvConfig(this.kv, 3000)).mapping, origin: "cluster" };
     const s = this.local.snapshot();
     return { mapping: s.mapping, origin: s.origin };
   }
 
-  async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
+  /**
+   * Read-modify-write of the shared config: in the KV (see updateKvMapping; `change` may drop
+   * unusable keys there), else in the local cache, queued for the KV when this member could
+   * not reach it. The local cache never holds unusable keys, so there the context is empty.
+   */
+  async update(change: KvChange): Promise<FlatMapping> {
+    const offline = { unusable: [], drop: () => undefined };
     if (!this.kv) {
-      if (!this.memberUnreachable) return this.local.update(change);
+      if (!this.memberUnreachable) return this.local.update((m) => change(m, offline));
       let ops: PendingOp[] = [];
       const after = await this.local.update((m) => {
-        const next = change({ ...m });
+        const next = change({ ...m }, offline);
         ops = diffOps(m, next);
         return next;
       });

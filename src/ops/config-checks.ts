@@ -7,6 +7,11 @@ import { UserError } from "../util/errors.ts";
 /** One thing wrong with a config mapping: the key and one sentence (what is wrong, what to do). */
 export interface ConfigProblem {
   readonly key: string;
+  /** Every key involved (two when keys collide): what a module file would have to change. */
+  readonly keys: readonly string[];
+  /** What is wrong, without how to fix it. */
+  readonly what: string;
+  /** What is wrong and how to fix it with `config` commands. */
   readonly message: string;
 }
 
@@ -20,9 +25,9 @@ export interface ConfigProblem {
 export function configProblems(mapping: FlatMapping): ConfigProblem[] {
   const launcher = remoteCommandProblem(mapping);
   return [
-    ...settingProblems(mapping).map((p) => ({ key: p.key, message: p.message })),
-    ...readNeighbours(mapping).problems.map((p) => ({ key: p.key, message: p.message })),
-    ...(launcher ? [{ key: "raptiformica/remote/command", message: launcher }] : []),
+    ...settingProblems(mapping).map((p) => ({ key: p.key, keys: p.keys, what: p.what, message: p.message })),
+    ...readNeighbours(mapping).problems.map((p) => ({ key: p.key, keys: [p.key], what: p.message, message: p.message })),
+    ...(launcher ? [{ key: "raptiformica/remote/command", keys: ["raptiformica/remote/command"], what: launcher, message: launcher }] : []),
   ];
 }
 
@@ -35,10 +40,8 @@ function caChangeProblems(before: FlatMapping, after: FlatMapping): ConfigProble
   const problems: ConfigProblem[] = [];
   for (const key of [KEYS.caCert, KEYS.caKey]) {
     if (before[key] !== undefined && after[key] !== before[key]) {
-      problems.push({
-        key,
-        message: `${key} is the cluster CA, made once by the first node; every member's etcd certificate comes from it, so it cannot be changed or deleted (a new cluster starts from machines that were \`clean\`ed).`,
-      });
+      const what = `${key} is the cluster CA, made once by the first node; every member's etcd certificate comes from it, so it cannot be changed or deleted`;
+      problems.push({ key, keys: [key], what, message: `${what} (a new cluster starts from machines that were \`clean\`ed).` });
     }
   }
   return problems;
@@ -48,11 +51,13 @@ function caChangeProblems(before: FlatMapping, after: FlatMapping): ConfigProble
  * Throws a UserError when the write from `before` to `after` (`config set`/`delete`, a module
  * being installed) would add a problem ({@link configProblems}); `what` names the write. A
  * problem already there does not block the write, so a bad value can always be fixed while
- * another is still bad. Replacing or deleting the cluster CA is refused too.
+ * another is still bad. `describe` words a problem for the write at hand (a module names its
+ * file and key rather than `config set`); by default the problem's own message. Replacing or
+ * deleting the cluster CA is refused too.
  */
-export function refuseNewConfigProblems(before: FlatMapping, after: FlatMapping, what: string): void {
+export function refuseNewConfigProblems(before: FlatMapping, after: FlatMapping, what: string, describe: (p: ConfigProblem) => string = (p) => p.message): void {
   const old = new Set(configProblems(before).map((p) => p.message));
   const added = [...configProblems(after).filter((p) => !old.has(p.message)), ...caChangeProblems(before, after)];
   if (added.length === 0) return;
-  throw new UserError(`${what} was refused, nothing was changed: ${added.map((p) => p.message).join(" ")}`);
+  throw new UserError(`${what} was refused, nothing was changed: ${added.map(describe).join(" ")}`);
 }

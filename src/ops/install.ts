@@ -3,8 +3,8 @@ import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { LocalConfig } from "../config/local.ts";
-import { describeProblem, installedModuleNames, loadModulesIn, mergeModuleFiles } from "../config/modules.ts";
-import { refuseNewConfigProblems } from "./config-checks.ts";
+import { describeProblem, installedModuleNames, loadModulesIn, mergeModuleFiles, type ModuleFile } from "../config/modules.ts";
+import { refuseNewConfigProblems, type ConfigProblem } from "./config-checks.ts";
 import { UserError } from "../util/errors.ts";
 import { run } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
@@ -80,6 +80,22 @@ function sourceFile(spec: string, source: ModuleSource, file: string): string {
   return source.kind === "path" ? `${spec.trim().replace(/[/\\]+$/, "")}/${file}` : `${file} in ${source.url}`;
 }
 
+/**
+ * A config problem a module brings in, worded for the module's author: the file and the key in
+ * it to change (a `config set` would only be overwritten by the next install of the module).
+ * Falls back to the problem's own message when no file of the module sets any key involved.
+ */
+function moduleFix(p: ConfigProblem, files: readonly ModuleFile[], spec: string, shownAs: (path: string) => string): string {
+  // The last file wins in the merge, so it is the one to change.
+  for (const f of [...files].reverse()) {
+    const key = p.keys.find((k) => f.mapping[k] !== undefined);
+    if (key === undefined) continue;
+    const dotted = key.split("/").slice(1).join(".");
+    return `${p.what} Change ${dotted} in ${shownAs(f.path)} and run \`raptiformica install ${spec.trim()}\` again.`;
+  }
+  return p.message;
+}
+
 export interface InstallResult {
   readonly name: string;
   readonly dir: string;
@@ -134,7 +150,7 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
         if (restore[k] !== undefined) m[k] = restore[k];
       }
       Object.assign(m, newKeys);
-      refuseNewConfigProblems(before, m, `Installing module "${source.name}"`);
+      refuseNewConfigProblems(before, m, `Installing module "${source.name}"`, (p) => moduleFix(p, loaded.files, spec, (f) => sourceFile(spec, source, relative(tmp, f))));
       return m;
     }, [source.name]);
     if (replaced) {

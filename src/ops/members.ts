@@ -1,8 +1,8 @@
 import type { Etcd3 } from "etcd3";
-import type { FlatMapping } from "../config/flatten.ts";
+import { describeUnusableKey, type FlatMapping } from "../config/flatten.ts";
 import { alarmList, leaderOf, realMemberList, type EtcdAlarm, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
 import { neighbourEndpoints, peerUrl } from "../consensus/etcd-args.ts";
-import { readKvMapping } from "../consensus/kv-config.ts";
+import { readKvConfig } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
 import { resolveSettings } from "../consensus/settings.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -22,12 +22,13 @@ export interface MemberRow {
 
 /**
  * Something about the cluster as a whole an operator has to act on: a cluster setting whose
- * value cannot be used (the members run on their last good value meanwhile), or an etcd alarm
- * (NOSPACE: the KV refuses writes until space is freed).
+ * value cannot be used (the members run on their last good value meanwhile), a key in the KV
+ * no config can hold (every member skips it), or an etcd alarm (NOSPACE: the KV refuses
+ * writes until space is freed).
  */
 export interface ClusterProblem {
-  readonly kind: "setting" | "neighbour" | "alarm" | "unchecked";
-  /** The config key (setting), the member (alarm), or what could not be checked. */
+  readonly kind: "setting" | "neighbour" | "key" | "alarm" | "unchecked";
+  /** The config key (setting, neighbour, key), the member (alarm), or what could not be checked. */
   readonly subject: string;
   readonly message: string;
 }
@@ -56,14 +57,15 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
 /**
  * The cluster as the KV sees it: neighbours joined with the live node records (alive = a record
  * exists, failed = none, left = left on purpose) and the etcd member list for roles; and the
- * problems to act on (bad cluster settings in the KV, etcd alarms).
+ * problems to act on (keys no config can hold, bad cluster settings in the KV, etcd alarms).
  */
 export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[] }> {
-  const [mapping, records, status] = await Promise.all([readKvMapping(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
+  const [{ mapping, unusable }, records, status] = await Promise.all([readKvConfig(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
   // A bad value in the KV must not keep `members` from answering: show it instead.
   const { settings, problems: bad } = resolveSettings(mapping);
   const { peerPort, clientPort } = settings;
-  const problems: ClusterProblem[] = bad.map((p) => ({ kind: "setting", subject: p.key, message: p.message }));
+  const problems: ClusterProblem[] = unusable.map((u) => ({ kind: "key", subject: u.key, message: describeUnusableKey(u) }));
+  problems.push(...bad.map((p) => ({ kind: "setting" as const, subject: p.key, message: p.message })));
   // A neighbour whose host or port yggdrasil cannot use is not dialled (the others are): say so.
   problems.push(...readNeighbours(mapping).problems.map((p) => ({ kind: "neighbour" as const, subject: p.key, message: p.message })));
   const [members, alarms] = await Promise.all([

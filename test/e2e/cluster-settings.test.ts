@@ -5,11 +5,14 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Etcd3 } from "etcd3";
+import { LocalConfig } from "../../src/config/local.ts";
+import { cachePaths } from "../../src/config/paths.ts";
 import { openClient } from "../../src/consensus/client.ts";
 import { ensureNodeCertificate } from "../../src/consensus/pki.ts";
 import { createCa } from "../../src/consensus/tls.ts";
+import { ConfigView, etcdConfigKv } from "../../src/node/config-view.ts";
 import { nodePaths } from "../../src/node/paths.ts";
-import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { ROOT, sandbox, type Sandbox } from "../helpers/cli.ts";
 import { waitFor } from "../lab/index.ts";
 
 /*
@@ -163,6 +166,66 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
     await kv.delete().prefix(good);
   });
 
+  it("a key no config can hold costs only that key: config and members use the KV, name it, and config delete removes it", async () => {
+    const spaced = "raptiformica/app/a b";
+    const slashes = "raptiformica//platform/default/hooks/x/y/command";
+    await kv.put(spaced).value("v");
+    await kv.put(slashes).value("touch /tmp/x");
+    // Only in the KV, not in the local cache: seen only when the KV is the one answering.
+    await kv.put("raptiformica/app/good").value("1");
+
+    const m = await members();
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(m.json.quorum, true, "etcd answers: no quorum loss");
+    const named = (m.json.problems ?? []).filter((p) => p.kind === "key").map((p) => p.subject);
+    assert.deepEqual(named, [slashes, spaced]);
+    const human = await sb.run(["members"]);
+    assert.match(human.stdout, /problems:\n.*Config key "raptiformica\/app\/a b" in the cluster KV is skipped: it contains white space/s);
+    assert.doesNotMatch(human.stderr, /skipped/, "members names it once, with the problems");
+
+    let r = await sb.run(["config", "show", "app"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "raptiformica/app/good = 1");
+    assert.match(r.stderr, /warning: Config key "raptiformica\/app\/a b" in the cluster KV is skipped: it contains white space\. .*config delete 'raptiformica\/app\/a b'/);
+    assert.match(r.stderr, /warning: Config key "raptiformica\/\/platform\/default\/hooks\/x\/y\/command" in the cluster KV is skipped: it has an empty path segment/);
+
+    r = await sb.run(["config", "set", "app/other", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /queued/);
+    assert.equal(await kv.get("raptiformica/app/other").string(), "2", "written to the KV, not queued");
+    assert.equal(await kv.get(spaced).string(), "v", "a write leaves the skipped keys alone");
+
+    // The agent's view of the config: the KV still, the keys named in its log, none mirrored.
+    const warnings: string[] = [];
+    const log = { verbose: false, debug: () => undefined, info: () => undefined, warn: (w: string) => void warnings.push(w) };
+    const local = new LocalConfig(cachePaths(sb.cache), ROOT, log, false);
+    const view = new ConfigView({ local, log, lastGoodSettingsPath: join(sb.cache, "node", "settings.json"), kv: () => etcdConfigKv(kv), openKv: () => etcdConfigKv(kv) });
+    const seen = await view.mapping();
+    assert.equal(seen["raptiformica/app/good"], "1");
+    assert.equal(seen[spaced], undefined);
+    assert.equal(warnings.filter((w) => w.includes(JSON.stringify(spaced))).length, 1, warnings.join("\n"));
+    await view.mirror();
+    view.stop();
+    const cached = JSON.parse(readFileSync(join(sb.cache, "mutable_config.json"), "utf8")) as Record<string, string>;
+    assert.equal(cached["raptiformica/app/good"], "1", "mirrored into the local cache");
+    assert.deepEqual(Object.keys(cached).filter((k) => k.includes(" ") || k.includes("//")), []);
+
+    r = await sb.run(["config", "delete", spaced]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kv.get(spaced).string(), null, "removed from the KV");
+    r = await sb.run(["config", "delete", slashes]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await kv.get(slashes).string(), null);
+
+    // --recursive takes the skipped keys below the folder too.
+    await kv.put("raptiformica/app/c d").value("v");
+    r = await sb.run(["config", "delete", "-r", "raptiformica/app"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await kv.getAll().prefix("raptiformica/app/").keys()).length, 0);
+    const after = await members();
+    assert.deepEqual(after.json.problems, []);
+  });
+
   it("members shows etcd's NOSPACE alarm, exit 1", async () => {
     const big = "x".repeat(200_000);
     let full = false;
@@ -188,6 +251,29 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
   });
 });
 
+describe("a member whose KV does not answer", { skip, timeout: 30_000 }, () => {
+  it("config get and show answer from the member's cache and say so in one line on stderr", async () => {
+    const sb = sandbox();
+    try {
+      // A member (node certificate) whose etcd is not running: nothing listens on its client port.
+      const port = await freePort();
+      const set = await sb.run(["config", "set", "meshnet/etcd/client_port", String(port)]);
+      assert.equal(set.code, 0, set.stderr);
+      await ensureNodeCertificate(nodePaths(join(sb.cache, "node")), await createCa(), "m1", "127.0.0.1");
+      for (const argv of [["config", "get", "meshnet/etcd/max_voters"], ["config", "show", "meshnet/etcd/max_voters"]]) {
+        const r = await sb.run(argv);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.trim(), argv[1] === "get" ? "5" : "raptiformica/meshnet/etcd/max_voters = 5", "the data is unchanged");
+        const lines = r.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0] ?? "", /^warning: the cluster KV did not answer on this member: this is the member's cached copy of the shared config \(.*mutable_config\.json\), which may be out of date\.$/);
+      }
+    } finally {
+      sb.cleanup();
+    }
+  });
+});
+
 describe("installing a module", () => {
   it("is refused when the module sets a cluster setting to a value that cannot be used", async () => {
     const sb = sandbox();
@@ -200,6 +286,38 @@ describe("installing a module", () => {
       assert.match(r.stderr, /Installing module "ttl-module" was refused, nothing was changed: Config key raptiformica\/meshnet\/etcd\/node_ttl is "1"/);
       const g = await sb.run(["config", "get", "meshnet/etcd/node_ttl"]);
       assert.equal(g.stdout.trim(), "5");
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  it("is refused when the module's ports collide with the cluster's or with sshd, naming the module file and key to change", async () => {
+    const sb = sandbox();
+    try {
+      for (const [name, meshnet, says] of [
+        ["client-module", { etcd: { client_port: 2380 } }, /client_port and .*peer_port are both 2380: .*address already in use.* Change meshnet\.etcd\.client_port in .*client-module\/raptiformica\.json and run `raptiformica install/],
+        ["ygg-module", { yggdrasil: { port: 2379 } }, /client_port and .*yggdrasil\/port are both 2379.* Change meshnet\.yggdrasil\.port in .*ygg-module\/raptiformica\.json/],
+        ["ssh-module", { etcd: { peer_port: 22 } }, /peer_port is 22, but that is sshd's port.* Change meshnet\.etcd\.peer_port in .*ssh-module\/raptiformica\.json/],
+      ] as const) {
+        const dir = join(sb.home, name);
+        mkdirSync(dir);
+        writeFileSync(join(dir, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", meshnet }));
+        const r = await sb.run(["install", dir]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`Installing module "${name}" was refused, nothing was changed`));
+        assert.match(r.stderr, says);
+        assert.doesNotMatch(r.stderr, /config set/, "a module is fixed in its file, not with config set");
+      }
+      const g = await sb.run(["config", "show", "meshnet"]);
+      assert.match(g.stdout, /etcd\/client_port = 2379\n/);
+      assert.match(g.stdout, /etcd\/peer_port = 2380\n/);
+      assert.match(g.stdout, /yggdrasil\/port = 4863$/m);
+      // And config set refuses the same values.
+      for (const [k, v] of [["meshnet/etcd/client_port", "2380"], ["meshnet/yggdrasil/port", "22"], ["meshnet/etcd/max_voters", "0x5"]] as const) {
+        const r = await sb.run(["config", "set", k, v]);
+        assert.equal(r.code, 1, `${k}=${v}: ${r.stderr}`);
+        assert.match(r.stderr, /refused, nothing was changed/);
+      }
     } finally {
       sb.cleanup();
     }

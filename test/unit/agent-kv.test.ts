@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import type { FlatMapping } from "../../src/config/flatten.ts";
+import { splitUsable, type FlatMapping } from "../../src/config/flatten.ts";
+import type { KvConfig } from "../../src/consensus/kv-config.ts";
 import { NodeRegistration, type LeaseClient, type NodeRecord, type RecordLease } from "../../src/consensus/registry.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { ALLOWED_STALE_MS, AllowedKeysRefresh, LOCKOUT_RESTART_INTERVAL_MS } from "../../src/node/allowed-refresh.ts";
@@ -179,10 +180,11 @@ class FakeConfigKv implements ConfigKv {
   reads = 0;
   fail = false;
   constructor(public mapping: FlatMapping) {}
-  async read(): Promise<FlatMapping> {
+  /** As the real KV is read: the keys no config can hold are split off (kv-config.ts). */
+  async read(): Promise<KvConfig> {
     this.reads++;
     if (this.fail) throw new Error("deadline");
-    return { ...this.mapping };
+    return splitUsable(this.mapping);
   }
   async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
     if (this.fail) throw new Error("deadline");
@@ -244,6 +246,32 @@ describe("config view: the KV copy", () => {
     clock.set(KV_COPY_MAX_AGE_MS);
     await v.mapping();
     assert.equal(kv.reads, 2);
+  });
+
+  it("a key no config can hold is skipped with one warning naming it, from a read or a watched put, and never mirrored", async () => {
+    const clock = fakeClock();
+    const bad = "raptiformica/app/a b";
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "kv", [bad]: "v" }));
+    const local = fakeLocal(config({ "raptiformica/a": "cache" }));
+    const warnings: string[] = [];
+    const v = new ConfigView({ local, log: { ...quiet, warn: (m) => void warnings.push(m) }, lastGoodSettingsPath: join(dir, "settings.json"), kv: () => kv, openKv: () => kv, now: clock.now });
+    const m = await v.mapping();
+    assert.equal(m["raptiformica/a"], "kv", "the KV is still the config");
+    assert.equal(m[bad], undefined);
+    assert.deepEqual(warnings, [`Config key "${bad}" in the cluster KV is skipped: it contains white space. Every member ignores it; remove it with \`raptiformica config delete '${bad}'\` and fix whatever wrote it.`]);
+    clock.set(KV_COPY_MAX_AGE_MS);
+    await v.mapping();
+    assert.equal(warnings.length, 1, "warned once while it stays");
+    const slashes = "raptiformica//platform/default/hooks/x/y/command";
+    v.patch("put", slashes, "touch /x");
+    v.patch("put", "raptiformica/b", "1");
+    assert.equal(v.kvCopy?.[slashes], undefined);
+    assert.equal(v.kvCopy?.["raptiformica/b"], "1");
+    assert.match(warnings[1] ?? "", /raptiformica\/\/platform.* is skipped: it has an empty path segment/);
+    await v.mirror();
+    assert.equal(local.mirrored, 1);
+    assert.equal(local.mapping["raptiformica/a"], "kv");
+    assert.deepEqual(Object.keys(local.mapping).filter((k) => k.includes(" ") || k.includes("//")), []);
   });
 
   it("falls back to the local cache when the KV does not answer, and a write invalidates the copy", async () => {

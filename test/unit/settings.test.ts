@@ -60,6 +60,51 @@ describe("cluster settings", () => {
   });
 });
 
+describe("ports a member listens on", () => {
+  it("two of client, peer and yggdrasil port on one number are refused, and all three ports keep their last good values", () => {
+    const lastGood = { ...DEFAULT_SETTINGS, clientPort: 2479, peerPort: 2480 };
+    for (const [mapping, key, other] of [
+      [{ [k("etcd/client_port")]: "2380", [k("etcd/peer_port")]: "2380" }, k("etcd/client_port"), k("etcd/peer_port")],
+      [{ [k("etcd/client_port")]: "2379", [k("yggdrasil/port")]: "2379" }, k("yggdrasil/port"), k("etcd/client_port")],
+      [{ [k("etcd/peer_port")]: "4863" }, k("etcd/peer_port"), k("yggdrasil/port")],
+    ] as const) {
+      const { settings, problems } = resolveSettings(mapping, lastGood);
+      assert.equal(problems.length, 1, JSON.stringify(problems));
+      assert.equal(problems[0]?.key, key);
+      assert.deepEqual([...(problems[0]?.keys ?? [])].sort(), [key, other].sort());
+      assert.match(problems[0]?.message ?? "", /are both \d+: .*address already in use/);
+      assert.deepEqual([settings.clientPort, settings.peerPort, settings.yggdrasilPort], [2479, 2480, 4863], JSON.stringify(mapping));
+    }
+    const fix = resolveSettings({ [k("etcd/client_port")]: "2380", [k("etcd/peer_port")]: "2380" }).problems[0]?.message ?? "";
+    assert.match(fix, /config set raptiformica\/meshnet\/etcd\/client_port 2379`/, "the fix names a free port");
+  });
+
+  it("a port the node needs for sshd is refused for every port setting", () => {
+    for (const field of ["etcd/client_port", "etcd/peer_port", "yggdrasil/port"]) {
+      const { settings, problems } = resolveSettings({ [k(field)]: "22" });
+      assert.deepEqual(problems.map((p) => p.key), [k(field)]);
+      assert.match(problems[0]?.message ?? "", /is 22, but that is sshd's port/);
+      assert.ok(![settings.clientPort, settings.peerPort, settings.yggdrasilPort].includes(22));
+    }
+    assert.throws(() => refuseNewSettingProblems({}, { [k("yggdrasil/port")]: "22" }, "Setting port"), /Setting port was refused/);
+  });
+
+  it("a swap of two ports is no collision, and a last good value that collides is not used", () => {
+    assert.deepEqual(settingProblems({ [k("etcd/client_port")]: "2380", [k("etcd/peer_port")]: "2379" }), []);
+    const { settings } = resolveSettings({ [k("etcd/client_port")]: "2380" }, { ...DEFAULT_SETTINGS, clientPort: 2380 });
+    assert.deepEqual([settings.clientPort, settings.peerPort], [2379, 2380]);
+  });
+
+  it("numbers are plain decimal digits only", () => {
+    for (const raw of [" 5", "5 ", "5.0", "1e1", "0x5", "+5", "-5", "5_0", "٥"]) {
+      const { settings, problems } = resolveSettings({ [k("etcd/max_voters")]: raw });
+      assert.deepEqual(problems.map((p) => p.key), [k("etcd/max_voters")], raw);
+      assert.equal(settings.maxVoters, DEFAULT_SETTINGS.maxVoters, raw);
+    }
+    assert.equal(resolveSettings({ [k("etcd/max_voters")]: "03" }).settings.maxVoters, 3);
+  });
+});
+
 describe("the last good settings file", () => {
   it("round-trips, and a damaged or partial file gives defaults for what it lacks", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rf-settings-"));
