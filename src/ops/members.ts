@@ -4,34 +4,12 @@ import { alarmList, leaderOf, realMemberList, type EtcdAlarm, type EtcdMember, t
 import { neighbourEndpoints, peerUrl } from "../consensus/etcd-args.ts";
 import { readKvConfig } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
+import type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 import { resolveSettings } from "../consensus/settings.ts";
 import { errorMessage } from "../util/errors.ts";
 import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.ts";
 
-export type MemberStatus = "alive" | "failed" | "left" | "unknown";
-
-export interface MemberRow {
-  readonly name: string;
-  readonly publicKey: string;
-  readonly meshAddress: string;
-  readonly host?: string;
-  readonly status: MemberStatus;
-  readonly role?: Role;
-  readonly uptimeSeconds?: number;
-}
-
-/**
- * Something about the cluster as a whole an operator has to act on: a cluster setting whose
- * value cannot be used (the members run on their last good value meanwhile), a key in the KV
- * no config can hold (every member skips it), or an etcd alarm (NOSPACE: the KV refuses
- * writes until space is freed).
- */
-export interface ClusterProblem {
-  readonly kind: "setting" | "neighbour" | "key" | "alarm" | "unchecked";
-  /** The config key (setting, neighbour, key), the member (alarm), or what could not be checked. */
-  readonly subject: string;
-  readonly message: string;
-}
+export type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 
 /** The etcd alarms as problems, each naming the member and what to do. */
 export function alarmProblems(alarms: readonly EtcdAlarm[], members: readonly EtcdMember[], revision: string, clientPort: number): ClusterProblem[] {
