@@ -1,16 +1,12 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import Table from "cli-table3";
-import { SharedConfig } from "../node/shared-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
 import { clusterFor, isMember } from "../ops/cluster/cluster.ts";
 import type { ClusterProblem, MemberRow } from "../ops/cluster/wire.ts";
-import { formatUptime } from "../ops/members.ts";
+import { evictGone, formatUptime } from "../ops/members.ts";
 import { UserError } from "../util/errors.ts";
-import { evictionPass } from "../consensus/gone.ts";
-import { memberSettings } from "../node/last-good-settings.ts";
-import { readStatus } from "../node/status.ts";
 import { contextFrom } from "./context.ts";
 import { jsonText, printable, printableText } from "../util/printable.ts";
 
@@ -47,18 +43,9 @@ export function register(program: Command): void {
       const ctx = contextFrom(cmd);
       if (opts.evict) {
         if (!isMember(ctx)) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
-        const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
-        try {
-          if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
-          const { mapping } = await shared.snapshot();
-          const { evictAfterSeconds } = memberSettings(mapping, ctx.node);
-          const self = readStatus(ctx.node.status)?.publicKey ?? "";
-          const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
-          if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
-          for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
-        } finally {
-          shared.close();
-        }
+        const { evicted, evictAfterSeconds } = await evictGone(ctx);
+        if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
+        for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
         return;
       }
       if (opts.rejoin) {
