@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { IdentityAnswer } from "../ops/cluster/wire.ts";
 import { nodeIdentity } from "../ops/node.ts";
 import { contextFrom } from "./context.ts";
 
@@ -10,7 +11,7 @@ export function register(program: Command): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       const { identity, info } = await nodeIdentity(ctx.paths);
-      const out = { publicKey: identity.publicKey, meshAddress: identity.address, yggdrasilMajor: info.major, yggdrasilVersion: info.version };
+      const out: Required<IdentityAnswer> = { publicKey: identity.publicKey, meshAddress: identity.address, yggdrasilMajor: info.major, yggdrasilVersion: info.version };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else process.stdout.write(`public key:   ${out.publicKey}\nmesh address: ${out.meshAddress}\nyggdrasil:    ${out.yggdrasilVersion}\n`);
     });

@@ -1,18 +1,12 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import Table from "cli-table3";
-import { SharedConfig } from "../node/shared-config.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
-import { cachedMembers, clusterMembers, formatUptime, type ClusterProblem, type MemberRow } from "../ops/members.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
-import { onFirstMember } from "../ops/via-member.ts";
-import { readVoterLog, type VoterLogEntry } from "../consensus/voters.ts";
-import { evictionPass } from "../consensus/gone.ts";
-import { memberSettings } from "../node/last-good-settings.ts";
-import { readStatus } from "../node/status.ts";
-import { remoteCommand, sshSettings } from "../remote/settings.ts";
-import { describeTarget } from "../remote/ssh.ts";
+import { clusterFor, isMember } from "../ops/cluster/cluster.ts";
+import type { ClusterProblem, MemberRow } from "../ops/cluster/wire.ts";
+import { evictGone, formatUptime } from "../ops/members.ts";
+import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
 import { jsonText, printable, printableText } from "../util/printable.ts";
 
@@ -47,21 +41,11 @@ export function register(program: Command): void {
     .option("--json", "print JSON")
     .action(async (opts: { rejoin?: boolean; evict?: boolean; json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
-      const isMember = existsSync(ctx.node.nodeCert);
       if (opts.evict) {
-        if (!isMember) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
-        const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
-        try {
-          if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
-          const { mapping } = await shared.snapshot();
-          const { evictAfterSeconds } = memberSettings(mapping, ctx.node);
-          const self = readStatus(ctx.node.status)?.publicKey ?? "";
-          const evicted = await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 });
-          if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
-          for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
-        } finally {
-          shared.close();
-        }
+        if (!isMember(ctx)) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
+        const { evicted, evictAfterSeconds } = await evictGone(ctx);
+        if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
+        for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
         return;
       }
       if (opts.rejoin) {
@@ -71,60 +55,15 @@ export function register(program: Command): void {
         else await ensureAgent(ctx.paths);
         return;
       }
-      if (!isMember) {
-        // An operator machine: ask the first reachable member.
-        const { mapping } = ctx.config.snapshot();
-        const { target, out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "members", "--json"]);
-        let parsed: { quorum: boolean; error?: string; members: MemberRow[]; problems?: ClusterProblem[] };
-        try {
-          parsed = JSON.parse(out.stdout);
-        } catch {
-          throw new UserError(`${describeTarget(target)} answered \`members --json\` with something else (exit ${out.exitCode}): ${out.stderr.trim() || out.stdout.slice(0, 200)}`);
-        }
-        if (opts.json) process.stdout.write(`${jsonText(parsed)}\n`);
-        else {
-          if (parsed.error) process.stderr.write(`${printableText(String(parsed.error))}\n`);
-          process.stdout.write(render(parsed.members) + renderProblems(parsed.problems ?? []));
-        }
-        if (!parsed.quorum || hasAlarm(parsed.problems)) process.exitCode = 1;
-        return;
-      }
-      const { mapping } = ctx.config.snapshot();
-      // Quiet: unusable keys in the KV are listed with the problems below.
-      const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log, { quiet: true });
-      let rows: MemberRow[];
-      let problems: ClusterProblem[];
-      let changes: VoterLogEntry[] = [];
-      try {
-        if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
-        ({ rows, problems } = await clusterMembers(shared.client, ctx.node));
-        changes = await readVoterLog(shared.client).catch(() => []);
-      } catch (e) {
-        rows = cachedMembers(mapping);
-        const why = errorMessage(e);
-        const msg =
-          `The cluster KV does not answer on this member (${why}): etcd has lost quorum or is not running here. ` +
-          `Showing what the local cache knows; statuses are unknown. The agent keeps retrying` +
-          (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".") +
-          " If voters are gone for good (quorum cannot come back), run `raptiformica recover` on the surviving voter with the newest data.";
-        if (opts.json) {
-          process.stdout.write(`${jsonText({ quorum: false, error: msg, members: rows })}\n`);
-        } else {
-          process.stderr.write(`${msg}\n`);
-          process.stdout.write(render(rows));
-        }
-        process.exitCode = 1;
-        return;
-      } finally {
-        shared.close();
-      }
-      if (opts.json) process.stdout.write(`${jsonText({ quorum: true, members: rows, voterChanges: changes, problems })}\n`);
+      const answer = await clusterFor(ctx).members();
+      if (opts.json) process.stdout.write(`${jsonText(answer)}\n`);
       else {
-        process.stdout.write(render(rows));
-        const recent = changes.slice(-5);
-        if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${printable(String(c.time))}  ${printableText(String(c.change))}`).join("\n")}\n`);
-        process.stdout.write(renderProblems(problems));
+        if (answer.error) process.stderr.write(`${printableText(answer.error)}\n`);
+        process.stdout.write(render(answer.members));
+        const recent = (answer.voterChanges ?? []).slice(-5);
+        if (recent.length > 0) process.stdout.write(`\nrecent voter changes:\n${recent.map((c) => `  ${printable(c.time)}  ${printableText(c.change)}`).join("\n")}\n`);
+        process.stdout.write(renderProblems(answer.problems ?? []));
       }
-      if (hasAlarm(problems)) process.exitCode = 1;
+      if (!answer.quorum || hasAlarm(answer.problems)) process.exitCode = 1;
     });
 }

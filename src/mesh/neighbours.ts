@@ -138,6 +138,12 @@ export function withNeighbour(mapping: FlatMapping, n: Neighbour): FlatMapping {
   return Object.assign(mapping, neighbourMapping(n));
 }
 
+/** A copy of `mapping` without any key of the neighbours with these public keys. */
+export function withoutNeighbours(mapping: FlatMapping, publicKeys: readonly string[]): FlatMapping {
+  const prefixes = publicKeys.map(neighbourPrefix);
+  return Object.fromEntries(Object.entries(mapping).filter(([k]) => !prefixes.some((p) => k.startsWith(p))));
+}
+
 /** Short, stable member name used for etcd and in tables. */
 export function memberName(publicKey: string): string {
   return publicKey.slice(0, 16);

@@ -18,6 +18,7 @@ import { Supervisor } from "../node/supervisor.ts";
 import { errorMessage, UserError } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import type { Logger } from "../util/log.ts";
+import { isMember } from "./cluster/member.ts";
 
 async function stopAgent(node: NodePaths): Promise<void> {
   const pid = runningAgent(node.agentPid);
@@ -63,7 +64,7 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
   const status = readStatus(node.status);
   // The agent first: running, it would re-register this node over the `left` mark.
   await stopAgent(node);
-  if (status?.publicKey && existsSync(node.nodeCert)) {
+  if (status?.publicKey && isMember({ node })) {
     const shared = await SharedConfig.open(local, node, log);
     try {
       if (shared.isCluster) {

@@ -4,7 +4,8 @@ import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, writeSshConfig, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { InventoryHost } from "./inventory.ts";
-import { parseReportedMapping, storeLearned } from "./learn.ts";
+import { storeLearned } from "./learn.ts";
+import { MemberCli } from "./cluster/member-cli.ts";
 import { slaveMachine, type SlaveFlags, type SlaveProgress, type SlaveResult } from "./slave.ts";
 import { stepLabel } from "./step-labels.ts";
 import { memberTargets } from "./via-member.ts";
@@ -251,22 +252,19 @@ async function refreshFromMember(ctx: Context, s: SshSettings, targets: readonly
   const rf = remoteCommand(ctx.config.snapshot().mapping);
   const tried: string[] = [];
   for (const t of targets.slice(0, 3)) {
+    const member = new MemberCli(s, t, rf);
     try {
-      const shown = await sshRun(s, t, [rf, "config", "show", "--json"], { timeoutMs: 60_000 });
-      if (shown.exitCode !== 0) throw new Error(`config show exited ${shown.exitCode}: ${shown.stderr.trim().split("\n").pop() ?? ""}`);
       // Data only: code keys stay this machine's own (README, "Trust model").
-      await storeLearned(ctx, parseReportedMapping(shown.stdout, describeTarget(t)), describeTarget(t));
+      await storeLearned(ctx, await member.config(), member.who);
       const roles = new Map<string, string>();
-      const m = await sshRun(s, t, [rf, "members", "--json"], { timeoutMs: 60_000 });
       try {
-        const parsed = JSON.parse(m.stdout) as { members: { meshAddress: string; role?: string }[] };
-        for (const row of parsed.members) if (row.role) roles.set(row.meshAddress, row.role);
+        for (const row of (await member.members()).members) if (row.role) roles.set(row.meshAddress, row.role);
       } catch {
         /* roles stay as each slave saw them */
       }
       return roles;
     } catch (e) {
-      tried.push(`${describeTarget(t)}: ${errorMessage(e)}`);
+      tried.push(`${member.who}: ${errorMessage(e)}`);
     }
   }
   throw new Error(`no deployed host answered (${tried.join("; ")})`);

@@ -1,6 +1,6 @@
 import type { Context } from "./context.ts";
 import type { FlatMapping } from "../config/flatten.ts";
-import { mappingProblem } from "../config/store.ts";
+import { decodeFullConfig } from "./cluster/wire.ts";
 import { learnFromMember } from "../config/trust.ts";
 import { clusterIdOf, clusterLabel, otherClusterProblem } from "../consensus/cluster-id.ts";
 import { KEYS } from "../consensus/settings.ts";
@@ -14,18 +14,11 @@ function caOf(m: FlatMapping): FlatMapping {
 
 /**
  * Parses what a member printed for `config show --json`: a complete flat mapping, or a
- * UserError naming `who` (nothing is changed here then).
+ * UserError naming `who` (nothing is changed here then). The wire format is declared in
+ * cluster/wire.ts.
  */
 export function parseReportedMapping(text: string, who: string): FlatMapping {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON. Nothing was changed here.`);
-  }
-  const problem = mappingProblem(parsed);
-  if (problem) throw new UserError(`The config ${who} reported is not usable: ${problem}. Nothing was changed here.`);
-  return parsed as FlatMapping;
+  return decodeFullConfig(text, who);
 }
 
 /**

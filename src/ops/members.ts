@@ -4,34 +4,17 @@ import { alarmList, leaderOf, realMemberList, type EtcdAlarm, type EtcdMember, t
 import { neighbourEndpoints, peerUrl } from "../consensus/etcd-args.ts";
 import { readKvConfig } from "../consensus/kv-config.ts";
 import { readNodeRecords, type NodeRecord, type Role } from "../consensus/registry.ts";
+import type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 import { resolveSettings } from "../consensus/settings.ts";
-import { errorMessage } from "../util/errors.ts";
+import { UserError, errorMessage } from "../util/errors.ts";
+import { evictionPass } from "../consensus/gone.ts";
+import { memberSettings } from "../node/last-good-settings.ts";
+import { SharedConfig } from "../node/shared-config.ts";
+import { readStatus } from "../node/status.ts";
+import type { Context } from "./context.ts";
 import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.ts";
 
-export type MemberStatus = "alive" | "failed" | "left" | "unknown";
-
-export interface MemberRow {
-  readonly name: string;
-  readonly publicKey: string;
-  readonly meshAddress: string;
-  readonly host?: string;
-  readonly status: MemberStatus;
-  readonly role?: Role;
-  readonly uptimeSeconds?: number;
-}
-
-/**
- * Something about the cluster as a whole an operator has to act on: a cluster setting whose
- * value cannot be used (the members run on their last good value meanwhile), a key in the KV
- * no config can hold (every member skips it), or an etcd alarm (NOSPACE: the KV refuses
- * writes until space is freed).
- */
-export interface ClusterProblem {
-  readonly kind: "setting" | "neighbour" | "key" | "alarm" | "unchecked";
-  /** The config key (setting, neighbour, key), the member (alarm), or what could not be checked. */
-  readonly subject: string;
-  readonly message: string;
-}
+export type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 
 /** The etcd alarms as problems, each naming the member and what to do. */
 export function alarmProblems(alarms: readonly EtcdAlarm[], members: readonly EtcdMember[], revision: string, clientPort: number): ClusterProblem[] {
@@ -107,6 +90,23 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
   }
   rows.sort((a, b) => a.name.localeCompare(b.name) || a.publicKey.localeCompare(b.publicKey));
   return { rows, problems };
+}
+
+/**
+ * `members --evict` on a member: one eviction pass now (consensus/gone.ts), with the cluster's
+ * grace period (meshnet/evict_after). Throws a UserError when the KV does not answer.
+ */
+export async function evictGone(ctx: Context): Promise<{ evicted: Awaited<ReturnType<typeof evictionPass>>; evictAfterSeconds: number }> {
+  const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
+  try {
+    if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
+    const { mapping } = await shared.snapshot();
+    const { evictAfterSeconds } = memberSettings(mapping, ctx.node);
+    const self = readStatus(ctx.node.status)?.publicKey ?? "";
+    return { evicted: await evictionPass(shared.client, { self, evictAfterMs: evictAfterSeconds * 1000 }), evictAfterSeconds };
+  } finally {
+    shared.close();
+  }
 }
 
 /** What the local cache knows when the cluster cannot be asked: neighbours, status unknown. */

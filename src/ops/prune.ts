@@ -1,15 +1,12 @@
-import { existsSync } from "node:fs";
 import type { Context } from "./context.ts";
 import { allInstances, cleanUpInstance, isAlive, listInstances, type Instance } from "../compute/instance.ts";
 import { removeOwnedState, requireOwnedCacheDir } from "../config/cache-owner.ts";
-import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import type { FlatMapping } from "../config/flatten.ts";
 import { listTypes } from "../config/types.ts";
-import { parseNeighbours } from "../mesh/neighbours.ts";
-import { SharedConfig } from "../node/shared-config.ts";
-import { remoteCommand, sshSettings } from "../remote/settings.ts";
+import { parseNeighbours, withoutNeighbours } from "../mesh/neighbours.ts";
 import { errorMessage } from "../util/errors.ts";
 import { computeEnv } from "./spawn.ts";
-import { memberTargets, onFirstMember } from "./via-member.ts";
+import { clusterFor } from "./cluster/cluster.ts";
 
 export interface PruneReport {
   readonly removed: readonly Instance[];
@@ -62,46 +59,20 @@ function neighbourKeysWith(mapping: FlatMapping, uuids: ReadonlySet<string>): st
     .map((n) => n.publicKey);
 }
 
-function withoutNeighbours(m: FlatMapping, keys: readonly string[]): FlatMapping {
-  for (const key of keys) {
-    const prefix = `${KEY_ROOT}/meshnet/neighbours/${key}/`;
-    for (const k of Object.keys(m)) if (k.startsWith(prefix)) delete m[k];
-  }
-  return m;
-}
-
 /**
  * On a member: through the cluster KV. On an operator machine: on the first reachable member,
  * and in the local copy. With no member left at all, in the local copy only.
  */
 async function removeNeighbours(ctx: Context, mapping: FlatMapping, uuids: ReadonlySet<string>): Promise<string[]> {
-  if (existsSync(ctx.node.nodeCert)) {
-    const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
-    try {
-      const keys = neighbourKeysWith((await shared.snapshot()).mapping, uuids);
-      if (keys.length > 0) await shared.update((m) => withoutNeighbours(m, keys));
-      return keys;
-    } finally {
-      shared.close();
-    }
-  }
-  const keys = neighbourKeysWith(mapping, uuids);
+  const known = neighbourKeysWith(mapping, uuids);
+  // The removed instances are not asked: they are gone.
+  const cluster = clusterFor(ctx, withoutNeighbours(mapping, known));
+  // Here (a member's KV, or this machine's own config) the entries are looked up where they are removed.
+  const keys = cluster.where === "here" ? neighbourKeysWith(await cluster.readConfig(), uuids) : known;
   if (keys.length === 0) return [];
-  const stillThere = memberTargets(withoutNeighbours({ ...mapping }, keys));
-  if (stillThere.length > 0) {
-    const rf = remoteCommand(mapping);
-    for (const key of keys) {
-      const { out } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), withoutNeighbours({ ...mapping }, keys), [
-        rf,
-        "config",
-        "delete",
-        "--recursive",
-        `${KEY_ROOT}/meshnet/neighbours/${key}`,
-      ]);
-      if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
-    }
-  }
-  await ctx.config.update((m) => withoutNeighbours(m, keys));
+  await cluster.forgetNeighbours(keys);
+  // Through a member: this machine's copy forgets them too.
+  if (cluster.where === "member") await ctx.config.update((m) => withoutNeighbours(m, keys));
   return keys;
 }
 

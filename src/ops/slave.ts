@@ -15,6 +15,8 @@ import { fireLocalHook } from "./local-hook.ts";
 import { registerNeighbour } from "./inject.ts";
 import { parseReportedMapping, storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
+import { isMember } from "./cluster/member.ts";
+import { MemberCli, lastLines } from "./cluster/member-cli.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -237,17 +239,13 @@ async function assimilate(
 ): Promise<SlaveResult> {
   const t = req.target;
   const who = describeTarget(t);
-  const rf = async (argv: string[], timeoutMs = 120_000) => {
-    const out = await sshRun(s, t, [rfRemote, ...argv], { timeoutMs });
-    if (out.exitCode !== 0) throw new UserError(`\`raptiformica ${argv.join(" ")}\` failed on ${who} (exit ${out.exitCode}): ${lastLines(out.stderr)}`);
-    return out.stdout;
-  };
+  const node = new MemberCli(s, t, rfRemote);
   const reach = req.advertise ?? { host: t.host, port: t.port };
   progress("register");
-  await rf(["advertise", reach.host, "--port", String(reach.port)]);
-  const id = JSON.parse(await rf(["identity", "--json"])) as { publicKey: string; meshAddress: string };
+  await node.ok(["advertise", reach.host, "--port", String(reach.port)]);
+  const id = await node.identity();
 
-  const here = existsSync(ctx.node.nodeCert);
+  const here = isMember(ctx);
   const own = ctx.config.snapshot().mapping;
   const others = memberTargets(own).filter((m) => !(m.host === reach.host && m.port === reach.port));
   // A member being slaved again (the update path) can register itself when no other member
@@ -266,21 +264,20 @@ async function assimilate(
   await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
 
   progress("mesh", id.meshAddress);
-  await rf(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
-  if (req.uuid) await rf(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
+  await node.ok(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
+  if (req.uuid) await node.ok(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
 
   // Learn what the cluster knows now, so later commands from here reach its members (a
   // member's own agent keeps its copy in step already).
   // Data only: code keys stay this machine's own (README, "Trust model").
-  const learned = parseReportedMapping(await rf(["config", "show", "--json"]), who);
+  const learned = await node.config();
   if (!here) await storeLearned(ctx, learned, who);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
   // The role is for the report only: a busy cluster that cannot answer `members` right now
   // does not make the slave fail.
   let role: string | undefined;
   try {
-    const listed = JSON.parse(await rf(["members", "--json"], 60_000)) as { members: { meshAddress: string; role?: string }[] };
-    role = listed.members.find((m) => m.meshAddress === id.meshAddress)?.role;
+    role = (await node.members()).members.find((m) => m.meshAddress === id.meshAddress)?.role;
   } catch {
     role = undefined;
   }
@@ -299,16 +296,13 @@ async function injectOnMember(
 ): Promise<FlatMapping> {
   const tried: string[] = [];
   for (const m of members) {
+    const member = new MemberCli(s, m, rfRemote);
     try {
-      const out = await sshRun(s, m, [rfRemote, "inject", reach.host, "--port", String(reach.port), "--key", key], { timeoutMs: 120_000 });
-      if (out.exitCode !== 0) {
-        tried.push(`${describeTarget(m)}: inject exited ${out.exitCode}: ${lastLines(out.stderr)}`);
-        continue;
-      }
-      const shown = await sshRun(s, m, [rfRemote, "config", "show", "--json"], { timeoutMs: 60_000 });
+      await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
+      const shown = await member.run(["config", "show", "--json"]);
       if (shown.exitCode !== 0) return fallback;
-      const theirs = parseReportedMapping(shown.stdout, describeTarget(m));
-      const problem = otherClusterProblem(fallback, theirs, describeTarget(m));
+      const theirs = parseReportedMapping(shown.stdout, member.who);
+      const problem = otherClusterProblem(fallback, theirs, member.who);
       if (problem) throw new UserError(problem);
       return theirs;
     } catch (e) {
@@ -319,8 +313,4 @@ async function injectOnMember(
     `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
       "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
   );
-}
-
-function lastLines(text: string, n = 3): string {
-  return text.trim().split("\n").slice(-n).join(" | ") || "no error output";
 }

@@ -4,6 +4,10 @@ import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../rem
 import { UserError, errorMessage } from "../util/errors.ts";
 import type { Outcome } from "../util/exec.ts";
 
+/** Why a command that needs a member cannot run on a machine that is none and knows none. */
+export const NO_MEMBER_KNOWN =
+  "This machine knows no cluster member (no neighbours with a host in its config). Bring one in with `raptiformica slave HOST`, or run this on a member.";
+
 /** Members an operator machine can try, from its copy of the shared config. */
 export function memberTargets(mapping: FlatMapping): SshTarget[] {
   return parseNeighbours(mapping)
@@ -23,9 +27,7 @@ export async function onFirstMember(
 ): Promise<{ target: SshTarget; out: Outcome; settings: SshSettings }> {
   const targets = memberTargets(mapping);
   if (targets.length === 0) {
-    throw new UserError(
-      "This machine knows no cluster member (no neighbours with a host in its config). Bring one in with `raptiformica slave HOST`, or run this on a member.",
-    );
+    throw new UserError(NO_MEMBER_KNOWN);
   }
   const settings = await getSettings();
   const tried: string[] = [];

@@ -45,6 +45,21 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     const info = (await c.rfOk(3, ["ssh", "--info-only"])).trim();
     assert.match(info, /^ssh -F \S+ssh_config -p 22 root@198\.18\.0\.\d+$/);
 
+    // Config commands from the operator go to the cluster's KV through a member: written
+    // there (a member reads it), read back, and a refusal is the member's own message and exit code.
+    await c.rfOk(3, ["config", "set", "app/colour", "blue"]);
+    assert.equal((await c.rfOk(1, ["config", "get", "app/colour"])).trim(), "blue");
+    assert.equal(await c.rfOk(3, ["config", "get", "app/colour"]), "blue\n");
+    assert.equal(await c.rfOk(3, ["config", "show", "app"]), "raptiformica/app/colour = blue\n");
+    assert.deepEqual(JSON.parse(await c.rfOk(3, ["config", "show", "--json", "app"])), { "raptiformica/app/colour": "blue" });
+    const conflict = await c.rf(3, ["config", "set", "app/colour/shade", "dark"]);
+    assert.equal(conflict.exitCode, 1, conflict.stderr);
+    assert.match(conflict.stderr, /^raptiformica: Cannot set config key raptiformica\/app\/colour\/shade: raptiformica\/app\/colour already holds a value\./m);
+    await c.rfOk(3, ["config", "delete", "app/colour"]);
+    const gone = await c.rf(3, ["config", "get", "app/colour"]);
+    assert.equal(gone.exitCode, 1, gone.stderr);
+    assert.match(gone.stderr, /Config key raptiformica\/app\/colour is not set\./);
+
     // The first member goes away (once all three vote, so quorum survives): the next one
     // answers, and reports it failed.
     await waitFor(

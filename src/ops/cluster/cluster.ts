@@ -1,0 +1,43 @@
+import type { FlatMapping } from "../../config/flatten.ts";
+import type { Context } from "../context.ts";
+import type { NeighbourRegistration } from "../inject.ts";
+import { memberTargets } from "../via-member.ts";
+import { LocalCluster } from "./local.ts";
+import { isMember } from "./member.ts";
+import { ViaMember } from "./via-member.ts";
+import type { MembersAnswer } from "./wire.ts";
+
+/**
+ * The cluster as a command sees it, wherever it runs: on a member through the KV
+ * (LocalCluster), on an operator machine through the first member that answers over SSH
+ * (ViaMember). Both give the same answers in the same types (cluster/wire.ts); errors are
+ * UserErrors naming the member or key, or ClusterUnavailable when the KV does not answer in time.
+ */
+export interface Cluster {
+  /** `here`: this machine's KV (or, knowing no member, its own config); `member`: over SSH. */
+  readonly where: "here" | "member";
+  /** The members and the cluster's problems; `quorum` false when only a cache could answer. */
+  members(): Promise<MembersAnswer>;
+  /** The whole shared config. */
+  readConfig(): Promise<FlatMapping>;
+  /** Sets one key, refused (UserError) when it cannot be held or breaks the cluster's settings. */
+  setConfig(key: string, value: string): Promise<void>;
+  /** Deletes a key, or with `recursive` every key below it too; UserError when nothing is set. */
+  deleteConfig(key: string, opts?: { recursive?: boolean }): Promise<void>;
+  /** Registers a machine as a neighbour (see ops/inject.ts); `inCluster` false: only a local config took it. */
+  inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }>;
+  /** Removes the neighbour entries of these public keys; keys not there are skipped. */
+  forgetNeighbours(publicKeys: readonly string[]): Promise<void>;
+}
+
+/**
+ * The cluster for a command on this machine: a member's own KV; else the members this machine's
+ * config names (`mapping`, default its own copy), over SSH; else, knowing none, this machine's
+ * own config (reads and writes go there; `members` refuses with what to do).
+ */
+export function clusterFor(ctx: Context, mapping: FlatMapping = ctx.config.snapshot().mapping): Cluster {
+  if (isMember(ctx) || memberTargets(mapping).length === 0) return new LocalCluster(ctx);
+  return new ViaMember(ctx, mapping);
+}
+
+export { isMember };

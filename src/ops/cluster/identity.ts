@@ -1,0 +1,21 @@
+import { remoteCommand, sshSettings } from "../../remote/settings.ts";
+import type { SshTarget } from "../../remote/ssh.ts";
+import { UserError } from "../../util/errors.ts";
+import type { Context } from "../context.ts";
+import { MemberCli } from "./member-cli.ts";
+import type { IdentityAnswer } from "./wire.ts";
+
+/**
+ * The mesh identity of the machine at `target`, read over SSH from raptiformica there
+ * (`identity --json`). Throws a UserError naming the machine when it cannot be read; `hint`
+ * (one sentence) is added to it, e.g. how to pass the key instead.
+ */
+export async function hostIdentity(ctx: Context, target: SshTarget, hint = ""): Promise<IdentityAnswer> {
+  const cli = new MemberCli(await sshSettings(ctx.paths, ctx.log), target, remoteCommand(ctx.config.snapshot().mapping));
+  try {
+    return await cli.identity();
+  } catch (e) {
+    if (e instanceof UserError && hint) throw new UserError(`${e.message} ${hint}`, e.exitCode);
+    throw e;
+  }
+}

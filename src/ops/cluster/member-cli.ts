@@ -1,0 +1,73 @@
+import type { FlatMapping } from "../../config/flatten.ts";
+import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../../remote/ssh.ts";
+import { UserError } from "../../util/errors.ts";
+import type { Outcome } from "../../util/exec.ts";
+import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type IdentityAnswer, type MembersAnswer } from "./wire.ts";
+
+/** The last lines of a member's stderr, on one line: what an error quotes. */
+export function lastLines(text: string, n = 3): string {
+  return text.trim().split("\n").slice(-n).join(" | ") || "no error output";
+}
+
+/**
+ * A member's own message for a command that failed there: its stderr up to and without the
+ * last `raptiformica: ` prefix (the member's error paragraph), which this machine's error handler
+ * adds again. `before` is what the member printed ahead of it (warnings).
+ */
+export function memberError(stderr: string): { before: string; message: string } {
+  const at = stderr.lastIndexOf("raptiformica: ");
+  const lineStart = at <= 0 || stderr[at - 1] === "\n";
+  if (at < 0 || !lineStart) return { before: "", message: stderr.trim() };
+  return { before: stderr.slice(0, at), message: stderr.slice(at + "raptiformica: ".length).trim() };
+}
+
+/**
+ * raptiformica's CLI on one machine over SSH (`launcher` is its remote command), each call
+ * decoded into the types of cluster/wire.ts. Errors are UserErrors naming the machine: SSH
+ * failures (sshRun), non-zero exits quoting its stderr, answers that do not decode.
+ */
+export class MemberCli {
+  constructor(
+    private readonly settings: SshSettings,
+    readonly target: SshTarget,
+    private readonly launcher: string,
+  ) {}
+
+  get who(): string {
+    return describeTarget(this.target);
+  }
+
+  /** Runs `raptiformica ARGV` there and returns its outcome, whatever its exit code. */
+  run(argv: readonly string[], timeoutMs = 60_000): Promise<Outcome> {
+    return sshRun(this.settings, this.target, [this.launcher, ...argv], { timeoutMs });
+  }
+
+  /** Runs `raptiformica ARGV` there; a non-zero exit is a UserError quoting its last lines. */
+  async ok(argv: readonly string[], timeoutMs = 120_000): Promise<string> {
+    const out = await this.run(argv, timeoutMs);
+    if (out.exitCode !== 0) throw new UserError(`\`raptiformica ${argv.join(" ")}\` failed on ${this.who} (exit ${out.exitCode}): ${lastLines(out.stderr)}`);
+    return out.stdout;
+  }
+
+  /** `identity --json`: its mesh identity (made there once if it has none). */
+  async identity(): Promise<IdentityAnswer> {
+    const out = await this.run(["identity", "--json"]);
+    if (out.exitCode !== 0) {
+      throw new UserError(
+        `Cannot read the Yggdrasil key of ${this.who} (\`raptiformica identity --json\` there exited ${out.exitCode}: ${out.stderr.trim().split("\n").pop() ?? ""}). ` +
+          "Is raptiformica installed there (`raptiformica slave` does that)?",
+      );
+    }
+    return decodeAnswer(identityAnswer, out, this.who, "identity --json");
+  }
+
+  /** `members --json`: an answer without quorum (exit 1) is still an answer. */
+  async members(timeoutMs = 60_000): Promise<MembersAnswer> {
+    return decodeAnswer(membersAnswer, await this.run(["members", "--json"], timeoutMs), this.who, "members --json");
+  }
+
+  /** `config show --json`: the whole shared config as it sees it (learn.ts decides what of it to keep). */
+  async config(): Promise<FlatMapping> {
+    return decodeFullConfig(await this.ok(["config", "show", "--json"], 60_000), this.who);
+  }
+}

@@ -1,0 +1,91 @@
+import { KEY_ROOT, type FlatMapping } from "../../config/flatten.ts";
+import { remoteCommand, sshSettings } from "../../remote/settings.ts";
+import { describeTarget } from "../../remote/ssh.ts";
+import { UserError } from "../../util/errors.ts";
+import type { Outcome } from "../../util/exec.ts";
+import type { Context } from "../context.ts";
+import type { NeighbourRegistration } from "../inject.ts";
+import { onFirstMember } from "../via-member.ts";
+import type { Cluster } from "./cluster.ts";
+import { memberError } from "./member-cli.ts";
+import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
+
+/**
+ * The cluster through the first member that answers over SSH, of those `mapping` names (the
+ * first 3 with a host: onFirstMember), running raptiformica's CLI there. What the member prints
+ * on stderr besides its answer (a warning that it answered from its cache …) is passed on to
+ * this machine's log; a command that fails there fails here with the member's own message and
+ * exit code.
+ */
+export class ViaMember implements Cluster {
+  readonly where = "member";
+  private readonly launcher: string;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly mapping: FlatMapping,
+  ) {
+    this.launcher = remoteCommand(ctx.config.snapshot().mapping);
+  }
+
+  private async run(argv: readonly string[]): Promise<{ who: string; out: Outcome }> {
+    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.mapping, [this.launcher, ...argv]);
+    return { who: describeTarget(target), out };
+  }
+
+  /** Runs argv there; its stderr is passed on, a non-zero exit thrown as its own error. */
+  private async ok(argv: readonly string[]): Promise<string> {
+    const { out } = await this.run(argv);
+    if (out.exitCode === 0) {
+      this.pass(out.stderr);
+      return out.stdout;
+    }
+    const { before, message } = memberError(out.stderr);
+    this.pass(before);
+    throw new UserError(message || `\`raptiformica ${argv[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`, out.exitCode);
+  }
+
+  private pass(stderr: string): void {
+    if (stderr.trim()) this.ctx.log.info(stderr.replace(/\n$/, ""));
+  }
+
+  async members(): Promise<MembersAnswer> {
+    const { who, out } = await this.run(["members", "--json"]);
+    // Its own messages are in the answer (`error`, `problems`): stderr is only quoted when
+    // the answer cannot be read.
+    return decodeAnswer(membersAnswer, out, who, "members --json");
+  }
+
+  async readConfig(): Promise<FlatMapping> {
+    const { who, out } = await this.run(["config", "show", "--json"]);
+    if (out.exitCode !== 0) {
+      const { before, message } = memberError(out.stderr);
+      this.pass(before);
+      throw new UserError(message, out.exitCode);
+    }
+    this.pass(out.stderr);
+    return decodeFullConfig(out.stdout, who);
+  }
+
+  async setConfig(key: string, value: string): Promise<void> {
+    await this.ok(["config", "set", key, value]);
+  }
+
+  async deleteConfig(key: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    await this.ok(["config", "delete", key, ...(opts.recursive ? ["--recursive"] : [])]);
+  }
+
+  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
+    await this.ok(["inject", r.host, "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : [])]);
+    return { inCluster: true };
+  }
+
+  /** One `config delete --recursive` per key; an entry already gone is fine. */
+  async forgetNeighbours(publicKeys: readonly string[]): Promise<void> {
+    for (const key of publicKeys) {
+      const { out } = await this.run(["config", "delete", "--recursive", `${KEY_ROOT}/meshnet/neighbours/${key}`]);
+      // The member says "Config key … is not set" when the entry is gone already.
+      if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import { z } from "zod";
+import type { FlatMapping } from "../../config/flatten.ts";
+import { mappingProblem } from "../../config/store.ts";
+import { UserError } from "../../util/errors.ts";
+
+/*
+ * What a member's CLI prints for the `--json` commands an operator machine runs on it over SSH.
+ * Declared once: the member renders through these types (cli/identity.ts, cli/members.ts,
+ * cli/config.ts) and the operator decodes with these schemas (cluster/via-member.ts). Unknown
+ * fields are dropped, not refused, so a member one version ahead can add some.
+ */
+
+const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, "not a Yggdrasil public key (64 hex characters)");
+
+/** `raptiformica identity --json`: the machine's mesh identity. */
+export const identityAnswer = z.object({
+  publicKey: hexKey,
+  meshAddress: z.string().min(1),
+  // An older raptiformica printed neither: only the key and the address are relied on.
+  /** "0.4" or "0.5" (mesh/yggdrasil/version.ts `Major`). */
+  yggdrasilMajor: z.string().optional(),
+  yggdrasilVersion: z.string().optional(),
+});
+export type IdentityAnswer = z.infer<typeof identityAnswer>;
+
+/** The role of a member in etcd (consensus/registry.ts `Role`): proxies are not etcd members. */
+const role = z.enum(["leader", "voter", "learner", "proxy"]);
+
+/** One row of `members`: alive = a live node record, failed = none, left = left on purpose. */
+export const memberRow = z.object({
+  name: z.string(),
+  publicKey: z.string(),
+  meshAddress: z.string(),
+  host: z.string().optional(),
+  status: z.enum(["alive", "failed", "left", "unknown"]),
+  role: role.optional(),
+  /** Seconds since the member's agent registered it. */
+  uptimeSeconds: z.number().nonnegative().optional(),
+});
+export type MemberRow = Readonly<z.infer<typeof memberRow>>;
+export type MemberStatus = MemberRow["status"];
+
+/**
+ * Something about the cluster as a whole an operator has to act on: a cluster setting whose
+ * value cannot be used (the members run on their last good value meanwhile), a neighbour entry
+ * the mesh cannot dial, a key in the KV no config can hold (every member skips it), an etcd
+ * alarm (NOSPACE: the KV refuses writes until space is freed), or something that could not be
+ * checked.
+ */
+export const clusterProblem = z.object({
+  kind: z.enum(["setting", "neighbour", "key", "alarm", "unchecked"]),
+  /** The config key (setting, neighbour, key), the member (alarm), or what could not be checked. */
+  subject: z.string(),
+  message: z.string(),
+});
+export type ClusterProblem = Readonly<z.infer<typeof clusterProblem>>;
+
+/** An entry of the voter log (consensus/voters.ts): when, and what changed. */
+const voterChange = z.object({ time: z.string(), change: z.string() });
+
+/**
+ * `raptiformica members --json`. Without quorum: `quorum` false, `error` says why and what to
+ * do, `members` is what the member's cache knows (statuses unknown).
+ */
+export const membersAnswer = z.object({
+  quorum: z.boolean(),
+  error: z.string().optional(),
+  members: z.array(memberRow),
+  voterChanges: z.array(voterChange).optional(),
+  problems: z.array(clusterProblem).optional(),
+});
+export type MembersAnswer = z.infer<typeof membersAnswer>;
+
+/** `raptiformica config show --json`: key → value, every value a string. */
+export const configAnswer = z.record(z.string(), z.string());
+export type ConfigAnswer = z.infer<typeof configAnswer>;
+
+/** The first few things zod found wrong, as one clause: `members.0.status: Invalid enum value …`. */
+function issues(error: z.ZodError): string {
+  const shown = error.issues.slice(0, 3).map((i) => `${i.path.length > 0 ? i.path.join(".") : "the answer"}: ${i.message}`);
+  return shown.join("; ") + (error.issues.length > 3 ? ` (and ${error.issues.length - 3} more)` : "");
+}
+
+/**
+ * Decodes what member `who` printed for `command` (e.g. `members --json`) with `schema`.
+ * Throws a UserError naming the member and the command: when the text is not JSON, one that
+ * quotes what it printed on stderr (or the start of stdout) and its exit code; when it is JSON
+ * of another shape, one that names the fields and says how to bring the member to this version.
+ */
+export function decodeAnswer<S extends z.ZodTypeAny>(schema: S, answer: { stdout: string; stderr: string; exitCode: number }, who: string, command: string): z.infer<S> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.stdout);
+  } catch {
+    throw new UserError(`${who} answered \`${command}\` with something else (exit ${answer.exitCode}): ${answer.stderr.trim() || answer.stdout.slice(0, 200)}`);
+  }
+  const r = schema.safeParse(parsed);
+  if (!r.success) {
+    throw new UserError(
+      `${who} answered \`${command}\` with JSON this version of raptiformica cannot read (${issues(r.error)}). ` +
+        "It may run another version: `raptiformica slave HOST` brings it to this machine's version.",
+    );
+  }
+  return r.data;
+}
+
+/**
+ * Decodes a member's whole shared config (`config show --json`): a flat mapping that is usable
+ * as a config (mappingProblem). Throws a UserError naming `who` otherwise; nothing is changed
+ * here then.
+ */
+export function decodeFullConfig(text: string, who: string): FlatMapping {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON. Nothing was changed here.`);
+  }
+  // mappingProblem names the first key or value that is wrong, in the words the config uses.
+  const problem = mappingProblem(parsed);
+  const r = configAnswer.safeParse(parsed);
+  if (problem || !r.success) throw new UserError(`The config ${who} reported is not usable: ${problem ?? "it is not a mapping of key to string"}. Nothing was changed here.`);
+  return r.data;
+}
