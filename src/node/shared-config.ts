@@ -3,6 +3,7 @@ import type { Etcd3 } from "etcd3";
 import { describeUnusableKey, type FlatMapping, type UnusableKey } from "../config/flatten.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { mappingProblem } from "../config/store.ts";
+import { UserError } from "../util/errors.ts";
 import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
 import { openClient } from "../consensus/client.ts";
 import { readKvConfig, updateKvMapping, type KvChange } from "../consensus/kv-config.ts";
@@ -100,7 +101,19 @@ export class SharedConfig {
       );
       return after;
     }
-    const after = await updateKvMapping(this.kv, change, 5000);
+    // Checked before the KV is written: a mapping the local cache would refuse (a section
+    // deleted whole) must not reach the cluster either, where every member would then read
+    // the KV as holding no config at all.
+    const after = await updateKvMapping(
+      this.kv,
+      (m, ctx) => {
+        const next = change(m, ctx);
+        const problem = mappingProblem(next);
+        if (problem) throw new UserError(`Refusing to change the shared config: after this change ${problem}. Nothing was written, in the cluster or here.`);
+        return next;
+      },
+      5000,
+    );
     await this.local.store.update(() => after, () => after);
     return after;
   }

@@ -34,15 +34,23 @@ export function configProblems(mapping: FlatMapping): ConfigProblem[] {
 /**
  * The cluster CA (`meshnet/etcd/ca_cert`, `ca_key`) is made once, by the first node, and is
  * the cluster's identity (cluster-id.ts): every member's etcd certificate comes from it. A
- * write that replaces or removes it would leave every member unable to reach the others.
+ * write that replaces or removes it would leave every member unable to reach the others. The
+ * etcd cluster token is written once too, by the node that bootstraps etcd.
  */
 function caChangeProblems(before: FlatMapping, after: FlatMapping): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const key of [KEYS.caCert, KEYS.caKey]) {
     if (before[key] !== undefined && after[key] !== before[key]) {
-      const what = `${key} is the cluster CA, made once by the first node; every member's etcd certificate comes from it, so it cannot be changed or deleted`;
-      problems.push({ key, keys: [key], what, message: `${what} (a new cluster starts from machines that were \`clean\`ed).` });
+      const what = `${key} is the cluster CA, made once by the first node; every member's etcd certificate comes from it, so it cannot be changed or deleted.`;
+      problems.push({ key, keys: [key], what, message: `${what} A new cluster starts from machines that were \`clean\`ed (on an operator: \`destroy\`, or another cache dir).` });
     }
+  }
+  // The etcd cluster token says a cluster exists: without it a node that cannot reach a
+  // member yet (and has the lowest key) would bootstrap a second etcd cluster.
+  const token = KEYS.clusterToken;
+  if (before[token] !== undefined && after[token] !== before[token]) {
+    const what = `${token} names the etcd cluster the members formed; it is written once by the node that bootstraps it, and cannot be changed or deleted (a node without it may start a second cluster).`;
+    problems.push({ key: token, keys: [token], what, message: what });
   }
   return problems;
 }

@@ -189,6 +189,7 @@ export async function removeModule(config: LocalConfig, spec: string): Promise<{
   const restore = config.onDiskMapping([name]);
   let restored = 0;
   await config.update((m) => {
+    const before = { ...m };
     for (const k of keys) {
       delete m[k];
       if (restore[k] !== undefined) {
@@ -196,6 +197,8 @@ export async function removeModule(config: LocalConfig, spec: string): Promise<{
         restored++;
       }
     }
+    // The values that come back must fit the rest as an install's would (ports, timing, the CA).
+    refuseNewConfigProblems(before, m, `Removing module "${name}"`);
     return m;
   }, [name]);
   rmSync(dir, { recursive: true, force: true });

@@ -226,6 +226,22 @@ describe("cluster settings and etcd alarms on a member", { skip, timeout: 90_000
     assert.deepEqual(after.json.problems, []);
   });
 
+  it("a write that would leave the shared config without a section is refused before it reaches the KV", async () => {
+    const before = (await kv.getAll().prefix("raptiformica/platform/").keys()).length;
+    assert.ok(before > 0);
+    for (const [k, extra] of [["raptiformica/platform", ["--recursive"]], ["meshnet/etcd/cluster_token", []]] as const) {
+      await kv.put("raptiformica/meshnet/etcd/cluster_token").value("raptiformica-0123456789abcdef");
+      const r = await sb.run(["config", "delete", k, ...extra]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /refused|Refusing/);
+    }
+    assert.equal((await kv.getAll().prefix("raptiformica/platform/").keys()).length, before, "the KV kept the section");
+    assert.equal(await kv.get("raptiformica/meshnet/etcd/cluster_token").string(), "raptiformica-0123456789abcdef");
+    const m = await members();
+    assert.equal(m.json.quorum, true, m.stderr);
+    await kv.delete().key("raptiformica/meshnet/etcd/cluster_token");
+  });
+
   it("members shows etcd's NOSPACE alarm, exit 1", async () => {
     const big = "x".repeat(200_000);
     let full = false;
@@ -275,6 +291,28 @@ describe("a member whose KV does not answer", { skip, timeout: 30_000 }, () => {
 });
 
 describe("installing a module", () => {
+  it("removing one is refused when the values that come back would not fit the rest", async () => {
+    const sb = sandbox();
+    try {
+      const dir = join(sb.home, "slow-links");
+      mkdirSync(dir);
+      writeFileSync(join(dir, "raptiformica.json"), JSON.stringify({ raptiformica_api_version: "0.1", meshnet: { etcd: { election_ms: 5000 }, yggdrasil: { port: 2000 } } }));
+      let r = await sb.run(["install", dir]);
+      assert.equal(r.code, 0, r.stderr);
+      for (const [k, v] of [["meshnet/etcd/heartbeat_ms", "1000"], ["meshnet/etcd/client_port", "4863"]] as const) {
+        r = await sb.run(["config", "set", k, v]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      r = await sb.run(["install", "--remove", "slow-links"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /Removing module "slow-links" was refused, nothing was changed/);
+      const g = await sb.run(["config", "get", "meshnet/etcd/election_ms"]);
+      assert.equal(g.stdout.trim(), "5000", "the module's value stays");
+    } finally {
+      sb.cleanup();
+    }
+  });
+
   it("is refused when the module sets a cluster setting to a value that cannot be used", async () => {
     const sb = sandbox();
     try {
