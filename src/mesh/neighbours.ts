@@ -70,9 +70,14 @@ export function readNeighbours(mapping: FlatMapping): { neighbours: Neighbour[];
   const problems: NeighbourProblem[] = [];
   for (const [id, f] of fields) {
     const meshAddress = f["mesh_address"];
-    if (!meshAddress || !/^[0-9a-f]{64}$/.test(id)) continue; // incomplete or foreign entry
     const problem = (field: string, message: string) =>
       problems.push({ publicKey: id, key: `${neighbourPrefix(id)}${field}`, value: f[field] as string, message });
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      // Not a neighbour: its key must be a Yggdrasil public key. Said once, on its first field.
+      const first = Object.keys(f).sort()[0] as string;
+      problem(first, `${JSON.stringify(id)} is not a neighbour's key (a Yggdrasil public key: 64 lowercase hex digits); this entry is ignored`);
+      continue;
+    }
     const major = f["yggdrasil_major"];
     let host: string | undefined;
     if (f["host"]) {
@@ -87,6 +92,9 @@ export function readNeighbours(mapping: FlatMapping): { neighbours: Neighbour[];
     }
     const sshPort = portField(f, "ssh_port", 22);
     if (sshPort === undefined) problem("ssh_port", `${JSON.stringify(f["ssh_port"])} is not a TCP port (1-65535); using 22`);
+    // Fields are checked above even while the entry is incomplete (no mesh address yet): a bad
+    // host is refused where it enters, not only once the entry is complete.
+    if (!meshAddress) continue;
     neighbours.push({
       publicKey: id,
       meshAddress,

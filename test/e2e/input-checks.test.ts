@@ -25,6 +25,23 @@ describe("hosts are checked where they enter", () => {
   });
   after(() => sb.cleanup());
 
+  it("config set refuses a neighbour field no code can use, also before the entry is complete, and a key that is no neighbour's", async () => {
+    const own = sandbox();
+    const id = "ef".repeat(32);
+    for (const [k, v] of [
+      [`meshnet/neighbours/${id}/host`, "a_b"],
+      [`meshnet/neighbours/${id}/ssh_port`, "0"],
+      [`meshnet/neighbours/${"EF".repeat(32)}/host`, "10.0.0.1"],
+    ] as const) {
+      const r = await own.run(["config", "set", k, v]);
+      assert.equal(r.code, 1, `${k}=${v}: ${r.stderr}`);
+      assert.match(r.stderr, /refused, nothing was changed/);
+    }
+    const ok = await own.run(["config", "set", `meshnet/neighbours/${id}/host`, "[2001:db8::1]"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    own.cleanup();
+  });
+
   it("advertise refuses a host yggdrasil cannot use, naming it and what to do, and writes nothing", async () => {
     for (const [host, re] of BAD_HOSTS) {
       const r = await sb.run(["advertise", host]);
