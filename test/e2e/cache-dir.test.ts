@@ -75,10 +75,15 @@ describe("the cache dir", () => {
   });
 
   it("-c '~//x' is $HOME/x, as the shell would read it", async () => {
-    const r = await sb.run(["-c", "~//rf-tilde.d", "advertise", "h5"]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(existsSync(join(sb.home, "rf-tilde.d", "last_advertised")), "written below $HOME");
-    assert.ok(!existsSync("/rf-tilde.d"), "nothing at the root");
+    const name = `rf-tilde-${process.pid}.d`;
+    try {
+      const r = await sb.run(["-c", `~//${name}`, "advertise", "h5"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(existsSync(join(sb.home, name, "last_advertised")), "written below $HOME");
+      assert.ok(!existsSync(`/${name}`), "nothing at the root");
+    } finally {
+      rmSync(`/${name}`, { recursive: true, force: true });
+    }
   });
 
   it("clean removes only raptiformica's entries from a shared dir, and the dir only when nothing else is left", async () => {
