@@ -21,10 +21,11 @@ export function contextFrom(cmd: Command): Context {
   // Every child (hooks, compute commands, nested raptiformica calls) inherits the cache dir.
   process.env[CACHE_DIR_ENV] = cacheDir;
   const paths = cachePaths(cacheDir);
-  // The one place the cache dir is made (or first used): it gets the marker that lets
-  // clean/destroy delete in it.
-  claimCacheDir(paths);
   const installDir = findInstallDir();
+  // The one place the cache dir is made (or first used): a folder that is not raptiformica's is
+  // refused before any state is written there; one that is gets the marker that lets
+  // clean/destroy delete in it.
+  claimCacheDir(paths, installDir);
   const log = createLogger(Boolean(g.verbose));
   return {
     paths,

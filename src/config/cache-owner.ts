@@ -1,8 +1,8 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { UserError } from "../util/errors.ts";
 import { KEY_ROOT } from "./flatten.ts";
-import { MANAGED_MARKER, ownedBase, type CachePaths } from "./paths.ts";
+import { CACHE_DIR_ENV, CACHE_MARKER, DEFAULT_CACHE_DIR, MANAGED_MARKER, ownedBase, type CachePaths } from "./paths.ts";
 
 const MARKER_TEXT = "This directory is a raptiformica cache dir: `raptiformica clean` and `destroy` delete raptiformica's entries in it.\n";
 
@@ -16,14 +16,43 @@ function kindOf(path: string): "file" | "dir" | "other" | "missing" {
 }
 
 /**
- * Why `root` is raptiformica's (a reason to show), or undefined when nothing shows it. Besides
- * the marker, state only raptiformica writes counts, for caches made before the marker: a
- * `mutable_config.json` that parses as a mapping with `raptiformica/` keys, or a member's
- * identity `node/yggdrasil/private.key`. Entry names alone never do (`ssh/`, `modules`, `var/`
- * are common names in other folders, e.g. /etc).
+ * What the cache dir path itself is, a symlink followed: a symlink to a directory is that
+ * directory (`dir`, its state lives in the target); `dangling` is a symlink to nothing.
+ */
+function rootKind(path: string): "dir" | "file" | "other" | "missing" | "dangling" {
+  try {
+    const st = statSync(path);
+    return st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
+  } catch {
+    return kindOf(path) === "missing" ? "missing" : "dangling";
+  }
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Why `root` holds a raptiformica cache made before the marker existed (a reason to show), or
+ * undefined: a `mutable_config.json` that parses as a mapping with `raptiformica/` keys, or a
+ * member's identity `node/yggdrasil/private.key`. Entry names alone never do (`ssh/`,
+ * `modules`, `var/` are common names in other folders, e.g. /etc). Only looked at when the dir
+ * is first claimed (claimCacheDir), which then marks it: after that only the marker counts, so
+ * state a command wrote never turns a foreign folder into raptiformica's.
  */
 export function ownershipEvidence(root: string): string | undefined {
-  if (kindOf(join(root, MANAGED_MARKER)) === "file") return `it carries ${MANAGED_MARKER}`;
   const config = join(root, "mutable_config.json");
   if (kindOf(config) === "file") {
     try {
@@ -38,41 +67,108 @@ export function ownershipEvidence(root: string): string | undefined {
 }
 
 /**
- * Marks the cache dir as raptiformica's (MANAGED_MARKER) where that is true: when it does not
- * exist yet (it is created, 0700), when it is empty, or when it holds raptiformica state from
- * before the marker (ownershipEvidence). A non-empty dir without such state stays unmarked:
- * commands still write their state there, but `clean`/`destroy` refuse to delete in it. Called
- * once per command, where the CLI builds its context. Failures (a read-only command run by a
- * user who cannot write there) are ignored: the command itself says what it cannot do.
+ * Why `root` is an install dir (raptiformica's code, pushed by `slave` or this very install),
+ * or undefined. `installDir` is the local install dir. A cache marked by earlier builds with
+ * MANAGED_MARKER is not one: it holds cache state (mutable_config.json or node/) and neither
+ * dist/ nor bin/raptiformica.
  */
-export function claimCacheDir(paths: CachePaths): void {
+function installEvidence(root: string, installDir: string | undefined): string | undefined {
+  if (installDir !== undefined && realOrSelf(root) === realOrSelf(installDir)) return "it is the install dir of the raptiformica running now";
+  if (kindOf(join(root, "dist", "raptiformica.mjs")) === "file") return "it holds dist/raptiformica.mjs (it is a raptiformica install dir)";
+  const code = kindOf(join(root, "dist")) !== "missing" || kindOf(join(root, "bin", "raptiformica")) !== "missing";
+  if (kindOf(join(root, MANAGED_MARKER)) === "file") {
+    // Only the marker: a cache an earlier build made and nothing has written to yet.
+    const cacheState = kindOf(join(root, "mutable_config.json")) === "file" || kindOf(join(root, "node")) === "dir" || readdirSync(root).every((e) => e === MANAGED_MARKER);
+    if (code || !cacheState) return `it carries ${MANAGED_MARKER}, the mark of a directory \`slave\` installs raptiformica into`;
+  }
+  return undefined;
+}
+
+function refuse(root: string, why: string): never {
+  throw new UserError(
+    `Refusing to use ${root} as the cache dir: ${why}. raptiformica writes its state into the cache dir and \`clean\`/\`destroy\` delete there, so it keeps its cache ` +
+      `only in a directory of its own (one carrying ${CACHE_MARKER}). Nothing was changed. Give a new or empty directory with -c/--cache-dir or ${CACHE_DIR_ENV}, ` +
+      `or leave both unset for the default ~/${DEFAULT_CACHE_DIR}; if this really is raptiformica's cache dir, create ${join(root, CACHE_MARKER)} and run this again.`,
+  );
+}
+
+/**
+ * Makes sure the cache dir is raptiformica's before any command writes state into it, and marks
+ * it (CACHE_MARKER). Claimed: a dir that carries the marker; a new one (created, 0700); an empty
+ * one; one with a cache from before the marker (ownershipEvidence, or MANAGED_MARKER as earlier
+ * builds wrote it, with cache state and no install: that old marker is then replaced). A symlink
+ * to a directory is followed (the marker goes into the target).
+ *
+ * Throws UserError naming the path, before anything is written, for anything else: a regular
+ * file or a dangling symlink, a path below a file, an install dir (installEvidence), or a
+ * non-empty folder with none of the above. Failing to write the marker for lack of permission
+ * is ignored (a read-only command run by a user who cannot write there); the command itself
+ * then says what it cannot do. Called once per command, where the CLI builds its context.
+ */
+export function claimCacheDir(paths: CachePaths, installDir?: string): void {
+  const root = paths.root;
+  const kind = rootKind(root);
+  if (kind === "dangling") {
+    refuse(root, `it is a symbolic link to ${JSON.stringify(readlinkSafe(root))}, which does not exist`);
+  }
+  if (kind === "file" || kind === "other") refuse(root, `it is ${kind === "file" ? "a file" : "a special file"}, not a directory`);
+  const writeMarker = (): void => {
+    try {
+      writeFileSync(paths.marker, MARKER_TEXT, { mode: 0o600 });
+    } catch (e) {
+      if (!isPermission(e)) throw e;
+    }
+  };
+  if (kind === "missing") {
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      if (isPermission(e)) return;
+      refuse(root, `it cannot be created (${(e as NodeJS.ErrnoException).code ?? String(e)}: a part of the path is a file or a dangling symbolic link)`);
+    }
+    writeMarker();
+    return;
+  }
+  if (kindOf(paths.marker) === "file") return;
+  const install = installEvidence(root, installDir);
+  if (install !== undefined) refuse(root, install);
+  const entries = readdirSync(root).filter((e) => e !== MANAGED_MARKER);
+  const oldMarker = kindOf(join(root, MANAGED_MARKER)) === "file";
+  if (entries.length > 0 && !oldMarker && ownershipEvidence(root) === undefined) {
+    refuse(root, `it is not empty and holds no raptiformica cache (no ${CACHE_MARKER}, no mutable_config.json with ${KEY_ROOT}/ keys, no node/yggdrasil/private.key), so what is there is likely someone else's`);
+  }
+  writeMarker();
+  if (oldMarker && kindOf(paths.marker) === "file") rmSync(join(root, MANAGED_MARKER), { force: true });
+}
+
+function isPermission(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM" || code === "EROFS";
+}
+
+function readlinkSafe(path: string): string {
   try {
-    if (kindOf(paths.marker) === "file") return;
-    const kind = kindOf(paths.root);
-    if (kind === "missing") mkdirSync(paths.root, { recursive: true, mode: 0o700 });
-    else if (kind !== "dir") return;
-    if (readdirSync(paths.root).length > 0 && ownershipEvidence(paths.root) === undefined) return;
-    writeFileSync(paths.marker, MARKER_TEXT, { mode: 0o600 });
+    return readlinkSync(path);
   } catch {
-    /* see above */
+    return "?";
   }
 }
 
 /**
- * Throws a UserError naming the dir and why, before anything is deleted, unless `root` is
- * raptiformica's (ownershipEvidence). A missing dir passes: there is nothing to delete.
- * `command` names what was refused (`clean`, `destroy`).
+ * Throws a UserError naming the dir and why, before anything is deleted, unless `root` carries
+ * CACHE_MARKER (a symlink to a directory is followed). A missing dir passes: there is nothing
+ * to delete. `command` names what was refused (`clean`, `destroy`).
  */
 export function requireOwnedCacheDir(root: string, command: string): void {
-  const kind = kindOf(root);
+  const kind = rootKind(root);
   if (kind === "missing") return;
+  if (kind === "dangling") throw new UserError(`Refusing to ${command} ${root}: it is a symbolic link to ${JSON.stringify(readlinkSafe(root))}, which does not exist. Nothing was deleted.`);
   if (kind !== "dir") throw new UserError(`Refusing to ${command} ${root}: it is not a directory. Nothing was deleted.`);
-  if (ownershipEvidence(root) !== undefined) return;
+  if (kindOf(join(root, CACHE_MARKER)) === "file") return;
   throw new UserError(
-    `Refusing to ${command} ${root}: it is not a raptiformica cache dir — it carries no ${MANAGED_MARKER} and holds no raptiformica state ` +
-      `(a mutable_config.json with ${KEY_ROOT}/ keys, or node/yggdrasil/private.key), so entries there named like raptiformica's ` +
-      `(ssh/, modules, var/, node/, known_hosts …) may well be someone else's. Nothing was deleted. Check the cache dir (-c/--cache-dir, RAPTIFORMICA_CACHE_DIR); ` +
-      `if this really is raptiformica's, create ${join(root, MANAGED_MARKER)} and run this again.`,
+    `Refusing to ${command} ${root}: it is not a raptiformica cache dir — it carries no ${CACHE_MARKER}, so entries there named like raptiformica's ` +
+      `(ssh/, modules, var/, node/, known_hosts …) may well be someone else's. Nothing was deleted. Check the cache dir (-c/--cache-dir, ${CACHE_DIR_ENV}); ` +
+      `if this really is raptiformica's, create ${join(root, CACHE_MARKER)} and run this again.`,
   );
 }
 
@@ -115,7 +211,7 @@ function typeMatches(kind: "file" | "dir" | "lock", actual: ReturnType<typeof ki
  */
 export function removeOwnedState(root: string, opts: { keep?: readonly string[]; only?: readonly string[] } = {}): LeftInCache {
   const keep = opts.keep ?? [];
-  if (kindOf(root) !== "dir") return { foreign: [], wrongType: [] };
+  if (rootKind(root) !== "dir") return { foreign: [], wrongType: [] };
   const foreign: string[] = [];
   const wrongType: string[] = [];
   const notOurs = new Set<string>();
@@ -125,7 +221,7 @@ export function removeOwnedState(root: string, opts: { keep?: readonly string[];
       foreign.push(entry);
       continue;
     }
-    if (entry === MANAGED_MARKER || (opts.only && !opts.only.includes(owned.base))) continue;
+    if (entry === CACHE_MARKER || (opts.only && !opts.only.includes(owned.base))) continue;
     const path = join(root, entry);
     const actual = kindOf(path);
     if (!typeMatches(owned.kind, actual)) {
@@ -137,12 +233,13 @@ export function removeOwnedState(root: string, opts: { keep?: readonly string[];
     removeExcept(path, keep);
   }
   // The marker goes with the last of raptiformica's state; the dir only when nothing else is in it.
-  const left = readdirSync(root).filter((e) => e !== MANAGED_MARKER);
+  const left = readdirSync(root).filter((e) => e !== CACHE_MARKER);
   const stillOurs = left.some((e) => ownedBase(e) !== undefined && !notOurs.has(e));
   if (!stillOurs) {
-    const marker = join(root, MANAGED_MARKER);
+    const marker = join(root, CACHE_MARKER);
     if (kindOf(marker) === "file") rmSync(marker);
-    if (left.length === 0) {
+    // A cache dir given as a symlink keeps its (empty) target: the link stays usable.
+    if (left.length === 0 && !isSymlink(root)) {
       try {
         rmdirSync(root);
       } catch {

@@ -10,7 +10,7 @@ export const CACHE_DIR_ENV = "RAPTIFORMICA_CACHE_DIR";
 /** Every path raptiformica keeps state in, derived from one cache dir (original §2.4). */
 export interface CachePaths {
   readonly root: string;
-  /** The file that marks the dir as raptiformica's (MANAGED_MARKER): only then may clean/destroy delete in it. */
+  /** The file that marks the dir as raptiformica's cache dir (CACHE_MARKER): only then may clean/destroy delete in it. */
   readonly marker: string;
   readonly mutableConfig: string;
   /** Changes made on a member while its cluster was unreachable, replayed by the agent. */
@@ -27,12 +27,20 @@ export interface CachePaths {
 }
 
 /**
- * The file that marks a directory as raptiformica's own: written into the cache dir when
- * raptiformica creates it or first uses it empty (see claimCacheDir), and by `slave` into the
- * dirs it pushes to. `clean` and `destroy` delete only in a dir that carries it (or, for a
- * cache made before the marker existed, unmistakable raptiformica state).
+ * The file that marks a directory as one raptiformica pushes into (`slave`: the install dir on
+ * a member, e.g. /usr/etc/raptiformica). Earlier builds also wrote it into the cache dir, so a
+ * cache dir carrying it is recognised only with cache state and no install beside it (see
+ * claimCacheDir); on its own it never lets `clean`/`destroy` delete anything.
  */
 export const MANAGED_MARKER = ".raptiformica-managed";
+
+/**
+ * The file that marks a directory as raptiformica's cache dir: written when raptiformica
+ * creates the dir or first uses it (see claimCacheDir). `clean` and `destroy` delete only in a
+ * dir that carries it. A different name from MANAGED_MARKER, so an install dir is never taken
+ * for a cache dir.
+ */
+export const CACHE_MARKER = ".raptiformica-cache";
 
 /**
  * The entries raptiformica itself creates at the top of a cache dir, and what each must be:
@@ -57,10 +65,10 @@ export function isOwnedEntry(name: string): boolean {
 /**
  * The OWNED_ENTRIES name a top-level entry belongs to (`known_hosts` for `known_hosts.lock`),
  * with the type it must have to be raptiformica's; undefined for anything else. The marker
- * belongs to itself.
+ * (CACHE_MARKER) belongs to itself.
  */
 export function ownedBase(name: string): { base: string; kind: "file" | "dir" | "lock" } | undefined {
-  if (name === MANAGED_MARKER) return { base: name, kind: "file" };
+  if (name === CACHE_MARKER) return { base: name, kind: "file" };
   if ((OWNED_ENTRIES.dirs as readonly string[]).includes(name)) return { base: name, kind: "dir" };
   for (const f of OWNED_ENTRIES.files) {
     if (name === f) return { base: f, kind: "file" };
@@ -91,7 +99,7 @@ function real(path: string): string {
  * `--cache-dir` wins over `RAPTIFORMICA_CACHE_DIR`, which wins over `~/.raptiformica.d`; an
  * empty `RAPTIFORMICA_CACHE_DIR` counts as unset (`VAR= cmd` and `${VAR:-}` in scripts).
  * Relative values are relative to $HOME, as in the original; absolute ones are kept. A leading
- * `~` or `~/` means $HOME, as the shell would have read it had it not been quoted (`-c '~/x'`,
+ * `~`, alone or followed by one or more `/`, means $HOME, as the shell would have read it had it not been quoted (`-c '~/x'`,
  * `RAPTIFORMICA_CACHE_DIR=~/x` in a unit file); `~user` is not expanded but refused.
  *
  * Throws UserError, naming the value and where it came from, when the dir would be $HOME, `/`
@@ -113,7 +121,9 @@ export function resolveCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv
   if (/^~[^/]/.test(value)) {
     throw new UserError(`Refusing the cache dir ${given}: raptiformica expands a leading ~ or ~/ to $HOME but not ~user. Give the absolute path instead. ${fix}; nothing was changed.`);
   }
-  const fromHome = value === "~" ? "" : value.startsWith("~/") ? value.slice(2) : isAbsolute(value) ? undefined : value;
+  // `~//x` is $HOME/x, as the shell reads it (not /x).
+  const tilde = /^~\/*/.exec(value);
+  const fromHome = tilde ? value.slice(tilde[0].length) : isAbsolute(value) ? undefined : value;
   if (fromHome !== undefined && !isAbsolute(home)) {
     throw new UserError(
       `Cannot use ${given}: it is relative to $HOME, and HOME is ${home === "" ? "empty" : `${JSON.stringify(home)}, not an absolute path`}, so the state would land below the current directory. ` +
@@ -145,7 +155,7 @@ export function resolveCacheDir(flag: string | undefined, env: NodeJS.ProcessEnv
 export function cachePaths(root: string): CachePaths {
   return {
     root,
-    marker: join(root, MANAGED_MARKER),
+    marker: join(root, CACHE_MARKER),
     mutableConfig: join(root, "mutable_config.json"),
     pendingConfig: join(root, "pending_config.jsonl"),
     lastAdvertised: join(root, "last_advertised"),

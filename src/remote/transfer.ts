@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { MANAGED_MARKER } from "../config/paths.ts";
+import { CACHE_MARKER, MANAGED_MARKER } from "../config/paths.ts";
 import { run, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
 import { shellQuote } from "./quote.ts";
@@ -30,7 +30,10 @@ export interface PushRequest {
   readonly legacyMarks?: readonly string[];
 }
 
-/** The file that marks a remote directory as raptiformica's to replace (the same one marks a cache dir). */
+/**
+ * The file that marks a remote directory as raptiformica's to replace. A remote cache dir
+ * (`slave` pushes modules into it) may carry the cache dir's own marker instead.
+ */
 export { MANAGED_MARKER };
 
 let localRsync: Promise<boolean> | undefined;
@@ -45,11 +48,11 @@ function userHost(t: SshTarget): string {
 }
 
 /**
- * On the target: is `$1` raptiformica's to replace? Exit 0 (marking it when new, empty or a
+ * On the target: is `$1` raptiformica's to replace (its marker, or the cache dir's)? Exit 0 (marking it when new, empty or a
  * legacy install named by one of the further arguments), exit 3 with a reason when it is not.
  */
 const GUARD =
-  'd="$1"; shift; m="$d/' + MANAGED_MARKER + '"; [ -e "$m" ] && exit 0; ' +
+  'd="$1"; shift; m="$d/' + MANAGED_MARKER + '"; [ -e "$m" ] && exit 0; [ -f "$d/' + CACHE_MARKER + '" ] && exit 0; ' +
   'if [ -e "$d" ] && [ ! -d "$d" ]; then echo "it exists and is not a directory"; exit 3; fi; ' +
   'if [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then ok=; for x in "$@"; do [ -e "$d/$x" ] && ok=1; done; ' +
   '[ -n "$ok" ] || { echo "it holds files raptiformica did not put there (no $m)"; exit 3; }; fi; ' +

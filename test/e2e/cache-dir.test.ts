@@ -74,10 +74,24 @@ describe("the cache dir", () => {
     assert.ok(existsSync(foreign));
   });
 
+  it("-c '~//x' is $HOME/x, as the shell would read it", async () => {
+    const name = `rf-tilde-${process.pid}.d`;
+    try {
+      const r = await sb.run(["-c", `~//${name}`, "advertise", "h5"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(existsSync(join(sb.home, name, "last_advertised")), "written below $HOME");
+      assert.ok(!existsSync(`/${name}`), "nothing at the root");
+    } finally {
+      rmSync(`/${name}`, { recursive: true, force: true });
+    }
+  });
+
   it("clean removes only raptiformica's entries from a shared dir, and the dir only when nothing else is left", async () => {
     const dir = join(sb.home, "shared");
     mkdirSync(dir);
     writeFileSync(join(dir, "notes.txt"), "mine\n");
+    // Shared on purpose: its owner marked it as raptiformica's cache dir, as the refusal says to.
+    writeFileSync(join(dir, ".raptiformica-cache"), "");
     mkdirSync(join(dir, "photos"));
     writeFileSync(join(dir, "photos", "a.jpg"), "x");
     for (const args of [["advertise", "h4"], ["config", "set", "test/some/key", "v"]]) {
@@ -94,7 +108,7 @@ describe("the cache dir", () => {
     let r = await sb.run(["-c", dir, "clean"]);
     assert.equal(r.code, 0, r.stderr);
     // The kept identity is raptiformica's state: the dir stays marked as raptiformica's.
-    assert.deepEqual(readdirSync(dir).sort(), [".raptiformica-managed", "node", "notes.txt", "photos"]);
+    assert.deepEqual(readdirSync(dir).sort(), [".raptiformica-cache", "node", "notes.txt", "photos"]);
     assert.deepEqual(readdirSync(join(dir, "node", "yggdrasil")), ["private.key"], "only the identity is kept");
     assert.ok(existsSync(join(dir, "photos", "a.jpg")));
     assert.match(r.stderr, /left 2 entries raptiformica did not create/);
@@ -117,6 +131,8 @@ describe("the cache dir", () => {
     const dir = join(sb.home, "shared");
     mkdirSync(dir);
     writeFileSync(join(dir, "notes.txt"), "mine\n");
+    // Shared on purpose: its owner marked it as raptiformica's cache dir, as the refusal says to.
+    writeFileSync(join(dir, ".raptiformica-cache"), "");
     for (const args of [["config", "set", "test/some/key", "v"]]) {
       const r = await sb.run(["-c", dir, ...args]);
       assert.equal(r.code, 0, r.stderr);

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
-import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { ROOT, sandbox, type Sandbox } from "../helpers/cli.ts";
 
 /*
  * What `clean` and `destroy` may delete: only in a dir that is raptiformica's (its marker, or
@@ -74,7 +74,7 @@ describe("clean and destroy delete only what is raptiformica's", () => {
     r = await sb.run(["clean"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /kept the identities: ssh, known_hosts/);
-    assert.deepEqual(readdirSync(sb.cache).sort(), [".raptiformica-managed", "known_hosts", "known_hosts.old", "ssh"]);
+    assert.deepEqual(readdirSync(sb.cache).sort(), [".raptiformica-cache", "known_hosts", "known_hosts.old", "ssh"]);
     assert.equal(readFileSync(join(sb.cache, "ssh", "id_ed25519"), "utf8"), "operator key");
 
     r = await sb.run(["clean", "--purge-identity"]);
@@ -108,8 +108,8 @@ describe("clean and destroy delete only what is raptiformica's", () => {
       for (const cmd of [["clean"], ["clean", "--purge-identity"], ["destroy", "--purge-artifacts", "--purge-modules"]]) {
         const r = await sb.run(["-c", d, ...cmd]);
         assert.equal(r.code, 1, `${cmd.join(" ")}: ${r.stderr}`);
-        assert.ok(r.stderr.includes(`Refusing to ${cmd[0]} ${d}: it is not a raptiformica cache dir`), r.stderr);
-        assert.match(r.stderr, /Nothing was deleted/);
+        assert.ok(r.stderr.includes(`Refusing to use ${d} as the cache dir: it is not empty and holds no raptiformica cache`), r.stderr);
+        assert.match(r.stderr, /Nothing was changed/);
         assert.deepEqual(readdirSync(d).sort(), before, `${cmd.join(" ")} deleted something`);
         assert.ok(existsSync(join(d, "ssh", "sshd_config")));
       }
@@ -156,5 +156,105 @@ describe("clean and destroy delete only what is raptiformica's", () => {
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
+  });
+
+  /** A folder of someone else's, with a file in each of the dirs named like raptiformica's. */
+  function foreignFolder(): string {
+    const f = join(sb.home, "proj");
+    for (const sub of ["ssh", "modules/x", "var/lib", "artifacts"]) {
+      mkdirSync(join(f, sub), { recursive: true });
+      writeFileSync(join(f, sub, "file"), "theirs\n");
+    }
+    writeFileSync(join(f, "known_hosts"), "theirs\n");
+    return f;
+  }
+
+  it("a command refuses to write state into a non-empty folder that is not raptiformica's, so clean never deletes there", async () => {
+    const f = foreignFolder();
+    const before = readdirSync(f).sort();
+    for (const cmd of [["identity"], ["config", "set", "app/foo", "bar"], ["advertise", "h1"], ["clean"], ["clean", "--purge-identity"], ["destroy", "--purge-artifacts", "--purge-modules"]]) {
+      const r = await sb.run(["-c", f, ...cmd]);
+      assert.equal(r.code, 1, `${cmd.join(" ")}: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`Refusing to use ${f} as the cache dir`), r.stderr);
+      assert.match(r.stderr, /new or empty directory.*default/);
+      assert.deepEqual(readdirSync(f).sort(), before, `${cmd.join(" ")} wrote or deleted something`);
+    }
+    for (const sub of ["ssh", "modules/x", "var/lib", "artifacts"]) assert.ok(existsSync(join(f, sub, "file")), sub);
+    assert.ok(existsSync(join(f, "known_hosts")));
+  });
+
+  it("the cache dir has its own marker: a dir `slave` installs into, or the local install, is refused as a cache dir", async () => {
+    // What slave leaves in /usr/etc/raptiformica: the code, the built-in modules, its marker.
+    const inst = join(sb.home, "usr-etc-raptiformica");
+    mkdirSync(join(inst, "modules", "compute"), { recursive: true });
+    mkdirSync(join(inst, "dist"), { recursive: true });
+    mkdirSync(join(inst, "bin"), { recursive: true });
+    writeFileSync(join(inst, "modules", "compute", "x.json"), "{}");
+    writeFileSync(join(inst, "dist", "raptiformica.mjs"), "");
+    writeFileSync(join(inst, "bin", "raptiformica"), "");
+    writeFileSync(join(inst, ".raptiformica-managed"), "");
+    // The same marker alone, without any cache state, is as ambiguous.
+    const pushed = join(sb.home, "pushed");
+    mkdirSync(join(pushed, "modules"), { recursive: true });
+    writeFileSync(join(pushed, "modules", "m.json"), "{}");
+    writeFileSync(join(pushed, ".raptiformica-managed"), "");
+    for (const d of [inst, pushed, ROOT]) {
+      for (const cmd of [["clean"], ["config", "set", "app/foo", "bar"]]) {
+        const r = await sb.run(["-c", d, ...cmd]);
+        assert.equal(r.code, 1, `${d} ${cmd.join(" ")}: ${r.stderr}`);
+        assert.ok(r.stderr.includes(`Refusing to use ${d} as the cache dir`), r.stderr);
+      }
+    }
+    assert.ok(existsSync(join(inst, "modules", "compute", "x.json")));
+    assert.ok(existsSync(join(pushed, "modules", "m.json")));
+    assert.ok(!existsSync(join(ROOT, "mutable_config.json")));
+    assert.ok(!existsSync(join(ROOT, ".raptiformica-cache")));
+  });
+
+  it("a cache marked by earlier builds (.raptiformica-managed with cache state) is still a cache, and gets the new marker", async () => {
+    const d = join(sb.home, "old.d");
+    let r = await sb.run(["-c", d, "config", "set", "app/foo", "bar"]);
+    assert.equal(r.code, 0, r.stderr);
+    // As an earlier build left it: the install dir's marker in the cache dir.
+    rmSync(join(d, ".raptiformica-cache"));
+    writeFileSync(join(d, ".raptiformica-managed"), "");
+    mkdirSync(join(d, "node"));
+    mkdirSync(join(d, "modules"));
+    r = await sb.run(["-c", d, "config", "get", "app/foo"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(d).sort(), [".raptiformica-cache", "modules", "mutable_config.json", "node"]);
+    r = await sb.run(["-c", d, "clean", "--purge-identity"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!existsSync(d));
+  });
+
+  it("a symlink to a folder is followed; a dangling symlink or a file is refused naming the path, exit 1", async () => {
+    const target = join(sb.home, "real.d");
+    mkdirSync(target);
+    const link = join(sb.home, "link.d");
+    symlinkSync(target, link);
+    let r = await sb.run(["-c", link, "config", "set", "app/x", "1"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(join(target, ".raptiformica-cache")), "the marker is in the target");
+    r = await sb.run(["-c", link, "clean", "--purge-identity"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!existsSync(join(target, "mutable_config.json")));
+    r = await sb.run(["-c", link, "config", "set", "app/x", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+
+    const dangling = join(sb.home, "dangling");
+    symlinkSync(join(sb.home, "nowhere"), dangling);
+    const afile = join(sb.home, "afile");
+    writeFileSync(afile, "x\n");
+    for (const [p, says] of [[dangling, /symbolic link to .*nowhere.*which does not exist/], [afile, /it is a file, not a directory/], [join(afile, "sub"), /cannot be created/]] as const) {
+      for (const cmd of [["config", "set", "app/x", "1"], ["identity"], ["clean"], ["destroy"]]) {
+        r = await sb.run(["-c", p, ...cmd]);
+        assert.equal(r.code, 1, `${p} ${cmd.join(" ")}: ${r.stderr}`);
+        assert.ok(r.stderr.includes(`Refusing to use ${p} as the cache dir`), r.stderr);
+        assert.match(r.stderr, says);
+      }
+    }
+    assert.ok(!existsSync(join(sb.home, "nowhere")));
+    assert.equal(readFileSync(afile, "utf8"), "x\n");
   });
 });

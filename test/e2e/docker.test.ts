@@ -272,7 +272,7 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
     const r = await top.rf(["slave", aIp], 300_000);
     assert.equal(r.code, 0, `slave A: ${r.stderr}`);
     // A's own key (raptiformica makes it in A's cache dir) is what B and C let in.
-    const aKey = top.onNode(aIp, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
+    const aKey = top.onNode(aIp, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && touch .raptiformica.d/.raptiformica-cache && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
     assert.equal(aKey.code, 0, aKey.stderr);
     const [b, c] = await Promise.all([top.container(`rf-${tag}-tb`, [net1], `${pub}\n${aKey.stdout.trim()}`), top.container(`rf-${tag}-tc`, [net2], `${pub}\n${aKey.stdout.trim()}`)]);
     const bIp = b[net1]!;

@@ -101,7 +101,7 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     const [uuid, host] = r.stdout.trim().split(" ");
     // The member must let the joining machine in (its operator would add the key).
-    const key = onNode(host!, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
+    const key = onNode(host!, ["sh", "-c", 'mkdir -p .raptiformica.d/ssh && touch .raptiformica.d/.raptiformica-cache && ssh-keygen -q -t ed25519 -N "" -f .raptiformica.d/ssh/id_ed25519 && cat .raptiformica.d/ssh/id_ed25519.pub']);
     assert.equal(key.status, 0, key.stderr);
     const memberDir = join(op.cache, "var", "machines", "netns", "headless", spawned[0]!.uuid);
     writeFileSync(join(memberDir, "authorized_keys"), readFileSync(join(memberDir, "authorized_keys"), "utf8") + key.stdout);

@@ -214,7 +214,7 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     assert.deepEqual(listed.members.map((m) => m.host), [m2.address]);
 
     // join from B's member through A's member: refused before the tunnel, naming both.
-    const key = onNode(m2, ["sh", "-c", 'k=.raptiformica.d/ssh/id_ed25519; [ -f "$k" ] || { mkdir -p .raptiformica.d/ssh && ssh-keygen -q -t ed25519 -N "" -f "$k"; }; cat "$k.pub"']);
+    const key = onNode(m2, ["sh", "-c", 'k=.raptiformica.d/ssh/id_ed25519; [ -f "$k" ] || { mkdir -p .raptiformica.d/ssh && touch .raptiformica.d/.raptiformica-cache && ssh-keygen -q -t ed25519 -N "" -f "$k"; }; cat "$k.pub"']);
     assert.equal(key.status, 0, key.stderr);
     writeFileSync(join(m1.dir, "authorized_keys"), readFileSync(join(m1.dir, "authorized_keys"), "utf8") + key.stdout);
     const joined = onNode(m2, [RF, "join", m1.address]);

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CACHE_MARKER } from "../../src/config/paths.ts";
 import { run } from "../../src/util/exec.ts";
 import { ROOT } from "./cli.ts";
 
@@ -42,6 +43,8 @@ export function ensureOperatorKey(cacheDir: string): string {
   const key = join(dir, "id_ed25519");
   if (!existsSync(key)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The cache dir is raptiformica's: it refuses to keep state in a folder without this mark.
+    writeFileSync(join(cacheDir, CACHE_MARKER), "", { mode: 0o600 });
     const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raptiformica-test", "-f", key]);
     if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
   }

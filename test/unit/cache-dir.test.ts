@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { describe, it } from "node:test";
-import { cachePaths, isOwnedEntry, MANAGED_MARKER, ownedBase, resolveCacheDir } from "../../src/config/paths.ts";
+import { cachePaths, isOwnedEntry, CACHE_MARKER, ownedBase, resolveCacheDir } from "../../src/config/paths.ts";
 import { nodePaths } from "../../src/node/paths.ts";
 
 describe("resolveCacheDir", () => {
@@ -78,6 +78,14 @@ describe("resolveCacheDir: ~ and HOME", () => {
     assert.throws(() => resolveCacheDir("~root/x", {}, "/home/u"), /not ~user/);
   });
 
+  it("~ followed by several / is $HOME's too, as the shell reads it (never the root's)", () => {
+    assert.equal(resolveCacheDir("~//x", {}, "/home/u"), "/home/u/x");
+    assert.equal(resolveCacheDir("~///x/y", {}, "/home/u"), "/home/u/x/y");
+    assert.equal(resolveCacheDir(undefined, { RAPTIFORMICA_CACHE_DIR: "~//z" }, "/home/u"), "/home/u/z");
+    assert.throws(() => resolveCacheDir("~//", {}, "/home/u"), /your home directory/);
+    assert.throws(() => resolveCacheDir("~//x", {}, ""), /relative to \$HOME, and HOME is/);
+  });
+
   it("refuses a cache dir relative to $HOME when HOME is empty or relative; an absolute one is fine", () => {
     for (const home of ["", "rel", "./h"]) {
       for (const flag of [undefined, "c.d", "~/c.d"]) {
@@ -95,7 +103,8 @@ describe("the type each entry must have", () => {
     assert.deepEqual(ownedBase("known_hosts"), { base: "known_hosts", kind: "file" });
     assert.deepEqual(ownedBase("known_hosts.old"), { base: "known_hosts", kind: "file" });
     assert.deepEqual(ownedBase("mutable_config.json.lock"), { base: "mutable_config.json", kind: "lock" });
-    assert.deepEqual(ownedBase(MANAGED_MARKER), { base: MANAGED_MARKER, kind: "file" });
+    assert.deepEqual(ownedBase(CACHE_MARKER), { base: CACHE_MARKER, kind: "file" });
+    assert.equal(ownedBase(".raptiformica-managed"), undefined, "the install dir's marker is not a cache entry");
     assert.equal(ownedBase("modules.d"), undefined);
   });
 });
