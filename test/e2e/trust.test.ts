@@ -21,6 +21,7 @@ import { after, before, describe, it } from "node:test";
 import { sandbox, type Sandbox } from "../helpers/cli.ts";
 import { Machines, writeInventory, type Machine } from "../helpers/machines.ts";
 import { remoteCommandLine } from "../../src/remote/quote.ts";
+import { CACHE_MARKER } from "../../src/config/paths.ts";
 import { pushTree } from "../../src/remote/transfer.ts";
 import { commitFiles } from "../helpers/gitrepo.ts";
 
@@ -56,6 +57,8 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     machines = new Machines(a.cache);
     // Operator B uses the same SSH key (the machines let it in), with its own known_hosts and cluster.
     cpSync(join(a.cache, "ssh"), join(b.cache, "ssh"), { recursive: true });
+    // A cache dir raptiformica keeps state in carries its mark (it refuses a folder that has files but no mark).
+    writeFileSync(join(b.cache, CACHE_MARKER), "", { mode: 0o600 });
     [m1, m2, m3] = (await machines.startMany(3, 3)) as [Machine, Machine, Machine];
   });
   after(async () => {
