@@ -4,6 +4,7 @@ import Table from "cli-table3";
 import { runningAgent } from "../node/agent-lock.ts";
 import { ensureAgent } from "../ops/node.ts";
 import { clusterFor, isMember } from "../ops/cluster/cluster.ts";
+import { ownClusterId } from "../ops/cluster/member.ts";
 import type { ClusterProblem, MemberRow } from "../ops/cluster/wire.ts";
 import { evictGone, formatUptime } from "../ops/members.ts";
 import { UserError } from "../util/errors.ts";
@@ -56,7 +57,9 @@ export function register(program: Command): void {
         return;
       }
       const answer = await clusterFor(ctx).members();
-      if (opts.json) process.stdout.write(`${jsonText(answer)}\n`);
+      // A member names its cluster, so that an operator machine can tell it is still in its own.
+      const clusterId = ownClusterId(ctx);
+      if (opts.json) process.stdout.write(`${jsonText(clusterId ? { clusterId, ...answer } : answer)}\n`);
       else {
         if (answer.error) process.stderr.write(`${printableText(answer.error)}\n`);
         process.stdout.write(render(answer.members));

@@ -9,7 +9,8 @@
  * - slave writes only into raptiformica's own, marked install dir, whatever
  *   `raptiformica/remote/command` says, and refuses a foreign one;
  * - a push (rsync or tar) replaces only what it copies, as root's files;
- * - slave, deploy and join refuse a member of another cluster, and neither operator loses its own.
+ * - slave, deploy and join refuse a member of another cluster, and neither operator loses its own;
+ * - an operator whose member moved to another cluster reads nothing from it and writes nothing to it.
  *
  * About 1 minute.
  */
@@ -230,5 +231,37 @@ describe("trust boundaries", { skip, timeout: 420_000 }, () => {
     const report = JSON.parse(deployed.stdout) as { hosts: { ok: boolean; error?: string }[] };
     assert.match(report.hosts[0]?.error ?? "", /is a member of cluster [0-9a-f]{16}, but this machine manages cluster/);
     assert.equal(mapping(a)[CA_CERT], caA, "A still manages its own cluster");
+  });
+  it("an operator never reads from or writes to its member once it is in another cluster; values starting with - are values", async () => {
+    // B's only member leaves its cluster and is slaved into A's.
+    const cleaned = onNode(m2, [RF, "clean"]);
+    assert.equal(cleaned.status, 0, cleaned.stderr);
+    const moved = await a.run(["slave", m2.address], { timeout: 240_000 });
+    assert.equal(moved.code, 0, moved.stderr);
+
+    const refusal = new RegExp(`No member of cluster [0-9a-f]{16} \\(the cluster this machine manages\\) answered[\\s\\S]*root@${m2.address.replace(/\./g, "\\.")}(:\\d+)?: it is now a member of cluster [0-9a-f]{16}`);
+    const members = await b.run(["members"]);
+    assert.equal(members.code, 1, members.stdout);
+    assert.match(members.stderr, refusal);
+    assert.equal(members.stdout, "", "no member list of the other cluster");
+    const set = await b.run(["config", "set", "app/from_b", "yes"]);
+    assert.equal(set.code, 1, set.stderr);
+    assert.match(set.stderr, refusal);
+    assert.match(set.stderr, /raptiformica slave HOST[\s\S]*raptiformica destroy/);
+    const got = await b.run(["config", "get", "app/from_member"]);
+    assert.equal(got.code, 1, got.stdout);
+    assert.match(got.stderr, refusal);
+    const ssh = await b.run(["ssh", "--info-only"]);
+    assert.equal(ssh.code, 1, ssh.stdout);
+    assert.match(ssh.stderr, refusal);
+    const there = await a.run(["config", "get", "app/from_b"]);
+    assert.equal(there.code, 1, `B's write reached A's cluster: ${there.stdout}`);
+
+    // A's own members still take its writes, values starting with - included.
+    const neg = await a.run(["config", "set", "app/neg", "--", "-5"]);
+    assert.equal(neg.code, 0, neg.stderr);
+    const back = await a.run(["config", "get", "app/neg"]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(back.stdout.trim(), "-5");
   });
 });

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { clusterIdOfPem, type ClusterId } from "../../consensus/cluster-id.ts";
 import type { Context } from "../context.ts";
 
 /**
@@ -8,4 +9,16 @@ import type { Context } from "../context.ts";
  */
 export function isMember(ctx: Pick<Context, "node">): boolean {
   return existsSync(ctx.node.nodeCert);
+}
+
+/**
+ * The cluster this machine is a member of, from its node's CA file (what its etcd certificate
+ * was issued from), or undefined when it is no member. This is what a member reports in its
+ * `--json` answers (cluster/wire.ts `clusterId`), so that an operator machine never takes an
+ * answer, or sends a write, to a member of another cluster.
+ */
+export function ownClusterId(ctx: Pick<Context, "node">): ClusterId | undefined {
+  if (!isMember(ctx) || !existsSync(ctx.node.caCert)) return undefined;
+  const pem = readFileSync(ctx.node.caCert, "utf8");
+  return pem.includes("BEGIN CERTIFICATE") ? clusterIdOfPem(pem) : undefined;
 }

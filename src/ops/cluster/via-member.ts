@@ -5,9 +5,11 @@ import { UserError } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { Context } from "../context.ts";
 import type { NeighbourRegistration } from "../inject.ts";
-import { onFirstMember } from "../via-member.ts";
+import { clusterIdOf } from "../../consensus/cluster-id.ts";
+import { onFirstMember, type MemberCheck } from "../via-member.ts";
 import type { Cluster } from "./cluster.ts";
 import { memberError } from "./member-cli.ts";
+import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
 import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
 
 /**
@@ -15,7 +17,9 @@ import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } fro
  * first 3 with a host: onFirstMember), running raptiformica's CLI there. What the member prints
  * on stderr besides its answer (a warning that it answered from its cache …) is passed on to
  * this machine's log; a command that fails there fails here with the member's own message and
- * exit code.
+ * exit code. When this machine manages a cluster, only a member of that cluster is used: reads
+ * check the cluster the answer names, writes ask the member's identity first (same-cluster.ts);
+ * a member of another cluster is passed over like an unreachable one.
  */
 export class ViaMember implements Cluster {
   readonly where = "member";
@@ -28,14 +32,24 @@ export class ViaMember implements Cluster {
     this.launcher = remoteCommand(ctx.config.snapshot().mapping);
   }
 
-  private async run(argv: readonly string[]): Promise<{ who: string; out: Outcome }> {
-    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.mapping, [this.launcher, ...argv]);
+  /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
+  private get mine() {
+    return clusterIdOf(this.ctx.config.snapshot().mapping);
+  }
+
+  private async run(argv: readonly string[], check: MemberCheck): Promise<{ who: string; out: Outcome }> {
+    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.mapping, [this.launcher, ...argv], 3, check);
     return { who: describeTarget(target), out };
   }
 
-  /** Runs argv there; its stderr is passed on, a non-zero exit thrown as its own error. */
+  /** A write: sent only to a member that says it is in this machine's cluster. */
+  private write(argv: readonly string[]): Promise<{ who: string; out: Outcome }> {
+    return this.run(argv, checkBeforeWrite(this.mine, this.launcher));
+  }
+
+  /** Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error. */
   private async ok(argv: readonly string[]): Promise<string> {
-    const { out } = await this.run(argv);
+    const { out } = await this.write(argv);
     if (out.exitCode === 0) {
       this.pass(out.stderr);
       return out.stdout;
@@ -50,14 +64,14 @@ export class ViaMember implements Cluster {
   }
 
   async members(): Promise<MembersAnswer> {
-    const { who, out } = await this.run(["members", "--json"]);
+    const { who, out } = await this.run(["members", "--json"], checkAnswer(this.mine, (out) => reportedClusterId(out.stdout)));
     // Its own messages are in the answer (`error`, `problems`): stderr is only quoted when
     // the answer cannot be read.
     return decodeAnswer(membersAnswer, out, who, "members --json");
   }
 
   async readConfig(): Promise<FlatMapping> {
-    const { who, out } = await this.run(["config", "show", "--json"]);
+    const { who, out } = await this.run(["config", "show", "--json"], checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
     if (out.exitCode !== 0) {
       const { before, message } = memberError(out.stderr);
       this.pass(before);
@@ -68,22 +82,23 @@ export class ViaMember implements Cluster {
   }
 
   async setConfig(key: string, value: string): Promise<void> {
-    await this.ok(["config", "set", key, value]);
+    // `--`: a key or value that starts with `-` is a value there too, not an option.
+    await this.ok(["config", "set", "--", key, value]);
   }
 
   async deleteConfig(key: string, opts: { recursive?: boolean } = {}): Promise<void> {
-    await this.ok(["config", "delete", key, ...(opts.recursive ? ["--recursive"] : [])]);
+    await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key]);
   }
 
   async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
-    await this.ok(["inject", r.host, "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : [])]);
+    await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
     return { inCluster: true };
   }
 
   /** One `config delete --recursive` per key; an entry already gone is fine. */
   async forgetNeighbours(publicKeys: readonly string[]): Promise<void> {
     for (const key of publicKeys) {
-      const { out } = await this.run(["config", "delete", "--recursive", `${KEY_ROOT}/meshnet/neighbours/${key}`]);
+      const { out } = await this.write(["config", "delete", "--recursive", "--", `${KEY_ROOT}/meshnet/neighbours/${key}`]);
       // The member says "Config key … is not set" when the entry is gone already.
       if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
     }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { FlatMapping } from "../../config/flatten.ts";
 import { mappingProblem } from "../../config/store.ts";
+import type { ClusterId } from "../../consensus/cluster-id.ts";
 import { UserError } from "../../util/errors.ts";
 
 /*
@@ -12,6 +13,17 @@ import { UserError } from "../../util/errors.ts";
 
 const hexKey = z.string().regex(/^[0-9a-fA-F]{64}$/, "not a Yggdrasil public key (64 hex characters)");
 
+/**
+ * The cluster the answering machine is a member of (consensus/cluster-id.ts: SHA-256 of its
+ * CA certificate), from its own CA file; absent on a machine that is no member, and from an
+ * older raptiformica (whose answers are taken as before).
+ */
+const clusterId = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "not a cluster id (64 lowercase hex characters)")
+  .transform((s) => s as ClusterId)
+  .optional();
+
 /** `raptiformica identity --json`: the machine's mesh identity. */
 export const identityAnswer = z.object({
   publicKey: hexKey,
@@ -20,6 +32,7 @@ export const identityAnswer = z.object({
   /** "0.4" or "0.5" (mesh/yggdrasil/version.ts `Major`). */
   yggdrasilMajor: z.string().optional(),
   yggdrasilVersion: z.string().optional(),
+  clusterId,
 });
 export type IdentityAnswer = z.infer<typeof identityAnswer>;
 
@@ -63,6 +76,7 @@ const voterChange = z.object({ time: z.string(), change: z.string() });
  * do, `members` is what the member's cache knows (statuses unknown).
  */
 export const membersAnswer = z.object({
+  clusterId,
   quorum: z.boolean(),
   error: z.string().optional(),
   members: z.array(memberRow),
