@@ -5,6 +5,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { execa } from "execa";
+import { CACHE_MARKER } from "../../src/config/paths.ts";
 import { openClient } from "../../src/consensus/client.ts";
 import { seedKvIfEmpty } from "../../src/consensus/kv-config.ts";
 import { ensureNodeCertificate } from "../../src/consensus/pki.ts";
@@ -47,6 +48,8 @@ function writeMapping(sb: Sandbox, m: Record<string, string>): void {
 async function makeMember(sb: Sandbox): Promise<ReturnType<typeof nodePaths>> {
   const node = nodePaths(join(sb.cache, "node"));
   await ensureNodeCertificate(node, await createCa(), "n1", "200::1");
+  // Made by hand here, so it carries the mark raptiformica gives a cache dir it made.
+  writeFileSync(join(sb.cache, CACHE_MARKER), "", { mode: 0o600 });
   return node;
 }
 
@@ -77,6 +80,7 @@ describe("the built CLI's error handler", () => {
       const tls = nodePaths(join(sb.cache, "node")).tlsDir;
       mkdirSync(tls, { recursive: true });
       for (const f of ["ca.crt", "node.crt", "node.key"]) writeFileSync(join(tls, f), "not a certificate\n");
+      writeFileSync(join(sb.cache, CACHE_MARKER), "", { mode: 0o600 });
       const r = await sb.run(["config", "show"]);
       assert.equal(r.code, 70, r.stderr);
       assert.match(r.stderr, /^raptiformica: internal error \(this is a bug, please report it\):\n/);
