@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { UserError } from "../util/errors.ts";
 import { KEY_ROOT } from "./flatten.ts";
@@ -63,6 +63,39 @@ export function ownershipEvidence(root: string): string | undefined {
     }
   }
   if (kindOf(join(root, "node", "yggdrasil", "private.key")) === "file") return "it holds a member's node/yggdrasil/private.key";
+  if (kindOf(join(root, "node", "etcd", "tls", "node.crt")) === "file") return "it holds a member's node/etcd/tls/node.crt";
+  return installedModuleEvidence(root);
+}
+
+/**
+ * A module installed (or put) under `modules/<name>/`: a JSON file there that names
+ * `raptiformica_api_version`, malformed or not (the format's own key; a user may lay a module
+ * down by hand before the first command). Reads at most 20 module dirs and 4 KiB of each file.
+ */
+function installedModuleEvidence(root: string): string | undefined {
+  const modules = join(root, "modules");
+  if (kindOf(modules) !== "dir") return undefined;
+  for (const name of readdirSync(modules).slice(0, 20)) {
+    const dir = join(modules, name);
+    if (kindOf(dir) !== "dir") continue;
+    for (const f of readdirSync(dir).filter((x) => x.endsWith(".json")).slice(0, 20)) {
+      const path = join(dir, f);
+      if (kindOf(path) !== "file") continue;
+      let head = "";
+      try {
+        const fd = openSync(path, "r");
+        try {
+          const buf = Buffer.alloc(4096);
+          head = buf.subarray(0, readSync(fd, buf, 0, 4096, 0)).toString("utf8");
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        continue;
+      }
+      if (head.includes("raptiformica_api_version")) return `it holds an installed module (${join("modules", name, f)})`;
+    }
+  }
   return undefined;
 }
 
@@ -135,7 +168,7 @@ export function claimCacheDir(paths: CachePaths, installDir?: string): void {
   const entries = readdirSync(root).filter((e) => e !== MANAGED_MARKER);
   const oldMarker = kindOf(join(root, MANAGED_MARKER)) === "file";
   if (entries.length > 0 && !oldMarker && ownershipEvidence(root) === undefined) {
-    refuse(root, `it is not empty and holds no raptiformica cache (no ${CACHE_MARKER}, no mutable_config.json with ${KEY_ROOT}/ keys, no node/yggdrasil/private.key), so what is there is likely someone else's`);
+    refuse(root, `it is not empty and holds no raptiformica cache (no ${CACHE_MARKER}, no mutable_config.json with ${KEY_ROOT}/ keys, no member state under node/, no module under modules/), so what is there is likely someone else's`);
   }
   writeMarker();
   if (oldMarker && kindOf(paths.marker) === "file") rmSync(join(root, MANAGED_MARKER), { force: true });
