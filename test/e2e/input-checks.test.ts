@@ -2,10 +2,11 @@ import { strict as assert } from "node:assert";
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { sandbox, type Sandbox } from "../helpers/cli.ts";
+import { ROOT, sandbox, type Sandbox } from "../helpers/cli.ts";
 
 // Failing inputs reported against the built CLI; each folder has a README (command, what happened, what is expected).
-const CASES = "/work/shared/cases";
+// The failing inputs of the cases these tests come from, copied from their reports.
+const CASES = join(ROOT, "test", "fixtures", "cases");
 const KEY = "116f4e064f7e9fbffaeca0c334c2cbb6bf3e2f2f83446f2520d2d84dfeb3bd55";
 const NEIGHBOUR = `raptiformica/meshnet/neighbours/${KEY}`;
 

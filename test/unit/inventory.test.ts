@@ -34,7 +34,7 @@ describe("deploy inventories", () => {
   });
 
   it("number entries by their position in the file, also after an entry that failed its own checks", () => {
-    // Shape of /work/shared/cases/inventory-entry-numbers: an entry without "dst" first.
+    // Shape of the inventory-entry-numbers case (test/fixtures/cases): an entry without "dst" first.
     const dup = parseInventory(JSON.stringify([{ host: "127.0.0.4" }, { dst: "127.0.0.5" }, { dst: "127.0.0.5" }]), "inventory-dup.json");
     assert.ok(!dup.ok);
     assert.match(dup.error, /entry 3 repeats dst 127\.0\.0\.5 \(also entry 2\)/);
