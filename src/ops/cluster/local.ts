@@ -1,5 +1,6 @@
 import { keyProblem, keysUnder, normalizeKey, type FlatMapping } from "../../config/flatten.ts";
 import { readVoterLog, type VoterLogEntry } from "../../consensus/voters.ts";
+import { readOnceMoreIfDropped } from "../../consensus/client.ts";
 import { neighbourPrefix, withoutNeighbours } from "../../mesh/neighbours.ts";
 import { runningAgent } from "../../node/agent-lock.ts";
 import { SharedConfig } from "../../node/shared-config.ts";
@@ -61,7 +62,8 @@ export class LocalCluster implements Cluster {
         let changes: VoterLogEntry[] = [];
         try {
           if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
-          ({ rows, problems } = await clusterMembers(shared.client, ctx.node));
+          const client = shared.client;
+          ({ rows, problems } = await readOnceMoreIfDropped(() => clusterMembers(client, ctx.node)));
           changes = await readVoterLog(shared.client).catch(() => []);
         } catch (e) {
           const why = errorMessage(e);
