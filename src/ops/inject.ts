@@ -2,7 +2,7 @@ import type { Context } from "./context.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";
-import { parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
+import { parseNeighbours, withNeighbour, withoutNeighbours } from "../mesh/neighbours.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { runningAgent } from "../node/agent-lock.ts";
 import { SharedConfig } from "../node/shared-config.ts";
@@ -29,12 +29,9 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
   try {
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
-    const after = await shared.update((m) => {
-      for (const n of parseNeighbours(m)) {
-        if (n.host === host && n.publicKey !== r.publicKey) {
-          for (const k of Object.keys(m)) if (k.startsWith(`raptiformica/meshnet/neighbours/${n.publicKey}/`)) delete m[k];
-        }
-      }
+    const after = await shared.update((before) => {
+      const replaced = parseNeighbours(before).filter((n) => n.host === host && n.publicKey !== r.publicKey);
+      const m = withoutNeighbours(before, replaced.map((n) => n.publicKey));
       const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
       return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host, sshPort: r.sshPort, yggdrasilPort: port });
     });
