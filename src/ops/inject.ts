@@ -4,7 +4,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";
 import { parseNeighbours, withNeighbour, withoutNeighbours } from "../mesh/neighbours.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent } from "../node/agent-lock.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 
 export interface NeighbourRegistration {
@@ -35,8 +35,7 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
       const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
       return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host, sshPort: r.sshPort, yggdrasilPort: port });
     });
-    const pid = runningAgent(ctx.node.agentPid);
-    if (pid !== undefined) process.kill(pid, "SIGUSR1");
+    pokeAgent(ctx.node.agentPid);
     return { mapping: after, inCluster: shared.isCluster };
   } finally {
     shared.close();

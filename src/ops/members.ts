@@ -12,6 +12,7 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 import { readStatus } from "../node/status.ts";
 import type { Context } from "./context.ts";
+import { isMember } from "./cluster/member.ts";
 import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.ts";
 
 export type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
@@ -94,9 +95,12 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
 
 /**
  * `members --evict` on a member: one eviction pass now (consensus/gone.ts), with the cluster's
- * grace period (meshnet/evict_after). Throws a UserError when the KV does not answer.
+ * grace period (meshnet/evict_after).
+ * @throws UserError when this machine is no member, or its KV does not answer.
+ * @throws ClusterUnavailable when the KV stops answering during the pass.
  */
 export async function evictGone(ctx: Context): Promise<{ evicted: Awaited<ReturnType<typeof evictionPass>>; evictAfterSeconds: number }> {
+  if (!isMember(ctx)) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
   const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
   try {
     if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { homedir } from "node:os";
 import { resolveCacheDir } from "../config/paths.ts";
@@ -11,13 +11,14 @@ import { memberName, mixedMajorProblem, parseNeighbours, selfNeighbour, withNeig
 import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
 import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { displayName } from "../node/agent.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
 import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import { readAdvertised } from "../node/advertised.ts";
+import type { Context } from "./context.ts";
 
 export interface NodeIdentity {
   readonly info: YggdrasilInfo;
@@ -91,6 +92,19 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
     return { pid: runningAgent(node.agentPid) ?? -1, started: true };
   }
   return spawnAgent(cache, node);
+}
+
+/**
+ * `members --rejoin`: one reconcile of this member now (what the cluster_change hook does): its
+ * running agent is told to (`poked`), or, when none runs, the agent is started (`started`),
+ * which reconciles as it starts.
+ * @throws UserError when this machine has no node state (it never ran `mesh`).
+ */
+export async function rejoinNow(ctx: Pick<Context, "paths" | "node">): Promise<"poked" | "started"> {
+  if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
+  if (pokeAgent(ctx.node.agentPid)) return "poked";
+  await ensureAgent(ctx.paths);
+  return "started";
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within `ms`. */

@@ -4,7 +4,7 @@ import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
@@ -76,8 +76,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
 
   mkdirSync(ctx.node.runDir, { recursive: true, mode: 0o700 });
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
-  const pid = runningAgent(ctx.node.agentPid);
-  if (pid !== undefined) process.kill(pid, "SIGUSR1");
+  pokeAgent(ctx.node.agentPid);
   let last = "";
   // The agent removes the marker once it restarted etcd; then etcd must answer a read.
   const back = await waitUntil(
