@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
-import { memberError } from "../../src/ops/cluster/member-cli.ts";
+import { memberError, memberFailure } from "../../src/ops/cluster/member-cli.ts";
 import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type MembersAnswer } from "../../src/ops/cluster/wire.ts";
-import { UserError } from "../../src/util/errors.ts";
+import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../src/util/errors.ts";
 import { jsonText } from "../../src/util/printable.ts";
 
 const WHO = "root@n1.example.org:22";
@@ -96,5 +96,24 @@ describe("a member's own error message, passed on by the operator", () => {
     assert.deepEqual(memberError("Segmentation fault\n"), { before: "", message: "Segmentation fault" });
     // The prefix inside a line is not the start of the member's error.
     assert.deepEqual(memberError("see raptiformica: docs\n"), { before: "", message: "see raptiformica: docs" });
+  });
+
+  it("a member's `not set` is told by its exit code (66), never by its words", () => {
+    const argv = ["config", "delete", "--recursive", "--", `raptiformica/meshnet/neighbours/${KEY}`];
+    const key = `raptiformica/meshnet/neighbours/${KEY}`;
+    const notSet = memberFailure({ exitCode: EXIT_KEY_NOT_SET, stderr: `raptiformica: Config key ${key} is not set; nothing was deleted.\n` }, argv, key);
+    assert.ok(notSet instanceof KeyNotSet);
+    assert.equal(notSet.key, key);
+    assert.equal(notSet.exitCode, 66);
+    assert.equal(notSet.message, `Config key ${key} is not set; nothing was deleted.`);
+    // Any other failure stays one, whatever it says (an older member, a refusal quoting "not set").
+    const refused = memberFailure({ exitCode: 1, stderr: "raptiformica: Deleting it was refused: raptiformica/meshnet/etcd/election_ms is not set below 5 heartbeats.\n" }, argv, key);
+    assert.ok(!(refused instanceof KeyNotSet));
+    assert.equal(refused.exitCode, 1);
+    // Exit 66 from a command about no key is passed on as it is, with a message when it gave none.
+    const bare = memberFailure({ exitCode: EXIT_KEY_NOT_SET, stderr: "" }, ["config", "show", "--json"]);
+    assert.ok(!(bare instanceof KeyNotSet));
+    assert.equal(bare.exitCode, 66);
+    assert.match(bare.message, /`raptiformica config` exited 66 on a member without saying why/);
   });
 });

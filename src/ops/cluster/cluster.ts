@@ -22,7 +22,7 @@ export interface Cluster {
   readConfig(): Promise<FlatMapping>;
   /** Sets one key, refused (UserError) when it cannot be held or breaks the cluster's settings. */
   setConfig(key: string, value: string): Promise<void>;
-  /** Deletes a key, or with `recursive` every key below it too; UserError when nothing is set. */
+  /** Deletes a key, or with `recursive` every key below it too; KeyNotSet (exit 66) when nothing is set. */
   deleteConfig(key: string, opts?: { recursive?: boolean }): Promise<void>;
   /** Registers a machine as a neighbour (see ops/inject.ts); `inCluster` false: only a local config took it. */
   inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }>;

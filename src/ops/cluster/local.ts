@@ -3,7 +3,7 @@ import { readVoterLog, type VoterLogEntry } from "../../consensus/voters.ts";
 import { neighbourPrefix, withoutNeighbours } from "../../mesh/neighbours.ts";
 import { runningAgent } from "../../node/agent-lock.ts";
 import { SharedConfig } from "../../node/shared-config.ts";
-import { UserError, errorMessage } from "../../util/errors.ts";
+import { KeyNotSet, UserError, errorMessage } from "../../util/errors.ts";
 import { refuseNewConfigProblems } from "../config-checks.ts";
 import type { Context } from "../context.ts";
 import { registerNeighbour, type NeighbourRegistration } from "../inject.ts";
@@ -119,7 +119,7 @@ export class LocalCluster implements Cluster {
         if (targets.length === 0 && unusable.length === 0) {
           const below = keysUnder(m, k).length;
           const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
-          throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
+          throw new KeyNotSet(k, `Config key ${k} is not set; nothing was deleted.${hint}`);
         }
         const after = { ...m };
         for (const t of targets) delete after[t];

@@ -1,14 +1,15 @@
-import { KEY_ROOT, type FlatMapping } from "../../config/flatten.ts";
+import { normalizeKey, type FlatMapping } from "../../config/flatten.ts";
+import { NEIGHBOURS_PREFIX } from "../../mesh/neighbours.ts";
 import { remoteCommand, sshSettings } from "../../remote/settings.ts";
 import { describeTarget } from "../../remote/ssh.ts";
-import { UserError } from "../../util/errors.ts";
+import { KeyNotSet } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { Context } from "../context.ts";
 import type { NeighbourRegistration } from "../inject.ts";
 import { clusterIdOf } from "../../consensus/cluster-id.ts";
 import { onFirstMember, type MemberCheck } from "../via-member.ts";
 import type { Cluster } from "./cluster.ts";
-import { memberError } from "./member-cli.ts";
+import { memberError, memberFailure } from "./member-cli.ts";
 import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
 import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
 
@@ -47,16 +48,18 @@ export class ViaMember implements Cluster {
     return this.run(argv, checkBeforeWrite(this.mine, this.launcher));
   }
 
-  /** Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error. */
-  private async ok(argv: readonly string[]): Promise<string> {
+  /**
+   * Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error
+   * (memberFailure: a KeyNotSet for `key` when the member says it is not set).
+   */
+  private async ok(argv: readonly string[], key?: string): Promise<string> {
     const { out } = await this.write(argv);
     if (out.exitCode === 0) {
       this.pass(out.stderr);
       return out.stdout;
     }
-    const { before, message } = memberError(out.stderr);
-    this.pass(before);
-    throw new UserError(message || `\`raptiformica ${argv[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`, out.exitCode);
+    this.pass(memberError(out.stderr).before);
+    throw memberFailure(out, argv, key);
   }
 
   private pass(stderr: string): void {
@@ -71,11 +74,11 @@ export class ViaMember implements Cluster {
   }
 
   async readConfig(): Promise<FlatMapping> {
-    const { who, out } = await this.run(["config", "show", "--json"], checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
+    const argv = ["config", "show", "--json"];
+    const { who, out } = await this.run(argv, checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
     if (out.exitCode !== 0) {
-      const { before, message } = memberError(out.stderr);
-      this.pass(before);
-      throw new UserError(message, out.exitCode);
+      this.pass(memberError(out.stderr).before);
+      throw memberFailure(out, argv);
     }
     this.pass(out.stderr);
     return decodeFullConfig(out.stdout, who);
@@ -87,7 +90,7 @@ export class ViaMember implements Cluster {
   }
 
   async deleteConfig(key: string, opts: { recursive?: boolean } = {}): Promise<void> {
-    await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key]);
+    await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key], normalizeKey(key));
   }
 
   async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
@@ -95,12 +98,14 @@ export class ViaMember implements Cluster {
     return { inCluster: true };
   }
 
-  /** One `config delete --recursive` per key; an entry already gone is fine. */
+  /** One `config delete --recursive` per key; an entry already gone (KeyNotSet) is fine. */
   async forgetNeighbours(publicKeys: readonly string[]): Promise<void> {
     for (const key of publicKeys) {
-      const { out } = await this.write(["config", "delete", "--recursive", "--", `${KEY_ROOT}/meshnet/neighbours/${key}`]);
-      // The member says "Config key … is not set" when the entry is gone already.
-      if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
+      try {
+        await this.deleteConfig(`${NEIGHBOURS_PREFIX}${key}`, { recursive: true });
+      } catch (e) {
+        if (!(e instanceof KeyNotSet)) throw e;
+      }
     }
   }
 }
