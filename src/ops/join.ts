@@ -4,13 +4,14 @@ import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { Context } from "./context.ts";
-import type { FlatMapping } from "../config/flatten.ts";
+import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
 import { clusterIdOf, clusterLabel } from "../consensus/cluster-id.ts";
 import { parseHostKey } from "../remote/known-hosts.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshOptions, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { run } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
+import { HOST_SELF_SCRIPT, decodeHostSelf } from "./cluster/wire.ts";
 
 export interface JoinRequest {
   readonly member: SshTarget;
@@ -80,19 +81,15 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
 /**
  * This machine may already be a member of another cluster than the member's: refused before
  * anything changes (the member's `slave` back would refuse it too, but only after the tunnel
- * and the key). A member whose config cannot be read is left to that later check.
+ * and the key). The member's cluster is what it says about itself (cluster/wire.ts
+ * decodeHostSelf: its node's CA, else its config), as `slave` reads it; a member that cannot be
+ * read is left to that later check.
  */
 async function refuseOtherCluster(ctx: Context, s: SshSettings, m: SshTarget): Promise<void> {
-  const out = await sshRun(s, m, ["cat", ".raptiformica.d/mutable_config.json"], { timeoutMs: 60_000 });
+  const out = await sshRun(s, m, ["sh", "-c", HOST_SELF_SCRIPT, "sh", DEFAULT_CACHE_DIR], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) return;
-  let theirs: FlatMapping;
-  try {
-    theirs = JSON.parse(out.stdout) as FlatMapping;
-  } catch {
-    return;
-  }
   const mine = clusterIdOf(ctx.config.snapshot().mapping);
-  const other = clusterIdOf(theirs);
+  const other = decodeHostSelf(out.stdout).clusterId;
   if (!mine || !other || mine === other) return;
   throw new UserError(
     `This machine is a member of ${clusterLabel(mine)}, but ${describeTarget(m)} is a member of ${clusterLabel(other)}; nothing was changed, here or there. ` +

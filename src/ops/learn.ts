@@ -1,6 +1,5 @@
 import type { Context } from "./context.ts";
 import type { FlatMapping } from "../config/flatten.ts";
-import { decodeFullConfig } from "./cluster/wire.ts";
 import { learnFromMember } from "../config/trust.ts";
 import { clusterIdOf, clusterLabel, otherClusterProblem } from "../consensus/cluster-id.ts";
 import { KEYS } from "../consensus/settings.ts";
@@ -10,15 +9,6 @@ function caOf(m: FlatMapping): FlatMapping {
   const out: FlatMapping = {};
   for (const k of [KEYS.caCert, KEYS.caKey]) if (m[k] !== undefined) out[k] = m[k];
   return out;
-}
-
-/**
- * Parses what a member printed for `config show --json`: a complete flat mapping, or a
- * UserError naming `who` (nothing is changed here then). The wire format is declared in
- * cluster/wire.ts.
- */
-export function parseReportedMapping(text: string, who: string): FlatMapping {
-  return decodeFullConfig(text, who);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
-import { mappingProblem } from "../config/store.ts";
-import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, otherClusterProblem, type ClusterId } from "../consensus/cluster-id.ts";
+import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
+import { clusterIdOf, otherClusterIdProblem, otherClusterProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
@@ -13,10 +13,11 @@ import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
 import { registerNeighbour } from "./inject.ts";
-import { parseReportedMapping, storeLearned } from "./learn.ts";
+import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
 import { isMember } from "./cluster/member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
+import { HOST_SELF_SCRIPT, decodeFullConfig, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -50,34 +51,21 @@ export type SlaveProgress = (step: SlaveStep, detail?: string) => void;
 export type SlaveStep = "connect" | "upload" | "provision" | "after_slave" | "register" | "mesh" | "after_assimilate" | "done";
 
 /** What one round trip tells about the host before anything is changed on it. */
-interface HostFacts {
+interface HostFacts extends HostSelf {
   readonly os: string;
   readonly commands: ReadonlySet<string>;
-  /**
-   * It has a mutable config of a cluster (one naming a CA, or one that cannot be read, which
-   * is never overwritten): a member (or one was), so its cluster knowledge wins.
-   */
-  readonly hasConfig: boolean;
-  /** Its mutable config, when it has a readable one. */
-  readonly mapping?: FlatMapping;
-  /**
-   * The cluster it is a member of: from its node's CA certificate (which stays when its config
-   * is moved away), else from its config.
-   */
-  readonly clusterId?: ClusterId;
 }
 
+/** `uname`, the commands slave relies on, then what the host says about itself (cluster/wire.ts). */
 const FACTS_SCRIPT =
-  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
-  'if [ -r "$1/node/etcd/tls/ca.crt" ]; then echo ca; cat "$1/node/etcd/tls/ca.crt"; echo; echo end-ca; fi; ' +
-  'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
+  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' + HOST_SELF_SCRIPT;
 
 /** Marks of a remote install dir or cache dir made before directories carried the marker. */
 const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
 const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
 /** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
-const REMOTE_CACHE = ".raptiformica.d";
+const REMOTE_CACHE = DEFAULT_CACHE_DIR;
 
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
@@ -146,26 +134,7 @@ async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
   const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
   const [os = "", commands = "", ...rest] = out.stdout.split("\n");
-  const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
-  let caPem: string | undefined;
-  if (rest[0]?.trim() === "ca") {
-    const end = rest.findIndex((l) => l.trim() === "end-ca");
-    caPem = rest.slice(1, end < 0 ? undefined : end).join("\n");
-    rest.splice(0, end < 0 ? rest.length : end + 1);
-  }
-  const fromCa = caPem?.includes("BEGIN CERTIFICATE") ? { clusterId: clusterIdOfPem(caPem) } : {};
-  const [config = "", ...json] = rest;
-  if (config.trim() !== "config") return { ...facts, ...fromCa, hasConfig: false };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.join("\n"));
-  } catch {
-    return { ...facts, ...fromCa, hasConfig: true };
-  }
-  if (mappingProblem(parsed)) return { ...facts, ...fromCa, hasConfig: true };
-  const remote = parsed as FlatMapping;
-  const id = fromCa.clusterId ?? clusterIdOf(remote);
-  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote, ...(id ? { clusterId: id } : {}) };
+  return { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)), ...decodeHostSelf(rest.join("\n")) };
 }
 
 /**
@@ -301,7 +270,7 @@ async function injectOnMember(
       await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
       const shown = await member.run(["config", "show", "--json"]);
       if (shown.exitCode !== 0) return fallback;
-      const theirs = parseReportedMapping(shown.stdout, member.who);
+      const theirs = decodeFullConfig(shown.stdout, member.who);
       const problem = otherClusterProblem(fallback, theirs, member.who);
       if (problem) throw new UserError(problem);
       return theirs;

@@ -1,7 +1,12 @@
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { memberError, memberFailure } from "../../src/ops/cluster/member-cli.ts";
-import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type MembersAnswer } from "../../src/ops/cluster/wire.ts";
+import { HOST_SELF_SCRIPT, decodeAnswer, decodeFullConfig, decodeHostSelf, identityAnswer, membersAnswer, type MembersAnswer } from "../../src/ops/cluster/wire.ts";
+import { clusterIdOf, clusterIdOfPem } from "../../src/consensus/cluster-id.ts";
 import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../src/util/errors.ts";
 import { jsonText } from "../../src/util/printable.ts";
 
@@ -115,5 +120,55 @@ describe("a member's own error message, passed on by the operator", () => {
     assert.ok(!(bare instanceof KeyNotSet));
     assert.equal(bare.exitCode, 66);
     assert.match(bare.message, /`raptiformica config` exited 66 on a member without saying why/);
+  });
+});
+
+describe("what a host says about itself (slave, join): one reader", () => {
+  const pem = (b64: string) => `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+  const CA_KEY = "raptiformica/meshnet/etcd/ca_cert";
+  const usable = { "raptiformica/server/s/x": "1", "raptiformica/compute/c/x": "1", "raptiformica/platform/p/x": "1" };
+
+  /** Runs HOST_SELF_SCRIPT, as slave and join do over SSH, on a cache dir laid out here. */
+  function said(files: { ca?: string; config?: string }): ReturnType<typeof decodeHostSelf> {
+    const dir = mkdtempSync(join(tmpdir(), "rf-host-self-"));
+    try {
+      if (files.ca !== undefined) {
+        mkdirSync(join(dir, "node", "etcd", "tls"), { recursive: true });
+        writeFileSync(join(dir, "node", "etcd", "tls", "ca.crt"), files.ca);
+      }
+      if (files.config !== undefined) writeFileSync(join(dir, "mutable_config.json"), files.config);
+      const r = spawnSync("sh", ["-c", HOST_SELF_SCRIPT, "sh", dir], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return decodeHostSelf(r.stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("a new host says nothing", () => {
+    assert.deepEqual(said({}), { hasConfig: false });
+  });
+
+  it("its node's CA names its cluster, even with its config moved away or unusable", () => {
+    const id = clusterIdOfPem(pem("AAEC"));
+    assert.deepEqual(said({ ca: pem("AAEC") }), { hasConfig: false, clusterId: id });
+    assert.deepEqual(said({ ca: pem("AAEC"), config: "{ half" }), { hasConfig: true, clusterId: id });
+    // Its CA file wins over the CA its config names (the config may be a copy from elsewhere).
+    const config = { ...usable, [CA_KEY]: pem("AAED") };
+    assert.deepEqual(said({ ca: pem("AAEC"), config: JSON.stringify(config) }), { hasConfig: true, mapping: config, clusterId: id });
+  });
+
+  it("without a CA file, its config's CA names the cluster; a config of no cluster is not a member's", () => {
+    const config = { ...usable, [CA_KEY]: pem("AAED") };
+    assert.deepEqual(said({ config: JSON.stringify(config) }), { hasConfig: true, mapping: config, clusterId: clusterIdOf(config) });
+    assert.deepEqual(said({ config: JSON.stringify(usable) }), { hasConfig: false, mapping: usable });
+  });
+
+  it("what cannot be read names no cluster: a CA file without a certificate, a config that is not a usable one", () => {
+    assert.deepEqual(said({ ca: "" }), { hasConfig: false });
+    assert.deepEqual(said({ ca: "garbage\n" }), { hasConfig: false });
+    // JSON, but no config (required sections missing): kept (never overwritten), its CA not believed.
+    assert.deepEqual(said({ config: JSON.stringify({ [CA_KEY]: pem("AAED") }) }), { hasConfig: true });
+    assert.deepEqual(said({ config: "" }), { hasConfig: true });
   });
 });

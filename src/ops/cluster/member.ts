@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { clusterIdOfPem, type ClusterId } from "../../consensus/cluster-id.ts";
+import { clusterIdOfCaFile, type ClusterId } from "../../consensus/cluster-id.ts";
 import type { Context } from "../context.ts";
 
 /**
@@ -19,6 +19,5 @@ export function isMember(ctx: Pick<Context, "node">): boolean {
  */
 export function ownClusterId(ctx: Pick<Context, "node">): ClusterId | undefined {
   if (!isMember(ctx) || !existsSync(ctx.node.caCert)) return undefined;
-  const pem = readFileSync(ctx.node.caCert, "utf8");
-  return pem.includes("BEGIN CERTIFICATE") ? clusterIdOfPem(pem) : undefined;
+  return clusterIdOfCaFile(readFileSync(ctx.node.caCert, "utf8"));
 }

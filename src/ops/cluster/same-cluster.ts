@@ -2,7 +2,7 @@ import { clusterIdOf, type ClusterId } from "../../consensus/cluster-id.ts";
 import { sshRun } from "../../remote/ssh.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { MemberCheck, OtherCluster } from "../via-member.ts";
-import { identityAnswer } from "./wire.ts";
+import { configText, identityAnswer } from "./wire.ts";
 
 /**
  * Whether a member reporting `theirs` is of another cluster than `mine` (this machine's):
@@ -49,14 +49,8 @@ export function checkBeforeWrite(mine: ClusterId | undefined, launcher: string):
   };
 }
 
-/** The cluster of the config a member shows (`config show --json`: the CA it holds), if readable. */
+/** The cluster of the config a member shows (`config show --json`: the CA it holds), if it is a usable config (wire.ts configText). */
 export function shownConfigClusterId(stdout: string): ClusterId | undefined {
-  try {
-    const parsed: unknown = JSON.parse(stdout);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-    const mapping = Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"));
-    return clusterIdOf(mapping);
-  } catch {
-    return undefined;
-  }
+  const shown = configText.safeParse(stdout);
+  return shown.success ? clusterIdOf(shown.data) : undefined;
 }
