@@ -20,6 +20,8 @@ export interface NeighbourRegistration {
  * original, a different machine registered under the same host is replaced. The host must pass
  * `parseHost` (a UserError naming it otherwise, before anything is written). Returns the
  * config as it is afterwards and whether it went to the cluster.
+ * @throws UserError when the host is not usable (before anything is written), or the local config cannot be written.
+ * @throws ClusterUnavailable when the cluster KV does not answer the write in time.
  */
 export async function registerNeighbour(ctx: Context, r: NeighbourRegistration): Promise<{ mapping: FlatMapping; inCluster: boolean }> {
   // Whoever calls (inject, slave, spawn), the host goes into the KV only in the form the

@@ -39,6 +39,7 @@ const PIN_SCRIPT = 'set -e; kh=.raptiformica.d/known_hosts; touch "$kh"; chmod 6
  * sshd; the member's key is let in here, this machine's host key is pinned there, and the
  * member runs `slave` back through the tunnel — registering this machine under a real address
  * (the one it connects from, or --advertise-host), never 127.0.0.1.
+ * @throws UserError when this machine's sshd is not there, this machine is in another cluster than the member, the member cannot be reached or give its key, the tunnel does not open, or the member's slave back fails; the member's key is let in only meanwhile.
  */
 export async function joinCluster(ctx: Context, req: JoinRequest, progress: (text: string) => void): Promise<{ host: string; output: string }> {
   await ensureLocalSshd(req.localSshPort);
@@ -127,6 +128,7 @@ const GRANT_MINUTES = 35;
  * time, OpenSSH 7.7+) a little past the slave's own 30-minute limit, so a `join` killed before
  * it could revoke the key leaves no lasting access. `tag` marks the line for {@link revoke}.
  * Pure: `now` is the clock.
+ * Pure; throws nothing.
  */
 export function grantLine(publicKey: string, tag: string, now: Date): string {
   const until = new Date(now.getTime() + GRANT_MINUTES * 60_000);

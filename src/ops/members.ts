@@ -17,7 +17,10 @@ import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.
 
 export type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 
-/** The etcd alarms as problems, each naming the member and what to do. */
+/**
+ * The etcd alarms as problems, each naming the member and what to do.
+ * Pure; throws nothing.
+ */
 export function alarmProblems(alarms: readonly EtcdAlarm[], members: readonly EtcdMember[], revision: string, clientPort: number): ClusterProblem[] {
   return alarms.map((a) => {
     const name = members.find((m) => m.id === a.memberId)?.name || a.memberId;
@@ -42,6 +45,7 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
  * The cluster as the KV sees it: neighbours joined with the live node records (alive = a record
  * exists, failed = none, left = left on purpose) and the etcd member list for roles; and the
  * problems to act on (keys no config can hold, bad cluster settings in the KV, etcd alarms).
+ * @throws ClusterUnavailable when the KV (config, node records, leader, member list) does not answer in time.
  */
 export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[] }> {
   const [{ mapping, unusable }, records, status] = await Promise.all([readKvConfig(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
@@ -113,7 +117,10 @@ export async function evictGone(ctx: Context): Promise<{ evicted: Awaited<Return
   }
 }
 
-/** What the local cache knows when the cluster cannot be asked: neighbours, status unknown. */
+/**
+ * What the local cache knows when the cluster cannot be asked: neighbours, status unknown.
+ * Pure; throws nothing.
+ */
 export function cachedMembers(mapping: FlatMapping): MemberRow[] {
   return parseNeighbours(mapping)
     .map((n) => ({
@@ -126,6 +133,7 @@ export function cachedMembers(mapping: FlatMapping): MemberRow[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** Seconds as the `members` table shows them (`45s`, `3m2s`, `2h5m`, `1d3h`); `-` when unknown. Pure; throws nothing. */
 export function formatUptime(seconds: number | undefined): string {
   if (seconds === undefined) return "-";
   if (seconds < 60) return `${seconds}s`;

@@ -25,6 +25,10 @@ export interface NodeIdentity {
   readonly identity: Identity;
 }
 
+/**
+ * This node's mesh identity (made once) and the yggdrasil it runs.
+ * @throws UserError when no usable yggdrasil is installed here, or its key cannot be made or read.
+ */
 export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
   const detected = await detectYggdrasil(yggdrasilBinary());
   if (!detected.ok) throw new UserError(detected.error);
@@ -36,6 +40,7 @@ export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
  * Everything `mesh` needs before the agent starts: the node identity, the cluster CA (made
  * once, on the first node, and shared through the config like the original's secrets), and
  * this node's neighbour entry in the local config. Refuses a cluster of mixed Yggdrasil majors.
+ * @throws UserError when yggdrasil is missing, the cluster mixes Yggdrasil majors, the advertised address is unusable, or the config cannot be written.
  */
 export async function prepareNode(cache: CachePaths, local: LocalConfig): Promise<NodeIdentity> {
   const id = await nodeIdentity(cache);
@@ -72,6 +77,7 @@ export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-sp
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
  * started at boot), else as a detached process with a pidfile. Returns its pid when known.
+ * @throws UserError when systemd refuses the unit (daemon-reload, enable --now).
  */
 export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean }> {
   const node = nodePaths(cache.node);
@@ -148,8 +154,9 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
 
 /**
  * Waits (bounded by `timeoutMs`) until the agent reports `ready` in a status written at or
- * after `since` (epoch ms): meshed, consensus running, record written. Throws UserError saying
- * what phase the agent is stuck in, and where its log is, when it does not get there in time.
+ * after `since` (epoch ms): meshed, consensus running, record written.
+ * @throws UserError saying what phase the agent is stuck in, and where its log is, when it does
+ *   not get there in time.
  */
 export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
   let last: AgentStatus | undefined;

@@ -34,7 +34,7 @@ async function raftIndexAt(endpoint: string, ctx: Context): Promise<Progress | u
  * data (unless `force`). The others rejoin as they come back (a voter removed this way moves
  * its old data aside and joins fresh), and the voter manager grows the set back.
  *
- * Throws UserError when this machine holds no etcd data, when the cluster still has quorum,
+ * @throws UserError when this machine holds no etcd data, when the cluster still has quorum,
  * when this member's etcd does not answer, or when a reachable voter has newer data (without
  * `force`); nothing is changed then.
  */

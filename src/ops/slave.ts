@@ -2,22 +2,25 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
-import { clusterIdOf, otherClusterIdProblem, otherClusterProblem } from "../consensus/cluster-id.ts";
+import { clusterIdOf, otherClusterIdProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
+import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
-import { registerNeighbour } from "./inject.ts";
+import type { NeighbourRegistration } from "./inject.ts";
 import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import { LocalCluster } from "./cluster/local.ts";
 import { isMember } from "./cluster/member.ts";
+import { ViaMember } from "./cluster/via-member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
-import { HOST_SELF_SCRIPT, decodeFullConfig, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
+import { HOST_SELF_SCRIPT, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -70,6 +73,8 @@ const REMOTE_CACHE = DEFAULT_CACHE_DIR;
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
  * make it a member. Safe to run again on a member: every step converges (it is the update path).
+ * @throws UserError naming the host for every step that fails (SSH, another cluster, no Linux, no rsync/tar, provisioning, registration, mesh); a host of another cluster is refused before anything changes.
+ * @throws ClusterUnavailable when, on a member, its KV does not answer the registration in time.
  */
 export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: SlaveProgress = () => undefined): Promise<SlaveResult> {
   const settings = await sshSettings(ctx.paths, ctx.log);
@@ -181,6 +186,7 @@ interface Provisioner {
   readonly bootstrap?: string;
 }
 
+/** The provisioners of `serverType` in the config, in name order, with their source and bootstrap. Pure; throws nothing. */
 export function provisioners(mapping: FlatMapping, serverType: string): Provisioner[] {
   const prefix = `${KEY_ROOT}/server/${serverType}/`;
   const names = new Set(keysUnder(mapping, prefix).map((k) => k.slice(prefix.length).split("/")[0] as string));
@@ -220,14 +226,11 @@ async function assimilate(
   // A member being slaved again (the update path) can register itself when no other member
   // answers (the operator's copy may name members long gone).
   const members = isOurMember ? [...others, t] : others;
-  // On a member (e.g. the far end of `join`) the registration is local; from an operator
-  // machine it is done by the first member that answers over SSH; the first node of a new
-  // cluster needs none.
-  const cluster = here
-    ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
-    : members.length > 0
-      ? await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, own)
-      : own;
+  // One path, through the Cluster interface: on a member (e.g. the far end of `join`) its own
+  // KV; from an operator machine the first of `members` that answers over SSH; the first node
+  // of a new cluster needs none.
+  const registrar: Cluster | undefined = here ? new LocalCluster(ctx) : members.length > 0 ? new ViaMember(ctx, own, { targets: members }) : undefined;
+  const cluster = registrar ? await register(registrar, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey }, who, own) : own;
   // The freshest knowledge (the new neighbour included, and the CA it needs to join) for the
   // new node, unless it has its own.
   await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
@@ -253,33 +256,19 @@ async function assimilate(
   return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
 }
 
-/** Registers the new node on the first member that answers; returns that member's view of the config. */
-async function injectOnMember(
-  s: SshSettings,
-  members: SshTarget[],
-  rfRemote: string,
-  reach: { host: string; port: number },
-  t: SshTarget,
-  key: string,
-  fallback: FlatMapping,
-): Promise<FlatMapping> {
-  const tried: string[] = [];
-  for (const m of members) {
-    const member = new MemberCli(s, m, rfRemote);
-    try {
-      await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
-      const shown = await member.run(["config", "show", "--json"]);
-      if (shown.exitCode !== 0) return fallback;
-      const theirs = decodeFullConfig(shown.stdout, member.who);
-      const problem = otherClusterProblem(fallback, theirs, member.who);
-      if (problem) throw new UserError(problem);
-      return theirs;
-    } catch (e) {
-      tried.push(errorMessage(e));
-    }
+/**
+ * Registers the new node (`who`) through `cluster` and returns the shared config afterwards
+ * (`fallback` when it could not be read back).
+ * @throws UserError when no member could register it (the machine is provisioned by then).
+ */
+async function register(cluster: Cluster, r: NeighbourRegistration, who: string, fallback: FlatMapping): Promise<FlatMapping> {
+  try {
+    return (await cluster.inject(r)).config ?? fallback;
+  } catch (e) {
+    if (cluster.where === "here" || !(e instanceof UserError)) throw e;
+    throw new UserError(
+      `No member of the cluster could register ${who}: ${e.message}\n` + "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
+      e.exitCode,
+    );
   }
-  throw new UserError(
-    `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
-      "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
-  );
 }

@@ -4,7 +4,7 @@ import type { ClusterId } from "../../src/consensus/cluster-id.ts";
 import { neighbourMapping } from "../../src/mesh/neighbours.ts";
 import { checkAnswer, otherCluster, reportedClusterId, shownConfigClusterId } from "../../src/ops/cluster/same-cluster.ts";
 import { decodeAnswer, identityAnswer, membersAnswer } from "../../src/ops/cluster/wire.ts";
-import { onFirstMember } from "../../src/ops/via-member.ts";
+import { memberTargets, onFirstMember } from "../../src/ops/via-member.ts";
 import type { SshSettings } from "../../src/remote/ssh.ts";
 import { UserError } from "../../src/util/errors.ts";
 
@@ -50,7 +50,7 @@ describe("same cluster: an operator uses only members of the cluster it manages"
 
   it("passes over every member of another cluster without sending the command, and refuses naming both clusters", async () => {
     const asked: string[] = [];
-    const e = await onFirstMember(async () => ({}) as SshSettings, mapping, ["raptiformica", "config", "set", "--", "k", "v"], 3, {
+    const e = await onFirstMember(async () => ({}) as SshSettings, memberTargets(mapping), ["raptiformica", "config", "set", "--", "k", "v"], 3, {
       before: async (_s, t) => {
         asked.push(t.host);
         return { mine: X, theirs: Y };

@@ -131,8 +131,9 @@ export class LocalCluster implements Cluster {
     );
   }
 
-  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
-    return { inCluster: (await registerNeighbour(this.ctx, r)).inCluster };
+  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config: FlatMapping }> {
+    const { mapping, inCluster } = await registerNeighbour(this.ctx, r);
+    return { inCluster, config: mapping };
   }
 
   /** One write: the entries of every key go together. */

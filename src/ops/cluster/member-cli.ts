@@ -4,7 +4,10 @@ import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type IdentityAnswer, type MembersAnswer } from "./wire.ts";
 
-/** The last lines of a member's stderr, on one line: what an error quotes. */
+/**
+ * The last lines of a member's stderr, on one line: what an error quotes.
+ * Pure; throws nothing.
+ */
 export function lastLines(text: string, n = 3): string {
   return text.trim().split("\n").slice(-n).join(" | ") || "no error output";
 }
@@ -13,6 +16,7 @@ export function lastLines(text: string, n = 3): string {
  * A member's own message for a command that failed there: its stderr up to and without the
  * last `raptiformica: ` prefix (the member's error paragraph), which this machine's error handler
  * adds again. `before` is what the member printed ahead of it (warnings).
+ * Pure; throws nothing.
  */
 export function memberError(stderr: string): { before: string; message: string } {
   const at = stderr.lastIndexOf("raptiformica: ");
@@ -26,6 +30,7 @@ export function memberError(stderr: string): { before: string; message: string }
  * the member's own message (memberError) with its exit code, so the command fails here as it
  * did there. Exit {@link EXIT_KEY_NOT_SET} for a command about config key `key` is a
  * {@link KeyNotSet}: callers tell "not set" by that type, never by the message's words.
+ * Pure; throws nothing (it returns the error to throw).
  */
 export function memberFailure(out: Pick<Outcome, "exitCode" | "stderr">, command: readonly string[], key?: string): UserError {
   const message = memberError(out.stderr).message || `\`raptiformica ${command[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`;

@@ -1,13 +1,13 @@
 import { normalizeKey, type FlatMapping } from "../../config/flatten.ts";
 import { NEIGHBOURS_PREFIX } from "../../mesh/neighbours.ts";
 import { remoteCommand, sshSettings } from "../../remote/settings.ts";
-import { describeTarget } from "../../remote/ssh.ts";
-import { KeyNotSet } from "../../util/errors.ts";
+import { describeTarget, type SshTarget } from "../../remote/ssh.ts";
+import { KeyNotSet, errorMessage } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { Context } from "../context.ts";
 import type { NeighbourRegistration } from "../inject.ts";
 import { clusterIdOf } from "../../consensus/cluster-id.ts";
-import { onFirstMember, type MemberCheck } from "../via-member.ts";
+import { memberTargets, onFirstMember, type MemberCheck } from "../via-member.ts";
 import type { Cluster } from "./cluster.ts";
 import { memberError, memberFailure } from "./member-cli.ts";
 import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
@@ -15,7 +15,8 @@ import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } fro
 
 /**
  * The cluster through the first member that answers over SSH, of those `mapping` names (the
- * first 3 with a host: onFirstMember), running raptiformica's CLI there. What the member prints
+ * first 3 with a host: onFirstMember) or of the `targets` given (all of them, in that order),
+ * running raptiformica's CLI there. What the member prints
  * on stderr besides its answer (a warning that it answered from its cache …) is passed on to
  * this machine's log; a command that fails there fails here with the member's own message and
  * exit code. When this machine manages a cluster, only a member of that cluster is used: reads
@@ -25,12 +26,15 @@ import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } fro
 export class ViaMember implements Cluster {
   readonly where = "member";
   private readonly launcher: string;
+  private readonly targets: readonly SshTarget[];
 
   constructor(
     private readonly ctx: Context,
-    private readonly mapping: FlatMapping,
+    mapping: FlatMapping,
+    opts: { targets?: readonly SshTarget[] } = {},
   ) {
     this.launcher = remoteCommand(ctx.config.snapshot().mapping);
+    this.targets = opts.targets ?? memberTargets(mapping).slice(0, 3);
   }
 
   /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
@@ -39,7 +43,7 @@ export class ViaMember implements Cluster {
   }
 
   private async run(argv: readonly string[], check: MemberCheck): Promise<{ who: string; out: Outcome }> {
-    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.mapping, [this.launcher, ...argv], 3, check);
+    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.targets, [this.launcher, ...argv], this.targets.length, check);
     return { who: describeTarget(target), out };
   }
 
@@ -93,9 +97,14 @@ export class ViaMember implements Cluster {
     await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key], normalizeKey(key));
   }
 
-  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
+  /** The config afterwards is read with a second call; undefined when that one fails (the registration stands). */
+  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }> {
     await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
-    return { inCluster: true };
+    const config = await this.readConfig().catch((e: unknown) => {
+      this.ctx.log.debug(`the config after registering ${r.host} could not be read: ${errorMessage(e)}`);
+      return undefined;
+    });
+    return { inCluster: true, ...(config ? { config } : {}) };
   }
 
   /** One `config delete --recursive` per key; an entry already gone (KeyNotSet) is fine. */

@@ -97,7 +97,7 @@ function issues(error: z.ZodError): string {
 
 /**
  * Decodes what member `who` printed for `command` (e.g. `members --json`) with `schema`.
- * Throws a UserError naming the member and the command: when the text is not JSON, one that
+ * @throws UserError naming the member and the command: when the text is not JSON, one that
  * quotes what it printed on stderr (or the start of stdout) and its exit code; when it is JSON
  * of another shape, one that names the fields and says how to bring the member to this version.
  */
@@ -145,8 +145,8 @@ export const configText = z
 
 /**
  * Decodes a member's whole shared config (`config show --json`, see {@link configText}).
- * Throws a UserError naming `who` when it is not JSON or not usable as a config; nothing is
- * changed here then.
+ * @throws UserError naming `who` when it is not JSON or not usable as a config; nothing is
+ *   changed here then.
  */
 export function decodeFullConfig(text: string, who: string): FlatMapping {
   const r = configText.safeParse(text);
@@ -185,7 +185,7 @@ export const HOST_SELF_SCRIPT =
   'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
 
 /**
- * Decodes what HOST_SELF_SCRIPT printed (`text`) into {@link HostSelf}. Never throws: what
+ * Decodes what HOST_SELF_SCRIPT printed (`text`) into {@link HostSelf}. Throws nothing: what
  * cannot be read says nothing (a CA file without a certificate names no cluster; a config that
  * is not usable is kept, `hasConfig`, but names no cluster).
  */
