@@ -146,7 +146,11 @@ export function withNeighbour(mapping: FlatMapping, n: Neighbour): FlatMapping {
   return Object.assign(mapping, neighbourMapping(n));
 }
 
-/** A copy of `mapping` without any key of the neighbours with these public keys. */
+/**
+ * A copy of `mapping` without any key of the neighbours with these public keys (a key that only
+ * starts like one of them stays). The one rule for dropping neighbour entries: eviction
+ * (consensus/gone.ts), `prune`, re-registration under a host (ops/inject.ts).
+ */
 export function withoutNeighbours(mapping: FlatMapping, publicKeys: readonly string[]): FlatMapping {
   const prefixes = publicKeys.map(neighbourPrefix);
   return Object.fromEntries(Object.entries(mapping).filter(([k]) => !prefixes.some((p) => k.startsWith(p))));

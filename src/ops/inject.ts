@@ -2,9 +2,9 @@ import type { Context } from "./context.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";
-import { parseNeighbours, withNeighbour } from "../mesh/neighbours.ts";
+import { parseNeighbours, withNeighbour, withoutNeighbours } from "../mesh/neighbours.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent } from "../node/agent-lock.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 
 export interface NeighbourRegistration {
@@ -20,6 +20,8 @@ export interface NeighbourRegistration {
  * original, a different machine registered under the same host is replaced. The host must pass
  * `parseHost` (a UserError naming it otherwise, before anything is written). Returns the
  * config as it is afterwards and whether it went to the cluster.
+ * @throws UserError when the host is not usable (before anything is written), or the local config cannot be written.
+ * @throws ClusterUnavailable when the cluster KV does not answer the write in time.
  */
 export async function registerNeighbour(ctx: Context, r: NeighbourRegistration): Promise<{ mapping: FlatMapping; inCluster: boolean }> {
   // Whoever calls (inject, slave, spawn), the host goes into the KV only in the form the
@@ -29,17 +31,13 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
   try {
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
-    const after = await shared.update((m) => {
-      for (const n of parseNeighbours(m)) {
-        if (n.host === host && n.publicKey !== r.publicKey) {
-          for (const k of Object.keys(m)) if (k.startsWith(`raptiformica/meshnet/neighbours/${n.publicKey}/`)) delete m[k];
-        }
-      }
+    const after = await shared.update((before) => {
+      const replaced = parseNeighbours(before).filter((n) => n.host === host && n.publicKey !== r.publicKey);
+      const m = withoutNeighbours(before, replaced.map((n) => n.publicKey));
       const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
       return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host, sshPort: r.sshPort, yggdrasilPort: port });
     });
-    const pid = runningAgent(ctx.node.agentPid);
-    if (pid !== undefined) process.kill(pid, "SIGUSR1");
+    pokeAgent(ctx.node.agentPid);
     return { mapping: after, inCluster: shared.isCluster };
   } finally {
     shared.close();

@@ -1,22 +1,26 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
-import { mappingProblem } from "../config/store.ts";
-import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, otherClusterProblem, type ClusterId } from "../consensus/cluster-id.ts";
+import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
+import { clusterIdOf, otherClusterIdProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
+import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
-import { registerNeighbour } from "./inject.ts";
-import { parseReportedMapping, storeLearned } from "./learn.ts";
+import type { NeighbourRegistration } from "./inject.ts";
+import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
+import type { Cluster } from "./cluster/cluster.ts";
+import { LocalCluster } from "./cluster/local.ts";
 import { isMember } from "./cluster/member.ts";
+import { ViaMember } from "./cluster/via-member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
+import { HOST_SELF_SCRIPT, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -50,38 +54,27 @@ export type SlaveProgress = (step: SlaveStep, detail?: string) => void;
 export type SlaveStep = "connect" | "upload" | "provision" | "after_slave" | "register" | "mesh" | "after_assimilate" | "done";
 
 /** What one round trip tells about the host before anything is changed on it. */
-interface HostFacts {
+interface HostFacts extends HostSelf {
   readonly os: string;
   readonly commands: ReadonlySet<string>;
-  /**
-   * It has a mutable config of a cluster (one naming a CA, or one that cannot be read, which
-   * is never overwritten): a member (or one was), so its cluster knowledge wins.
-   */
-  readonly hasConfig: boolean;
-  /** Its mutable config, when it has a readable one. */
-  readonly mapping?: FlatMapping;
-  /**
-   * The cluster it is a member of: from its node's CA certificate (which stays when its config
-   * is moved away), else from its config.
-   */
-  readonly clusterId?: ClusterId;
 }
 
+/** `uname`, the commands slave relies on, then what the host says about itself (cluster/wire.ts). */
 const FACTS_SCRIPT =
-  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
-  'if [ -r "$1/node/etcd/tls/ca.crt" ]; then echo ca; cat "$1/node/etcd/tls/ca.crt"; echo; echo end-ca; fi; ' +
-  'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
+  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' + HOST_SELF_SCRIPT;
 
 /** Marks of a remote install dir or cache dir made before directories carried the marker. */
 const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
 const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
 /** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
-const REMOTE_CACHE = ".raptiformica.d";
+const REMOTE_CACHE = DEFAULT_CACHE_DIR;
 
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
  * make it a member. Safe to run again on a member: every step converges (it is the update path).
+ * @throws UserError naming the host for every step that fails (SSH, another cluster, no Linux, no rsync/tar, provisioning, registration, mesh); a host of another cluster is refused before anything changes.
+ * @throws ClusterUnavailable when, on a member, its KV does not answer the registration in time.
  */
 export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: SlaveProgress = () => undefined): Promise<SlaveResult> {
   const settings = await sshSettings(ctx.paths, ctx.log);
@@ -146,26 +139,7 @@ async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
   const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
   const [os = "", commands = "", ...rest] = out.stdout.split("\n");
-  const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
-  let caPem: string | undefined;
-  if (rest[0]?.trim() === "ca") {
-    const end = rest.findIndex((l) => l.trim() === "end-ca");
-    caPem = rest.slice(1, end < 0 ? undefined : end).join("\n");
-    rest.splice(0, end < 0 ? rest.length : end + 1);
-  }
-  const fromCa = caPem?.includes("BEGIN CERTIFICATE") ? { clusterId: clusterIdOfPem(caPem) } : {};
-  const [config = "", ...json] = rest;
-  if (config.trim() !== "config") return { ...facts, ...fromCa, hasConfig: false };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.join("\n"));
-  } catch {
-    return { ...facts, ...fromCa, hasConfig: true };
-  }
-  if (mappingProblem(parsed)) return { ...facts, ...fromCa, hasConfig: true };
-  const remote = parsed as FlatMapping;
-  const id = fromCa.clusterId ?? clusterIdOf(remote);
-  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote, ...(id ? { clusterId: id } : {}) };
+  return { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)), ...decodeHostSelf(rest.join("\n")) };
 }
 
 /**
@@ -212,6 +186,7 @@ interface Provisioner {
   readonly bootstrap?: string;
 }
 
+/** The provisioners of `serverType` in the config, in name order, with their source and bootstrap. Pure; throws nothing. */
 export function provisioners(mapping: FlatMapping, serverType: string): Provisioner[] {
   const prefix = `${KEY_ROOT}/server/${serverType}/`;
   const names = new Set(keysUnder(mapping, prefix).map((k) => k.slice(prefix.length).split("/")[0] as string));
@@ -251,14 +226,11 @@ async function assimilate(
   // A member being slaved again (the update path) can register itself when no other member
   // answers (the operator's copy may name members long gone).
   const members = isOurMember ? [...others, t] : others;
-  // On a member (e.g. the far end of `join`) the registration is local; from an operator
-  // machine it is done by the first member that answers over SSH; the first node of a new
-  // cluster needs none.
-  const cluster = here
-    ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
-    : members.length > 0
-      ? await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, own)
-      : own;
+  // One path, through the Cluster interface: on a member (e.g. the far end of `join`) its own
+  // KV; from an operator machine the first of `members` that answers over SSH; the first node
+  // of a new cluster needs none.
+  const registrar: Cluster | undefined = here ? new LocalCluster(ctx) : members.length > 0 ? new ViaMember(ctx, own, { targets: members }) : undefined;
+  const cluster = registrar ? await register(registrar, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey }, who, own) : own;
   // The freshest knowledge (the new neighbour included, and the CA it needs to join) for the
   // new node, unless it has its own.
   await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
@@ -284,33 +256,19 @@ async function assimilate(
   return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
 }
 
-/** Registers the new node on the first member that answers; returns that member's view of the config. */
-async function injectOnMember(
-  s: SshSettings,
-  members: SshTarget[],
-  rfRemote: string,
-  reach: { host: string; port: number },
-  t: SshTarget,
-  key: string,
-  fallback: FlatMapping,
-): Promise<FlatMapping> {
-  const tried: string[] = [];
-  for (const m of members) {
-    const member = new MemberCli(s, m, rfRemote);
-    try {
-      await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
-      const shown = await member.run(["config", "show", "--json"]);
-      if (shown.exitCode !== 0) return fallback;
-      const theirs = parseReportedMapping(shown.stdout, member.who);
-      const problem = otherClusterProblem(fallback, theirs, member.who);
-      if (problem) throw new UserError(problem);
-      return theirs;
-    } catch (e) {
-      tried.push(errorMessage(e));
-    }
+/**
+ * Registers the new node (`who`) through `cluster` and returns the shared config afterwards
+ * (`fallback` when it could not be read back).
+ * @throws UserError when no member could register it (the machine is provisioned by then).
+ */
+async function register(cluster: Cluster, r: NeighbourRegistration, who: string, fallback: FlatMapping): Promise<FlatMapping> {
+  try {
+    return (await cluster.inject(r)).config ?? fallback;
+  } catch (e) {
+    if (cluster.where === "here" || !(e instanceof UserError)) throw e;
+    throw new UserError(
+      `No member of the cluster could register ${who}: ${e.message}\n` + "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
+      e.exitCode,
+    );
   }
-  throw new UserError(
-    `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
-      "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
-  );
 }

@@ -9,7 +9,10 @@ import type { Outcome } from "../util/exec.ts";
 export const NO_MEMBER_KNOWN =
   "This machine knows no cluster member (no neighbours with a host in its config). Bring one in with `raptiformica slave HOST`, or run this on a member.";
 
-/** Members an operator machine can try, from its copy of the shared config. */
+/**
+ * Members an operator machine can try, from its copy of the shared config.
+ * Pure; throws nothing.
+ */
 export function memberTargets(mapping: FlatMapping): SshTarget[] {
   return parseNeighbours(mapping)
     .filter((n) => n.host && !n.left)
@@ -34,19 +37,19 @@ export interface MemberCheck {
 }
 
 /**
- * Runs argv on the first of at most `limit` members that can be reached (the original tried
- * three) and pass `check`, and returns its outcome. A member of another cluster is passed over
- * like an unreachable one; if none is left, one error lists each host and why, and when some
- * were in another cluster, names both clusters and what to do.
+ * Runs argv on the first of at most `limit` of `targets` (usually memberTargets of this
+ * machine's config; the original tried three) that can be reached and pass `check`, and
+ * returns its outcome. A member of another cluster is passed over like an unreachable one.
+ * @throws UserError when `targets` is empty (NO_MEMBER_KNOWN), or none is left: one error lists
+ *   each host and why, and when some were in another cluster, names both clusters and what to do.
  */
 export async function onFirstMember(
   getSettings: () => Promise<SshSettings>,
-  mapping: FlatMapping,
+  targets: readonly SshTarget[],
   argv: readonly string[],
   limit = 3,
   check: MemberCheck = {},
 ): Promise<{ target: SshTarget; out: Outcome; settings: SshSettings }> {
-  const targets = memberTargets(mapping);
   if (targets.length === 0) {
     throw new UserError(NO_MEMBER_KNOWN);
   }

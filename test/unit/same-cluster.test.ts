@@ -4,7 +4,7 @@ import type { ClusterId } from "../../src/consensus/cluster-id.ts";
 import { neighbourMapping } from "../../src/mesh/neighbours.ts";
 import { checkAnswer, otherCluster, reportedClusterId, shownConfigClusterId } from "../../src/ops/cluster/same-cluster.ts";
 import { decodeAnswer, identityAnswer, membersAnswer } from "../../src/ops/cluster/wire.ts";
-import { onFirstMember } from "../../src/ops/via-member.ts";
+import { memberTargets, onFirstMember } from "../../src/ops/via-member.ts";
 import type { SshSettings } from "../../src/remote/ssh.ts";
 import { UserError } from "../../src/util/errors.ts";
 
@@ -37,9 +37,12 @@ describe("same cluster: an operator uses only members of the cluster it manages"
     assert.equal(otherCluster(X, undefined), undefined, "an older member reports none");
     assert.equal(reportedClusterId(JSON.stringify({ clusterId: Y, quorum: true, members: [] })), Y);
     assert.equal(reportedClusterId("not json"), undefined);
-    const shown = shownConfigClusterId(JSON.stringify({ "raptiformica/meshnet/etcd/ca_cert": PEM }));
+    const usable = { "raptiformica/server/s/x": "1", "raptiformica/compute/c/x": "1", "raptiformica/platform/p/x": "1" };
+    const shown = shownConfigClusterId(JSON.stringify({ ...usable, "raptiformica/meshnet/etcd/ca_cert": PEM }));
     assert.match(shown ?? "", /^[0-9a-f]{64}$/);
-    assert.equal(shownConfigClusterId(JSON.stringify({ "raptiformica/a": "b" })), undefined);
+    assert.equal(shownConfigClusterId(JSON.stringify(usable)), undefined);
+    // Read as every config a machine states is read (wire.ts configText): one that is no usable config names no cluster.
+    assert.equal(shownConfigClusterId(JSON.stringify({ "raptiformica/meshnet/etcd/ca_cert": PEM })), undefined);
     const check = checkAnswer(X, (o) => reportedClusterId(o.stdout));
     assert.deepEqual(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: Y }))), { mine: X, theirs: Y });
     assert.equal(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: X }))), undefined);
@@ -47,7 +50,7 @@ describe("same cluster: an operator uses only members of the cluster it manages"
 
   it("passes over every member of another cluster without sending the command, and refuses naming both clusters", async () => {
     const asked: string[] = [];
-    const e = await onFirstMember(async () => ({}) as SshSettings, mapping, ["raptiformica", "config", "set", "--", "k", "v"], 3, {
+    const e = await onFirstMember(async () => ({}) as SshSettings, memberTargets(mapping), ["raptiformica", "config", "set", "--", "k", "v"], 3, {
       before: async (_s, t) => {
         asked.push(t.host);
         return { mine: X, theirs: Y };

@@ -1,20 +1,22 @@
-import { KEY_ROOT, type FlatMapping } from "../../config/flatten.ts";
+import { normalizeKey, type FlatMapping } from "../../config/flatten.ts";
+import { NEIGHBOURS_PREFIX } from "../../mesh/neighbours.ts";
 import { remoteCommand, sshSettings } from "../../remote/settings.ts";
-import { describeTarget } from "../../remote/ssh.ts";
-import { UserError } from "../../util/errors.ts";
+import { describeTarget, type SshTarget } from "../../remote/ssh.ts";
+import { KeyNotSet, errorMessage } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { Context } from "../context.ts";
 import type { NeighbourRegistration } from "../inject.ts";
 import { clusterIdOf } from "../../consensus/cluster-id.ts";
-import { onFirstMember, type MemberCheck } from "../via-member.ts";
+import { memberTargets, onFirstMember, type MemberCheck } from "../via-member.ts";
 import type { Cluster } from "./cluster.ts";
-import { memberError } from "./member-cli.ts";
+import { memberError, memberFailure } from "./member-cli.ts";
 import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
 import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
 
 /**
  * The cluster through the first member that answers over SSH, of those `mapping` names (the
- * first 3 with a host: onFirstMember), running raptiformica's CLI there. What the member prints
+ * first 3 with a host: onFirstMember) or of the `targets` given (all of them, in that order),
+ * running raptiformica's CLI there. What the member prints
  * on stderr besides its answer (a warning that it answered from its cache …) is passed on to
  * this machine's log; a command that fails there fails here with the member's own message and
  * exit code. When this machine manages a cluster, only a member of that cluster is used: reads
@@ -24,12 +26,15 @@ import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } fro
 export class ViaMember implements Cluster {
   readonly where = "member";
   private readonly launcher: string;
+  private readonly targets: readonly SshTarget[];
 
   constructor(
     private readonly ctx: Context,
-    private readonly mapping: FlatMapping,
+    mapping: FlatMapping,
+    opts: { targets?: readonly SshTarget[] } = {},
   ) {
     this.launcher = remoteCommand(ctx.config.snapshot().mapping);
+    this.targets = opts.targets ?? memberTargets(mapping).slice(0, 3);
   }
 
   /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
@@ -38,7 +43,7 @@ export class ViaMember implements Cluster {
   }
 
   private async run(argv: readonly string[], check: MemberCheck): Promise<{ who: string; out: Outcome }> {
-    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.mapping, [this.launcher, ...argv], 3, check);
+    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.targets, [this.launcher, ...argv], this.targets.length, check);
     return { who: describeTarget(target), out };
   }
 
@@ -47,16 +52,18 @@ export class ViaMember implements Cluster {
     return this.run(argv, checkBeforeWrite(this.mine, this.launcher));
   }
 
-  /** Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error. */
-  private async ok(argv: readonly string[]): Promise<string> {
+  /**
+   * Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error
+   * (memberFailure: a KeyNotSet for `key` when the member says it is not set).
+   */
+  private async ok(argv: readonly string[], key?: string): Promise<string> {
     const { out } = await this.write(argv);
     if (out.exitCode === 0) {
       this.pass(out.stderr);
       return out.stdout;
     }
-    const { before, message } = memberError(out.stderr);
-    this.pass(before);
-    throw new UserError(message || `\`raptiformica ${argv[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`, out.exitCode);
+    this.pass(memberError(out.stderr).before);
+    throw memberFailure(out, argv, key);
   }
 
   private pass(stderr: string): void {
@@ -71,11 +78,11 @@ export class ViaMember implements Cluster {
   }
 
   async readConfig(): Promise<FlatMapping> {
-    const { who, out } = await this.run(["config", "show", "--json"], checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
+    const argv = ["config", "show", "--json"];
+    const { who, out } = await this.run(argv, checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
     if (out.exitCode !== 0) {
-      const { before, message } = memberError(out.stderr);
-      this.pass(before);
-      throw new UserError(message, out.exitCode);
+      this.pass(memberError(out.stderr).before);
+      throw memberFailure(out, argv);
     }
     this.pass(out.stderr);
     return decodeFullConfig(out.stdout, who);
@@ -87,20 +94,27 @@ export class ViaMember implements Cluster {
   }
 
   async deleteConfig(key: string, opts: { recursive?: boolean } = {}): Promise<void> {
-    await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key]);
+    await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key], normalizeKey(key));
   }
 
-  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
+  /** The config afterwards is read with a second call; undefined when that one fails (the registration stands). */
+  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }> {
     await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
-    return { inCluster: true };
+    const config = await this.readConfig().catch((e: unknown) => {
+      this.ctx.log.debug(`the config after registering ${r.host} could not be read: ${errorMessage(e)}`);
+      return undefined;
+    });
+    return { inCluster: true, ...(config ? { config } : {}) };
   }
 
-  /** One `config delete --recursive` per key; an entry already gone is fine. */
+  /** One `config delete --recursive` per key; an entry already gone (KeyNotSet) is fine. */
   async forgetNeighbours(publicKeys: readonly string[]): Promise<void> {
     for (const key of publicKeys) {
-      const { out } = await this.write(["config", "delete", "--recursive", "--", `${KEY_ROOT}/meshnet/neighbours/${key}`]);
-      // The member says "Config key … is not set" when the entry is gone already.
-      if (out.exitCode !== 0 && !/not set/.test(out.stderr)) throw new Error(out.stderr.trim() || `exit ${out.exitCode}`);
+      try {
+        await this.deleteConfig(`${NEIGHBOURS_PREFIX}${key}`, { recursive: true });
+      } catch (e) {
+        if (!(e instanceof KeyNotSet)) throw e;
+      }
     }
   }
 }
