@@ -44,7 +44,7 @@ interface SpawnFigures {
 
 async function removeImages(): Promise<string[]> {
   const removed: string[] = [];
-  for (const image of [PACKAGED_IMAGE, "raptiformica-docker:sshd"]) {
+  for (const image of [PACKAGED_IMAGE, "raptiformica-docker:sshd-bookworm"]) {
     if ((await docker(["image", "rm", "-f", image])).code === 0) removed.push(image);
   }
   const base = "debian:bookworm-slim";

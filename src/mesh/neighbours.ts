@@ -193,3 +193,18 @@ export function mixedMajorProblem(mapping: FlatMapping, self: string, major: Ygg
   const same = assertSameMajor(major, others);
   return same.ok ? undefined : same.error;
 }
+
+/**
+ * The Yggdrasil major the cluster in `mapping` runs: the one every neighbour that has not left
+ * records (`yggdrasil_major`), or undefined when none records one (a new cluster) or they
+ * disagree (already mixed; the mesh step names the odd ones). `slave` hands it to the server
+ * type's bootstrap, so a host joining a 0.4 cluster is not given 0.5 (the two cannot peer).
+ */
+export function clusterYggdrasilMajor(mapping: FlatMapping): YggdrasilMajor | undefined {
+  const majors = new Set(
+    parseNeighbours(mapping)
+      .filter((n) => !n.left && n.yggdrasilMajor)
+      .map((n) => n.yggdrasilMajor as YggdrasilMajor),
+  );
+  return majors.size === 1 ? [...majors][0] : undefined;
+}

@@ -4,7 +4,7 @@ import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
 import { clusterIdOf, otherClusterIdProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
-import { parseNeighbours } from "../mesh/neighbours.ts";
+import { clusterYggdrasilMajor, parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
@@ -146,7 +146,8 @@ async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
  * Runs the server type's provisioners in name order: a provisioner with a `source` gets its
  * checkout from this machine's artifact cache (so private repositories reachable only from
  * here work) in /usr/etc/<name>; the bootstrap runs there (or in the install dir without a
- * source). Bootstraps are shell by contract.
+ * source). Bootstraps are shell by contract; they get RAPTIFORMICA_YGGDRASIL_MAJOR (0.4 or 0.5)
+ * when the cluster's members record one major.
  */
 async function provision(
   ctx: Context,
@@ -170,7 +171,11 @@ async function provision(
     }
     if (!p.bootstrap) continue;
     progress("provision", `${p.name}: running its bootstrap`);
-    const out = await sshRun(s, t, ["sh", "-c", 'cd "$1" && eval "$2"', "sh", dir, p.bootstrap], { timeoutMs: 1_800_000 });
+    // The bootstrap learns the Yggdrasil major the cluster runs (when it has one), so a host
+    // joining a 0.4 cluster is not upgraded out of its mesh (modules/server/headless/bootstrap.sh).
+    const major = clusterYggdrasilMajor(mapping) ?? "";
+    const script = '[ -z "$3" ] || export RAPTIFORMICA_YGGDRASIL_MAJOR="$3"; cd "$1" && eval "$2"';
+    const out = await sshRun(s, t, ["sh", "-c", script, "sh", dir, p.bootstrap, major], { timeoutMs: 1_800_000 });
     if (ctx.log.verbose && out.stdout.trim()) ctx.log.debug(out.stdout.trimEnd());
     if (out.exitCode !== 0) {
       throw new UserError(

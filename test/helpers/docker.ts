@@ -11,8 +11,13 @@ import { arch } from "node:os";
 import { sandbox, type CliResult, type Sandbox, BIN } from "./cli.ts";
 import { remoteCommandLine } from "../../src/remote/quote.ts";
 
-/** The image `raptiformica package --compute-type docker` builds for server type headless. */
-export const PACKAGED_IMAGE = "raptiformica-docker:headless";
+/** The image `raptiformica package --compute-type docker` builds for server type headless and this Debian release (RAPTIFORMICA_DOCKER_RELEASE). */
+export function packagedImage(release: "bookworm" | "trixie"): string {
+  return `raptiformica-docker:headless-${release}`;
+}
+
+/** The packaged image of the default release (bookworm). */
+export const PACKAGED_IMAGE = packagedImage("bookworm");
 
 /** Why the docker tests cannot run here, or undefined when they can. */
 export function dockerSkipReason(): string | undefined {
@@ -63,11 +68,11 @@ export class DockerOperator {
     return { PATH: process.env["PATH"], HOME: this.sb.home, LANG: "C.UTF-8", RAPTIFORMICA_DOCKER_RUN_ARGS: `--label ${this.label}` };
   }
 
-  /** `bin/raptiformica ARGS` as a user runs it, from this sandbox. */
-  async rf(args: string[], timeoutMs = 240_000): Promise<Run> {
+  /** `bin/raptiformica ARGS` as a user runs it, from this sandbox; `env` is added to its environment. */
+  async rf(args: string[], timeoutMs = 240_000, env: NodeJS.ProcessEnv = {}): Promise<Run> {
     const t0 = performance.now();
     const r = await execa(BIN, args, {
-      env: this.env,
+      env: { ...this.env, ...env },
       extendEnv: false,
       cwd: this.sb.home,
       reject: false,

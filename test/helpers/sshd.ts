@@ -33,7 +33,10 @@ export async function startSshd(
       "AllowTcpForwarding yes",
       // Sessions see this lab node's raptiformica state, as a real member's root would.
       // HOME: the lab node's, so the machine's own root dotfiles (.bashrc) stay out of the test.
-      ...Object.entries({ HOME: lab.nodes[i]!.home, ...opts.env }).map(([k, v]) => `SetEnv ${k}=${v}`),
+      // RAPTIFORMICA_PACKAGES=keep: /usr and /etc are this machine's, so a bootstrap run over
+      // this sshd installs only what is missing and never upgrades the machine's packages.
+      // One SetEnv line: OpenSSH 9 takes only the first SetEnv line of sshd_config.
+      `SetEnv ${Object.entries({ HOME: lab.nodes[i]!.home, RAPTIFORMICA_PACKAGES: "keep", ...opts.env }).map(([k, v]) => `${k}=${v}`).join(" ")}`,
       "",
     ].join("\n"),
   );

@@ -6,14 +6,19 @@
 #   image.sh package    (re)builds the packaged image: everything the server type installs, done
 #   image.sh base       makes sure the base image exists
 #
+# The Debian release of instances: $RAPTIFORMICA_DOCKER_RELEASE, bookworm (default) or trixie
+# (any Debian codename debootstrap knows works the same way). Every image below exists once per
+# release, tagged with it, so instances of several releases run side by side.
+#
 # Images, from the bottom:
-#   base       $RAPTIFORMICA_DOCKER_BASE_IMAGE (default debian:bookworm-slim). Used when present,
+#   base       $RAPTIFORMICA_DOCKER_BASE_IMAGE (default debian:<release>-slim). Used when present,
 #              else pulled; when it cannot be pulled (no registry reachable) an equivalent is
 #              made with debootstrap from $RAPTIFORMICA_DOCKER_MIRROR (default deb.debian.org)
 #              and kept under that same tag, so later builds skip this.
-#   instance   raptiformica-docker:sshd — base + sshd, rsync, iproute2, ping, the entrypoint
-#   packaged   raptiformica-docker:<server type> — instance + node, yggdrasil, etcd (the server
-#              type's bootstrap.sh run at build time)
+#   instance   raptiformica-docker:sshd-<release> — base + sshd, rsync, iproute2, ping, the
+#              entrypoint
+#   packaged   raptiformica-docker:<server type>-<release> — instance + node, yggdrasil, etcd
+#              (the server type's bootstrap.sh run at build time)
 # $RAPTIFORMICA_DOCKER_IMAGE, when set, is the image instances run, as is.
 # $RAPTIFORMICA_DOCKER_NO_CACHE=1: `package` rebuilds every layer (fresh packages from the mirror)
 # instead of reusing docker's build cache.
@@ -22,15 +27,35 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 home=${RAPTIFORMICA_HOME:-$(cd "$here/../../.." && pwd)}
 server=${RAPTIFORMICA_SERVER_TYPE:-headless}
-base=${RAPTIFORMICA_DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 mirror=${RAPTIFORMICA_DOCKER_MIRROR:-http://deb.debian.org/debian}
-# The Debian suite of the base, for debootstrap: bookworm from debian:bookworm-slim.
-suite=${RAPTIFORMICA_DOCKER_SUITE:-$(printf %s "$base" | sed -n 's/^\(.*\/\)\{0,1\}debian:\([a-z]*\).*/\2/p')}
-instance_image=raptiformica-docker:sshd
-packaged_image=raptiformica-docker:$server
 
 say() { echo "docker: $*" >&2; }
 die() { echo "docker: $*" >&2; exit 1; }
+
+# The suite of a debian:<suite>[-variant] image name, empty for any other image.
+suite_of() { printf %s "$1" | sed -n 's/^\(.*\/\)\{0,1\}debian:\([a-z]*\).*/\2/p'; }
+
+# The release: as given, else the one of a debian:<suite> base image given, else bookworm.
+if [ -n "${RAPTIFORMICA_DOCKER_RELEASE:-}" ]; then
+    release=$RAPTIFORMICA_DOCKER_RELEASE
+elif [ -n "${RAPTIFORMICA_DOCKER_BASE_IMAGE:-}" ]; then
+    release=$(suite_of "$RAPTIFORMICA_DOCKER_BASE_IMAGE")
+else
+    release=bookworm
+fi
+case "$release" in
+"" | *[!a-z0-9]* | [0-9]*)
+    [ -z "$release" ] && [ -n "${RAPTIFORMICA_DOCKER_BASE_IMAGE:-}" ] ||
+        die "RAPTIFORMICA_DOCKER_RELEASE=$release is not a Debian release codename; give bookworm or trixie (lowercase letters and digits), or leave it unset for bookworm."
+    ;;
+esac
+base=${RAPTIFORMICA_DOCKER_BASE_IMAGE:-debian:$release-slim}
+# The Debian suite of the base, for debootstrap: bookworm from debian:bookworm-slim.
+suite=${RAPTIFORMICA_DOCKER_SUITE:-${release:-$(suite_of "$base")}}
+# Image tags per release (a base that is no debian:<suite>, with no release given: per base).
+tag=${release:-$(printf %s "$base" | tr -c 'a-z0-9.\n-' '-')}
+instance_image=raptiformica-docker:sshd-$tag
+packaged_image=raptiformica-docker:$server-$tag
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 # An image a rebuild replaced (now untagged): removed, unless a container still runs it.
@@ -102,7 +127,7 @@ build_instance_image() {
     say "building $instance_image from $base"
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/raptiformica-docker-build.XXXXXX")
     cp "$here/Dockerfile" "$here/entrypoint.sh" "$here/sshd_config" "$ctx/"
-    if ! build "$ctx" --build-arg "BASE=$base" -t "$instance_image" --label raptiformica.image=sshd; then
+    if ! build "$ctx" --build-arg "BASE=$base" -t "$instance_image" --label raptiformica.image=sshd --label "raptiformica.release=$tag"; then
         rm -rf "$ctx"
         die "building $instance_image failed"
     fi
@@ -119,14 +144,14 @@ package() {
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/raptiformica-docker-build.XXXXXX")
     cp "$here/Dockerfile.packaged" "$ctx/Dockerfile"
     cp "$bootstrap" "$ctx/bootstrap.sh"
-    if ! build "$ctx" --build-arg "FROM=$instance_image" -t "$packaged_image" --label "raptiformica.image=$server"; then
+    if ! build "$ctx" --build-arg "FROM=$instance_image" -t "$packaged_image" --label "raptiformica.image=$server" --label "raptiformica.release=$tag"; then
         rm -rf "$ctx"
         die "building $packaged_image failed"
     fi
     rm -rf "$ctx"
     retire "$old_packaged" "$packaged_image"
     retire "$old_instance" "$instance_image"
-    say "built $packaged_image: spawns with --compute-type docker use it"
+    say "built $packaged_image: spawns with --compute-type docker${release:+ (release $release)} use it"
 }
 
 case "${1:-}" in

@@ -84,6 +84,8 @@ PidFile /run/instance/sshd.pid
 StrictModes no
 AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
+# /usr and /etc are this host's: the server type's bootstrap must not upgrade the host's packages.
+SetEnv RAPTIFORMICA_PACKAGES=keep
 CONF
 
 mkdir -p /usr/etc/raptiformica

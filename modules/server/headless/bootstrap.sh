@@ -1,31 +1,184 @@
 #!/bin/sh
-# Provisioner of the stock `headless` server type: installs what a member runs (node 18+,
-# yggdrasil, etcd server and client) with the host's package manager. Runs as root on the node
-# with the install dir as cwd. Idempotent: installs only what is missing.
+# Provisioner of the stock `headless` server type: installs what a member runs — node 18+,
+# Yggdrasil 0.5 and etcd 3.5 (server and client) — with the host's package manager. Runs as root
+# on the node with the install dir as cwd. Idempotent: when everything is there in the wanted
+# version it changes nothing (and needs no network).
+#
+# Versions (README "Distributions" has the table):
+#   - Yggdrasil 0.5 everywhere. On Debian 12 (bookworm, whose own package is 0.4, which cannot
+#     peer with 0.5) it comes from bookworm-backports, enabled for that one package by an apt pin.
+#   - etcd 3.5.13 or newer (its grpc-proxy keeps its upstream connection alive, so a member's
+#     local endpoint notices a dead voter within seconds). On Debian 12 (3.4) etcd-server and
+#     etcd-client come from trixie (3.5.16; they need only libc6 >= 2.34 and
+#     init-system-helpers, which bookworm has), enabled for those two packages by an apt pin.
+#   Both pins are files named raptiformica-* (/etc/apt/sources.list.d, /etc/apt/preferences.d):
+#   every other package of bookworm-backports and trixie is pinned to -1, so nothing else on the
+#   host is ever installed or upgraded from there.
+#
+# Environment:
+#   RAPTIFORMICA_YGGDRASIL_MAJOR  0.5 (default) or 0.4: the major the cluster this host joins
+#       runs (`slave` sets it from the members' neighbour entries). 0.4 keeps a member of a 0.4
+#       cluster on 0.4 (Debian 12's own package) instead of upgrading it out of its mesh.
+#   RAPTIFORMICA_PACKAGES=keep  install only what is missing, never upgrade what is installed
+#       (machines that share their host's /usr and /etc, like the netns compute type's
+#       instances, set it: the host's own versions are used as they are).
+#   RAPTIFORMICA_DEBIAN_MIRROR  the Debian mirror for the pinned suites (default: the one the
+#       host already uses for bookworm, else http://deb.debian.org/debian).
+# Exit 3 with one paragraph naming the host and what to do when it cannot reach that state.
 set -eu
 
+ETCD_MIN=3.5.13
+host=$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null || echo "this host")
+want_ygg=${RAPTIFORMICA_YGGDRASIL_MAJOR:-0.5}
+mode=${RAPTIFORMICA_PACKAGES:-upgrade}
+
 have() { command -v "$1" >/dev/null 2>&1; }
+say() { echo "raptiformica: $*" >&2; }
+die() {
+    echo "raptiformica: $*" >&2
+    exit 3
+}
+
+case "$want_ygg" in 0.4 | 0.5) ;; *) die "RAPTIFORMICA_YGGDRASIL_MAJOR=$want_ygg on $host: give 0.4 or 0.5 (the Yggdrasil major the cluster runs), or leave it unset for 0.5." ;; esac
+case "$mode" in keep | upgrade) ;; *) die "RAPTIFORMICA_PACKAGES=$mode on $host: give keep (install only what is missing) or leave it unset." ;; esac
+
+# The installed Yggdrasil's major, empty when there is none. The rule of
+# src/mesh/yggdrasil/version.ts: 0.5 added -publickey and -exportkey (Debian's 0.4 build does not
+# know its own version number, so -version cannot decide).
+ygg_major() {
+    have yggdrasil || return 0
+    usage=$(yggdrasil -h 2>&1 || true)
+    case "$usage" in
+    *-publickey*-exportkey* | *-exportkey*-publickey*) echo 0.5 ;;
+    *) echo 0.4 ;;
+    esac
+}
+
+# The installed etcd's version (e.g. 3.5.16), empty when there is none or it does not say.
+etcd_version() {
+    have etcd || return 0
+    etcd --version 2>/dev/null | sed -n 's/^etcd Version: *v\{0,1\}\([0-9][0-9.]*\).*/\1/p' | head -n 1
+}
+
+# version_ge A B: A >= B, for dotted numbers (no sort -V: busybox has none).
+version_ge() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        n = split(a, x, "."); m = split(b, y, "."); if (m > n) n = m
+        for (i = 1; i <= n; i++) { if (x[i] + 0 > y[i] + 0) exit 0; if (x[i] + 0 < y[i] + 0) exit 1 }
+        exit 0 }'
+}
+
+etcd_ok() {
+    v=$(etcd_version)
+    [ -n "$v" ] && version_ge "$v" "$ETCD_MIN"
+}
+
+# What is missing or, unless mode=keep, older than wanted.
+need_node="" need_ygg="" need_etcd=""
+have node || need_node=1
+have_major=$(ygg_major)
+if [ -z "$have_major" ]; then
+    need_ygg=1
+elif [ "$have_major" != "$want_ygg" ] && [ "$mode" = upgrade ]; then
+    [ "$want_ygg" = 0.5 ] ||
+        die "the cluster $host joins runs Yggdrasil 0.4, but $host has Yggdrasil 0.5 installed; the two cannot peer. Migrate the cluster to 0.5 (README, \"Distributions\"), or install Yggdrasil 0.4 on $host and run slave again."
+    need_ygg=1
+fi
+if ! have etcd || ! have etcdctl; then
+    need_etcd=1
+elif [ "$mode" = upgrade ] && ! etcd_ok; then
+    need_etcd=1
+fi
+[ -z "$need_node$need_ygg$need_etcd" ] && exit 0
 
 missing=""
-have node || missing="$missing node"
-have yggdrasil || missing="$missing yggdrasil"
-have etcd || missing="$missing etcd"
-have etcdctl || missing="$missing etcdctl"
-[ -z "$missing" ] && exit 0
+[ -n "$need_node" ] && missing="$missing node"
+[ -n "$need_ygg" ] && missing="$missing yggdrasil-$want_ygg"
+[ -n "$need_etcd" ] && missing="$missing etcd-$ETCD_MIN+"
+
+# put FILE CONTENT: writes FILE (0644) only when its content differs, atomically.
+put() {
+    if [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; then return 0; fi
+    printf '%s\n' "$2" > "$1.raptiformica-new"
+    chmod 644 "$1.raptiformica-new"
+    mv -f "$1.raptiformica-new" "$1"
+}
+
+# The mirror this host uses for bookworm, for the pinned suites beside it.
+debian_mirror() {
+    if [ -n "${RAPTIFORMICA_DEBIAN_MIRROR:-}" ]; then
+        echo "$RAPTIFORMICA_DEBIAN_MIRROR"
+        return
+    fi
+    m=$(apt-get indextargets --no-release-info --format '$(RELEASE) $(REPO_URI) $(TARGET_OF)' 2>/dev/null |
+        awk '$1 == "bookworm" && $3 == "deb" && $2 ~ /^https?:\/\// { print $2; exit }')
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+# pin NAME SUITE PACKAGES: enables SUITE of the Debian archive for PACKAGES only.
+pin() {
+    put "/etc/apt/sources.list.d/raptiformica-$1.sources" "# raptiformica (server type headless): $3 from $2 only; see /etc/apt/preferences.d/raptiformica-$1
+Types: deb
+URIs: $(debian_mirror)
+Suites: $2
+Components: main"
+    # A specific pin wins over the general one: $3 at 990 (above the release's 500, so they
+    # are installed and upgraded from $2), everything else of $2 at -1 (never installed).
+    put "/etc/apt/preferences.d/raptiformica-$1" "# raptiformica (server type headless): only $3 from $2
+Package: *
+Pin: release n=$2
+Pin-Priority: -1
+
+Package: $3
+Pin: release n=$2
+Pin-Priority: 990"
+}
+
+unpin() {
+    rm -f "/etc/apt/sources.list.d/raptiformica-$1.sources" "/etc/apt/preferences.d/raptiformica-$1"
+}
 
 if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q nodejs yggdrasil etcd-server etcd-client
+    id="" codename=""
+    if [ -r /etc/os-release ]; then
+        # shellcheck disable=SC1091
+        id=$(. /etc/os-release && echo "${ID:-}")
+        codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    fi
+    pkgs=""
+    [ -n "$need_node" ] && pkgs="$pkgs nodejs"
+    [ -n "$need_ygg" ] && pkgs="$pkgs yggdrasil"
+    [ -n "$need_etcd" ] && pkgs="$pkgs etcd-server etcd-client"
+    if [ "$id" = debian ] && [ "$codename" = bookworm ]; then
+        if [ -n "$need_ygg" ]; then
+            if [ "$want_ygg" = 0.5 ]; then pin yggdrasil bookworm-backports yggdrasil; else unpin yggdrasil; fi
+        fi
+        [ -n "$need_etcd" ] && pin etcd trixie "etcd-server etcd-client"
+    fi
+    apt-get update -q >&2 || die "apt-get update failed on $host (output above); check its network and /etc/apt, then run slave again."
+    # shellcheck disable=SC2086 # package names are plain words
+    apt-get install -y -q $pkgs >&2 || die "apt-get install$pkgs failed on $host (output above); fix what apt-get says there, then run slave again."
 elif have pacman; then
-    pacman -Sy --noconfirm --needed nodejs yggdrasil etcd
+    pacman -Sy --noconfirm --needed nodejs yggdrasil etcd >&2 || die "pacman could not install nodejs yggdrasil etcd on $host (output above)."
 elif have dnf; then
-    dnf install -y nodejs yggdrasil etcd
+    dnf install -y nodejs yggdrasil etcd >&2 || die "dnf could not install nodejs yggdrasil etcd on $host (output above)."
 elif have apk; then
-    apk add --no-cache nodejs yggdrasil etcd etcd-ctl
+    apk add --no-cache nodejs yggdrasil etcd etcd-ctl >&2 || die "apk could not install nodejs yggdrasil etcd etcd-ctl on $host (output above)."
 else
-    echo "raptiformica: no supported package manager (apt-get, pacman, dnf, apk) on $(hostname); install$missing by hand and run slave again." >&2
-    exit 3
+    die "no supported package manager (apt-get, pacman, dnf, apk) on $host; install$missing by hand and run slave again."
+fi
+
+# What the package manager gave must be what the cluster needs.
+have node || die "node is still missing on $host after the install; install Node.js 18 or newer there and run slave again."
+have etcd && have etcdctl || die "etcd or etcdctl is still missing on $host after the install; install etcd 3.5 (server and client) there and run slave again."
+got=$(ygg_major)
+if [ -z "$got" ] || { [ "$got" != "$want_ygg" ] && [ "$mode" = upgrade ]; }; then
+    die "$host has Yggdrasil ${got:-(none)} after the install, but the cluster needs $want_ygg; install Yggdrasil $want_ygg there (README, \"Distributions\") and run slave again."
+fi
+if [ "$mode" = upgrade ] && ! etcd_ok; then
+    # Not fatal: such a member works, its local endpoint only notices a dead voter later.
+    say "warning: $host has etcd $(etcd_version) from its distribution, older than $ETCD_MIN: its local grpc-proxy does not keep its upstream alive, so it notices a dead voter only after minutes. Install etcd $ETCD_MIN or newer there when you can."
 fi
 
 # Distribution packages may start their own yggdrasil and etcd (Debian does, on 127.0.0.1:2379):
