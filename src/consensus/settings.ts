@@ -21,6 +21,8 @@ export const KEYS = {
   voterLog: `${KEY_ROOT}/voters/log`,
   /** When each gone neighbour was first seen gone (ms since epoch), for eviction. */
   gone: `${KEY_ROOT}/gone/`,
+  /** Held (under a short lease) by the one member restarting its etcd for an upgraded program. */
+  restartClaim: `${KEY_ROOT}/restarting/etcd`,
 } as const;
 
 export interface ClusterSettings {

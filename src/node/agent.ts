@@ -2,6 +2,7 @@ import type { LocalConfig } from "../config/local.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { errorMessage } from "../util/errors.ts";
 import { canConnect } from "../util/tcp-probe.ts";
+import { readTcp6Table } from "../util/tcp-table.ts";
 import type { Logger } from "../util/log.ts";
 import { nextInterval } from "./agent-interval.ts";
 import { initialState, phaseOf, statusOf, type ClusterChange, type NodeState } from "./agent-state.ts";
@@ -74,7 +75,7 @@ export class Agent {
     this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close() });
     this.session = new KvSession({ ...ctx, config: this.config, version: o.version, startedAt: this.startedAt, onChange: (t, k, v) => applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke }), poke });
     this.leader = new LeaderDuties(log, poke);
-    this.upstreams = new UpstreamWatch({ probe: canConnect, onChange: (down) => ((this.state.upstreamDown = down), poke()) });
+    this.upstreams = new UpstreamWatch({ probe: canConnect, sockets: readTcp6Table, onChange: (down) => ((this.state.upstreamDown = down), poke()) });
   }
 
   /** Runs until `stop()`; every failure is logged and retried on the next tick. */

@@ -5,6 +5,7 @@ import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
+import { claimRestart } from "../consensus/restart-claim.ts";
 import { etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
@@ -12,6 +13,7 @@ import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
 import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
+import type { ServiceSpec } from "./supervisor.ts";
 
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
@@ -129,6 +131,24 @@ export class ConsensusStep {
     };
   }
 
+  /**
+   * A member whose etcd program was upgraded under it (a package upgrade by `slave`) restarts it
+   * to run the new one — one member at a time across the cluster (restart-claim.ts), and only
+   * while every voter has a live node record, so a restart never costs quorum. Until its turn it
+   * keeps running the old program. Never throws: a KV that does not answer means not now.
+   */
+  private async restartIfUpgraded(s: NodeState, spec: ServiceSpec, name: string): Promise<void> {
+    const sup = this.d.supervisor;
+    const kv = this.d.kv();
+    if (!kv || !sup.programReplaced(ETCD_SERVICE)) return;
+    if (s.voterEndpoints.some((e) => s.recordGone.has(hostOfUrl(e)))) return;
+    const claimed = await claimRestart(kv, name).catch(() => false);
+    if (!claimed) return;
+    this.d.closeKv();
+    await sup.ensure(spec, { restart: true });
+    this.d.log.info("etcd's program was upgraded: restarted this member on it (one member at a time)");
+  }
+
   /** Runs the plan; returns the role and note it leads to. */
   async apply(s: NodeState, plan: ConsensusPlan, mapping: FlatMapping, settings: ClusterSettings, identity: Identity, members?: EtcdMember[]): Promise<Changes> {
     const sup = this.d.supervisor;
@@ -150,8 +170,10 @@ export class ConsensusStep {
           log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
           return { role: "voter", consensusNote: "recovered" };
         }
-        const out = await sup.ensure(this.etcdSpec(args, identity, settings));
+        const spec = this.etcdSpec(args, identity, settings);
+        const out = await sup.ensure(spec);
         if (out !== "running") log.info(`etcd member ${out}`);
+        else await this.restartIfUpgraded(s, spec, name);
         const me = members?.find((m) => m.name === name);
         return { role: me?.isLearner ? "learner" : "voter", consensusNote: "etcd member" };
       }
@@ -175,13 +197,16 @@ export class ConsensusStep {
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
         const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...s.upstreamDown]));
-        const out = await sup.ensure({
+        const spec = {
           name: PROXY_SERVICE,
           command: this.d.etcdBinary ?? "etcd",
           args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
           configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
-        });
-        if (out !== "running") log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);
+        };
+        // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
+        const upgraded = sup.programReplaced(PROXY_SERVICE);
+        const out = await sup.ensure(spec, { restart: upgraded });
+        if (out !== "running") log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
         return { proxyEndpoints: endpoints, role: "proxy", consensusNote: "proxy" };
       }
       case "rejoin": {

@@ -1,16 +1,23 @@
+import { canonicalIPv6, type TcpSocket } from "../util/tcp-table.ts";
 import { hostOfUrl } from "./agent-state.ts";
 
 /**
  * How a proxy node's upstream watch judges its voters (see UpstreamWatch):
- * - `intervalMs` between probe rounds and `timeoutMs` per probe (a TCP connect to the voter's
- *   client port over the mesh). With 1 s each, a voter that dies is left out of the proxy's
- *   upstreams within ~2 s of its death and the local endpoint answers again within ~3 s (the
- *   goal of bench/proxy-stall.ts): etcd's grpc-proxy itself only notices a silent upstream
- *   through gRPC keep-alive, which gRPC clamps to ≥ 10 s (3.5.13+), or never (3.4).
- * - `hitsToReadmit` answered rounds in a row bring a left-out voter back, so one lucky probe
+ * - every `intervalMs` it reads the kernel's table of this node's TCP sockets (no traffic, no
+ *   log line anywhere); a voter becomes a suspect when a connection to its client port has
+ *   gone `suspectRetransmits` retransmission timeouts in a row without an acknowledgement
+ *   (~0.6 s of silence at Linux's 200 ms minimum RTO, while a request waits on it);
+ * - only a suspect, and a voter already left out, is probed: a TCP connect to its client port
+ *   over the mesh with `timeoutMs` (each probe costs the voter one "rejected connection" line
+ *   in etcd's log, so probing every voter every second is not an option);
+ * - with 1 s each, a voter that dies while requests go to it is left out of the proxy's
+ *   upstreams within ~2 s and the local endpoint answers again within ~3 s (the goal of
+ *   bench/proxy-stall.ts): etcd's grpc-proxy itself only notices a silent upstream through
+ *   gRPC keep-alive, which gRPC clamps to ≥ 10 s (3.5.13+), or never (3.4);
+ * - `hitsToReadmit` answered probes in a row bring a left-out voter back, so one lucky probe
  *   of a flapping voter does not restart the proxy twice a second.
  */
-export const UPSTREAM_WATCH = { intervalMs: 1000, timeoutMs: 1000, hitsToReadmit: 2 } as const;
+export const UPSTREAM_WATCH = { intervalMs: 1000, timeoutMs: 1000, suspectRetransmits: 2, hitsToReadmit: 2 } as const;
 
 /** Per voter host: misses and hits in a row, and which hosts are left out. */
 export interface UpstreamVerdict {
@@ -49,6 +56,8 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 export interface UpstreamWatchDeps {
   /** Whether host:port accepts a TCP connection within timeoutMs; never throws (util/tcp-probe.ts canConnect). */
   readonly probe: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
+  /** This node's TCP sockets; never throws (util/tcp-table.ts readTcp6Table). */
+  readonly sockets: () => Promise<readonly TcpSocket[]>;
   /** Called with the hosts to leave out whenever that set changes. */
   readonly onChange: (down: ReadonlySet<string>) => void;
   readonly intervalMs?: number;
@@ -57,9 +66,9 @@ export interface UpstreamWatchDeps {
 
 /**
  * Watches the voters a proxy node's grpc-proxy forwards to, between the agent's ticks (which
- * come only every few seconds once it is ready): a probe round every second while it follows
- * any endpoints, none otherwise. The agent leaves the hosts it reports out of the proxy's
- * upstreams (step-consensus.ts proxyUpstreams).
+ * come only every few seconds once it is ready): a round every second while it follows any
+ * endpoints, none otherwise; see UPSTREAM_WATCH for what a round looks at. The agent leaves
+ * the hosts it reports out of the proxy's upstreams (step-consensus.ts proxyUpstreams).
  */
 export class UpstreamWatch {
   private endpoints: readonly string[] = [];
@@ -86,13 +95,21 @@ export class UpstreamWatch {
     this.timer = undefined;
   }
 
-  /** One probe round (the timer's; exported for tests). A round still running is not overlapped. */
+  /** One round (the timer's; public for tests). A round still running is not overlapped. */
   async round(): Promise<void> {
     if (this.running || this.endpoints.length === 0) return;
     this.running = true;
     try {
       const targets = this.endpoints.map((e) => ({ host: hostOfUrl(e), port: Number(new URL(e).port) }));
-      const answers = await Promise.all(targets.map((t) => this.d.probe(t.host, t.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs)));
+      const table = await this.d.sockets();
+      const suspect = (t: { host: string; port: number }) => {
+        const address = canonicalIPv6(t.host);
+        return table.some((s) => s.remoteAddress === address && s.remotePort === t.port && s.retransmits >= UPSTREAM_WATCH.suspectRetransmits);
+      };
+      // A voter with no stalled connection answered as far as this node can tell.
+      const answers = await Promise.all(
+        targets.map((t) => (this.verdict.down.has(t.host) || suspect(t) ? this.d.probe(t.host, t.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs) : true)),
+      );
       // Endpoints may have changed while probing: judge only what is still followed.
       const followed = new Set(this.endpoints.map(hostOfUrl));
       const round = new Map(targets.map((t, i) => [t.host, answers[i] as boolean] as const).filter(([h]) => followed.has(h)));
