@@ -14,6 +14,9 @@ import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ServiceSpec } from "./supervisor.ts";
+import { UpstreamWatch } from "./upstream-watch.ts";
+import { canConnect } from "../util/tcp-probe.ts";
+import { readTcp6Table } from "../util/tcp-table.ts";
 
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
@@ -38,10 +41,14 @@ export interface ConsensusStepDeps extends StepContext {
   readonly kv: () => Etcd3 | undefined;
   /** Closes the KV session (before etcd is restarted under it). */
   readonly closeKv: () => void;
+  /** Reconcile now (the upstream watch saw a voter stop or start answering). */
+  readonly poke: () => void;
+  /** The proxy's upstream watch; the real one (TCP table, TCP connect) unless a test gives its own. */
+  readonly upstreams?: UpstreamWatch;
   readonly now?: () => number;
 }
 
-type Changes = Partial<Omit<NodeState, "recordGone" | "upstreamDown">>;
+type Changes = Partial<Omit<NodeState, "recordGone">>;
 
 /**
  * Consensus: probe (the member list, from the local etcd or the members over the mesh),
@@ -52,8 +59,16 @@ export class ConsensusStep {
   private probed: { members: EtcdMember[]; at: number; voterLogChanges: number } | undefined;
   private readonly now: () => number;
 
+  private readonly upstreams: UpstreamWatch;
+
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
+    this.upstreams = d.upstreams ?? new UpstreamWatch({ probe: canConnect, sockets: readTcp6Table, onChange: () => d.poke() });
+  }
+
+  /** Stops the upstream watch's timer (the agent is stopping). */
+  stop(): void {
+    this.upstreams.stop();
   }
 
   /** This node's certificate from the cluster CA; a note to wait with while the config has no CA yet. */
@@ -155,6 +170,7 @@ export class ConsensusStep {
     const log = this.d.log;
     const name = memberName(identity.publicKey);
     const token = mapping[KEYS.clusterToken] ?? "";
+    if (plan.kind !== "proxy") this.upstreams.follow([]);
     const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
     switch (plan.kind) {
       case "member": {
@@ -196,7 +212,8 @@ export class ConsensusStep {
       }
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
-        const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...s.upstreamDown]));
+        this.upstreams.follow(plan.endpoints);
+        const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...this.upstreams.down]));
         const spec = {
           name: PROXY_SERVICE,
           command: this.d.etcdBinary ?? "etcd",

@@ -78,6 +78,11 @@ export class UpstreamWatch {
 
   constructor(private readonly d: UpstreamWatchDeps) {}
 
+  /** The voter hosts to leave out of the proxy's upstreams now. */
+  get down(): ReadonlySet<string> {
+    return this.verdict.down;
+  }
+
   /** The voters' client URLs to watch; [] (not a proxy) stops the rounds and forgets every verdict. */
   follow(endpoints: readonly string[]): void {
     this.endpoints = endpoints;
