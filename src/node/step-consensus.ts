@@ -15,8 +15,7 @@ import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ServiceSpec } from "./supervisor.ts";
 import { UpstreamWatch } from "./upstream-watch.ts";
-import { canConnect } from "../util/tcp-probe.ts";
-import { readTcp6Table } from "../util/tcp-table.ts";
+import { hostAnswers } from "../util/tcp-probe.ts";
 
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
@@ -63,7 +62,7 @@ export class ConsensusStep {
 
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
-    this.upstreams = d.upstreams ?? new UpstreamWatch({ probe: canConnect, sockets: readTcp6Table, onChange: () => d.poke() });
+    this.upstreams = d.upstreams ?? new UpstreamWatch({ probe: hostAnswers, onChange: () => d.poke() });
   }
 
   /** Stops the upstream watch's timer (the agent is stopping). */
@@ -212,7 +211,7 @@ export class ConsensusStep {
       }
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
-        this.upstreams.follow(plan.endpoints);
+        this.upstreams.follow(plan.endpoints, settings.agentPort);
         const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...this.upstreams.down]));
         const spec = {
           name: PROXY_SERVICE,

@@ -1,23 +1,17 @@
-import { canonicalIPv6, type TcpSocket } from "../util/tcp-table.ts";
 import { hostOfUrl } from "./agent-state.ts";
 
 /**
- * How a proxy node's upstream watch judges its voters (see UpstreamWatch):
- * - every `intervalMs` it reads the kernel's table of this node's TCP sockets (no traffic, no
- *   log line anywhere); a voter becomes a suspect when a connection to its client port has
- *   gone `suspectRetransmits` retransmission timeouts in a row without an acknowledgement
- *   (~0.6 s of silence at Linux's 200 ms minimum RTO, while a request waits on it);
- * - only a suspect, and a voter already left out, is probed: a TCP connect to its client port
- *   over the mesh with `timeoutMs` (each probe costs the voter one "rejected connection" line
- *   in etcd's log, so probing every voter every second is not an option);
- * - with 1 s each, a voter that dies while requests go to it is left out of the proxy's
- *   upstreams within ~2 s and the local endpoint answers again within ~3 s (the goal of
- *   bench/proxy-stall.ts): etcd's grpc-proxy itself only notices a silent upstream through
- *   gRPC keep-alive, which gRPC clamps to ≥ 10 s (3.5.13+), or never (3.4);
- * - `hitsToReadmit` answered probes in a row bring a left-out voter back, so one lucky probe
- *   of a flapping voter does not restart the proxy twice a second.
+ * How a proxy node's upstream watch judges its voters (see UpstreamWatch): every `intervalMs`
+ * it connects to each voter's liveness port (the agent's, node/probe-listener.ts) over the
+ * mesh, `timeoutMs` each; an accepted or refused connection means the voter's host is up. With
+ * 1 s each, a voter that dies is left out of the proxy's upstreams within ~2 s, and the local
+ * endpoint answers again within ~3 s (the goal of bench/proxy-stall.ts): etcd's grpc-proxy
+ * itself only notices a silent upstream through gRPC keep-alive, which gRPC clamps to ≥ 10 s
+ * (3.5.13+), or never (3.4). `hitsToReadmit` answered probes in a row bring a left-out voter
+ * back, so one lucky probe of a flapping voter does not restart the proxy twice a second. A
+ * probe is a TCP handshake: a few tens of microseconds of CPU at each end.
  */
-export const UPSTREAM_WATCH = { intervalMs: 1000, timeoutMs: 1000, suspectRetransmits: 2, hitsToReadmit: 2 } as const;
+export const UPSTREAM_WATCH = { intervalMs: 1000, timeoutMs: 1000, hitsToReadmit: 2 } as const;
 
 /** Per voter host: misses and hits in a row, and which hosts are left out. */
 export interface UpstreamVerdict {
@@ -54,10 +48,8 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 }
 
 export interface UpstreamWatchDeps {
-  /** Whether host:port accepts a TCP connection within timeoutMs; never throws (util/tcp-probe.ts canConnect). */
+  /** Whether the host answers on host:port within timeoutMs; never throws (util/tcp-probe.ts hostAnswers). */
   readonly probe: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
-  /** This node's TCP sockets; never throws (util/tcp-table.ts readTcp6Table). */
-  readonly sockets: () => Promise<readonly TcpSocket[]>;
   /** Called with the hosts to leave out whenever that set changes. */
   readonly onChange: (down: ReadonlySet<string>) => void;
   readonly intervalMs?: number;
@@ -72,6 +64,7 @@ export interface UpstreamWatchDeps {
  */
 export class UpstreamWatch {
   private endpoints: readonly string[] = [];
+  private port = 0;
   private verdict: UpstreamVerdict = NO_VERDICT;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -83,9 +76,13 @@ export class UpstreamWatch {
     return this.verdict.down;
   }
 
-  /** The voters' client URLs to watch; [] (not a proxy) stops the rounds and forgets every verdict. */
-  follow(endpoints: readonly string[]): void {
+  /**
+   * The voters' client URLs to watch and the liveness port to probe them on; [] (not a proxy)
+   * stops the rounds and forgets every verdict.
+   */
+  follow(endpoints: readonly string[], port = 0): void {
     this.endpoints = endpoints;
+    this.port = port;
     if (endpoints.length === 0) {
       this.stop();
       if (this.verdict.down.size > 0) this.d.onChange(new Set());
@@ -105,19 +102,11 @@ export class UpstreamWatch {
     if (this.running || this.endpoints.length === 0) return;
     this.running = true;
     try {
-      const targets = this.endpoints.map((e) => ({ host: hostOfUrl(e), port: Number(new URL(e).port) }));
-      const table = await this.d.sockets();
-      const suspect = (t: { host: string; port: number }) => {
-        const address = canonicalIPv6(t.host);
-        return table.some((s) => s.remoteAddress === address && s.remotePort === t.port && s.retransmits >= UPSTREAM_WATCH.suspectRetransmits);
-      };
-      // A voter with no stalled connection answered as far as this node can tell.
-      const answers = await Promise.all(
-        targets.map((t) => (this.verdict.down.has(t.host) || suspect(t) ? this.d.probe(t.host, t.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs) : true)),
-      );
+      const hosts = this.endpoints.map(hostOfUrl);
+      const answers = await Promise.all(hosts.map((h) => this.d.probe(h, this.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs)));
       // Endpoints may have changed while probing: judge only what is still followed.
       const followed = new Set(this.endpoints.map(hostOfUrl));
-      const round = new Map(targets.map((t, i) => [t.host, answers[i] as boolean] as const).filter(([h]) => followed.has(h)));
+      const round = new Map(hosts.map((h, i) => [h, answers[i] as boolean] as const).filter(([h]) => followed.has(h)));
       const next = judgeUpstreams(this.verdict, round);
       const changed = !sameSet(next.down, this.verdict.down);
       this.verdict = next;

@@ -1,9 +1,10 @@
 import { strict as assert } from "node:assert";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { describe, it } from "node:test";
 import { NO_VERDICT, UpstreamWatch, judgeUpstreams, type UpstreamVerdict } from "../../src/node/upstream-watch.ts";
-import { canConnect } from "../../src/util/tcp-probe.ts";
-import { parseTcp6Table, type TcpSocket } from "../../src/util/tcp-table.ts";
+import { hostAnswers } from "../../src/util/tcp-probe.ts";
+import { ProbeListener } from "../../src/node/probe-listener.ts";
+import type { Logger } from "../../src/util/log.ts";
 
 const round = (o: Record<string, boolean>) => new Map(Object.entries(o));
 const rounds = (...rs: Record<string, boolean>[]): UpstreamVerdict => rs.reduce<UpstreamVerdict>((v, r) => judgeUpstreams(v, round(r)), NO_VERDICT);
@@ -37,80 +38,89 @@ describe("judgeUpstreams (a proxy node's voters)", () => {
 describe("UpstreamWatch", () => {
   const A = "https://[200::a]:2379";
   const B = "https://[200::b]:2379";
-  const stalled = (host: string, retransmits: number): TcpSocket => ({ remoteAddress: host, remotePort: 2379, txQueue: 120, retransmits });
 
-  it("probes no one while no connection to a voter stalls", async () => {
-    const asked: string[] = [];
-    const w = new UpstreamWatch({ probe: async (h) => (asked.push(h), true), sockets: async () => [stalled("200::a", 1)], onChange: () => {}, intervalMs: 3_600_000 });
-    w.follow([A, B]);
-    try {
-      await w.round();
-    } finally {
-      w.stop();
-    }
-    assert.deepEqual(asked, []);
-  });
-
-  it("probes a voter whose connection stalls, leaves it out when it does not answer, and takes it back", async () => {
-    const alive = new Set(["200::a"]);
-    let table: TcpSocket[] = [stalled("200::b", 2)];
-    const asked: string[] = [];
+  it("reports the hosts to leave out when the set changes, and clears them when it stops following", async () => {
+    const alive = new Set(["200::a", "200::b"]);
     const seen: string[][] = [];
-    const w = new UpstreamWatch({ probe: async (h, p, t) => (asked.push(`${h} ${p} ${t}`), alive.has(h)), sockets: async () => table, onChange: (d) => seen.push([...d]), intervalMs: 3_600_000, timeoutMs: 700 });
-    w.follow([A, B]);
+    const w = new UpstreamWatch({ probe: async (h) => alive.has(h), onChange: (d) => seen.push([...d]), intervalMs: 3_600_000 });
+    w.follow([A, B], 4864);
     try {
       await w.round();
-      assert.deepEqual(asked, ["200::b 2379 700"]);
+      assert.deepEqual(seen, []);
+      alive.delete("200::b");
+      await w.round();
       assert.deepEqual(seen, [["200::b"]]);
-      // Left out, it is probed each round even with no stalled connection left.
-      table = [];
+      assert.deepEqual([...w.down], ["200::b"]);
       alive.add("200::b");
       await w.round();
+      assert.deepEqual(seen, [["200::b"]], "one answered probe is not enough to come back");
       await w.round();
       assert.deepEqual(seen, [["200::b"], []]);
+      alive.delete("200::b");
+      await w.round();
       w.follow([]);
-      assert.deepEqual(seen, [["200::b"], []]);
+      assert.deepEqual(seen, [["200::b"], [], ["200::b"], []]);
     } finally {
       w.stop();
     }
   });
 
-  it("matches the voter's address whatever way it is written", async () => {
+  it("probes each voter's host on the liveness port with the given timeout", async () => {
     const asked: string[] = [];
-    const w = new UpstreamWatch({ probe: async (h) => (asked.push(h), true), sockets: async () => [stalled("200::b", 3)], onChange: () => {}, intervalMs: 3_600_000 });
-    w.follow([A, "https://[200:0:0:0:0:0:0:b]:2379"]);
+    const w = new UpstreamWatch({ probe: async (h, p, t) => (asked.push(`${h} ${p} ${t}`), true), onChange: () => {}, intervalMs: 3_600_000, timeoutMs: 700 });
+    w.follow([A, "https://[200:0:0:0:0:0:0:c]:2400"], 4864);
     try {
       await w.round();
     } finally {
       w.stop();
     }
-    assert.deepEqual(asked, ["200::b"]);
+    assert.deepEqual(asked, ["200::a 4864 700", "200::c 4864 700"]);
   });
 });
 
-describe("parseTcp6Table (/proc/net/tcp6)", () => {
-  const header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
-  // 200:1234::b port 2379 (0x094B), written as the kernel does on little-endian machines.
-  const line = "   3: 00000000000000000000000001000000:D3A2 3412000200000000000000000B000000:094B 01 0000007A:00000000 01:0000002A 00000003     0        0 12345 1 0000000000000000 20 4 30 10 -1";
-  it("reads the remote address, port, unacknowledged bytes and retransmissions", () => {
-    const [s] = parseTcp6Table(`${header}\n${line}\n`, true);
-    assert.deepEqual(s, { remoteAddress: "200:1234::b", remotePort: 2379, txQueue: 122, retransmits: 3 });
-  });
-  it("skips what it cannot read", () => {
-    assert.deepEqual(parseTcp6Table(`${header}\n   4: garbage\n`, true), []);
-  });
-});
-
-describe("canConnect", () => {
-  it("is true for a listening port and false for a closed one", async () => {
+describe("hostAnswers", () => {
+  it("is true for a listening port and for a refused one (the host is up)", async () => {
     const server = createServer((s) => s.destroy());
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
     try {
-      assert.equal(await canConnect("127.0.0.1", port, 1000), true);
+      assert.equal(await hostAnswers("127.0.0.1", port, 1000), true);
     } finally {
       await new Promise((r) => server.close(r));
     }
-    assert.equal(await canConnect("127.0.0.1", port, 1000), false);
+    assert.equal(await hostAnswers("127.0.0.1", port, 1000), true, "refused");
+  });
+});
+
+describe("ProbeListener (the agent's liveness port)", () => {
+  it("accepts on the address and port it is given, moves when they change, and stops", async () => {
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (m: string) => warnings.push(m), debug: () => {}, error: () => {} } as unknown as Logger;
+    const l = new ProbeListener(log);
+    const free = async () => {
+      const s = createServer();
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+      const p = (s.address() as { port: number }).port;
+      await new Promise((r) => s.close(r));
+      return p;
+    };
+    const [p1, p2] = [await free(), await free()];
+    const accepted = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const c = connect({ host: "127.0.0.1", port });
+        c.once("connect", () => (c.destroy(), resolve(true)));
+        c.once("error", () => resolve(false));
+      });
+    try {
+      await l.ensure("127.0.0.1", p1);
+      assert.equal(await accepted(p1), true);
+      await l.ensure("127.0.0.1", p2);
+      assert.equal(await accepted(p2), true);
+      assert.equal(await accepted(p1), false, "the old port is let go");
+    } finally {
+      l.stop();
+    }
+    assert.equal(await accepted(p2), false);
+    assert.deepEqual(warnings, []);
   });
 });
