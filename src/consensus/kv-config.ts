@@ -7,7 +7,7 @@ const API_KEY = `${KEY_ROOT}/raptiformica_api_version`;
 
 /** Keys that live only in etcd (lease-backed, ephemeral): never part of the shared config mapping. */
 export function isEphemeralKey(key: string): boolean {
-  return key.startsWith(KEYS.nodes) || key.startsWith(KEYS.gone) || key === KEYS.voterLog;
+  return key.startsWith(KEYS.nodes) || key.startsWith(KEYS.gone) || key === KEYS.voterLog || key === KEYS.restartClaim;
 }
 
 /** The shared config as the KV holds it: the usable keys, and those skipped (see splitUsable). */

@@ -3,6 +3,7 @@ import { UserError } from "../util/errors.ts";
 
 export const KEYS = {
   yggdrasilPort: `${KEY_ROOT}/meshnet/yggdrasil/port`,
+  agentPort: `${KEY_ROOT}/meshnet/agent/port`,
   clientPort: `${KEY_ROOT}/meshnet/etcd/client_port`,
   peerPort: `${KEY_ROOT}/meshnet/etcd/peer_port`,
   maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
@@ -21,10 +22,14 @@ export const KEYS = {
   voterLog: `${KEY_ROOT}/voters/log`,
   /** When each gone neighbour was first seen gone (ms since epoch), for eviction. */
   gone: `${KEY_ROOT}/gone/`,
+  /** Held (under a short lease) by the one member restarting its etcd for an upgraded program. */
+  restartClaim: `${KEY_ROOT}/restarting/etcd`,
 } as const;
 
 export interface ClusterSettings {
   readonly yggdrasilPort: number;
+  /** The agent's liveness port on the mesh address: proxies probe their voters there (node/probe-listener.ts). */
+  readonly agentPort: number;
   readonly clientPort: number;
   readonly peerPort: number;
   readonly maxVoters: number;
@@ -50,6 +55,7 @@ interface NumericSetting {
 /** Every numeric setting under `meshnet/`, with the rules `config set`, `install` and the agent share. */
 const NUMERIC: readonly NumericSetting[] = [
   { field: "yggdrasilPort", key: KEYS.yggdrasilPort, fallback: 4863, min: 1, max: 65535 },
+  { field: "agentPort", key: KEYS.agentPort, fallback: 4864, min: 1, max: 65535 },
   { field: "clientPort", key: KEYS.clientPort, fallback: 2379, min: 1, max: 65535 },
   { field: "peerPort", key: KEYS.peerPort, fallback: 2380, min: 1, max: 65535 },
   { field: "maxVoters", key: KEYS.maxVoters, fallback: 5, min: 1, max: 99 },
@@ -61,7 +67,7 @@ const NUMERIC: readonly NumericSetting[] = [
 ];
 
 /** The folders of `meshnet/` whose direct keys are all settings raptiformica reads (a typo there is silently ignored otherwise). */
-const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`];
+const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`, `${KEY_ROOT}/meshnet/agent/`];
 const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, KEYS.caKey, KEYS.clusterToken]);
 
 /** A cluster setting whose value cannot be used, with the sentence that says so and how to fix it. */
@@ -92,10 +98,11 @@ const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([[22, "sshd's port, 
 
 /**
  * The ports one member listens on: yggdrasil on every address (tcp://[::]), etcd's client port
- * on the mesh address and 127.0.0.1 (a proxy's on 127.0.0.1), its peer port on the mesh
- * address. Two of them on one number: the second to start fails with "address already in use".
+ * on the mesh address and 127.0.0.1 (a proxy's on 127.0.0.1), its peer port and the agent's
+ * liveness port on the mesh address. Two of them on one number: the second to start fails
+ * with "address already in use".
  */
-const PORT_FIELDS = ["clientPort", "peerPort", "yggdrasilPort"] as const;
+const PORT_FIELDS = ["clientPort", "peerPort", "yggdrasilPort", "agentPort"] as const;
 
 /** The defaults: what a cluster runs with when no module or `config set` says otherwise. */
 export const DEFAULT_SETTINGS: ClusterSettings = Object.fromEntries(NUMERIC.map((n) => [n.field, n.fallback])) as unknown as ClusterSettings;

@@ -1,7 +1,6 @@
 import type { LocalConfig } from "../config/local.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { errorMessage } from "../util/errors.ts";
-import { canConnect } from "../util/tcp-probe.ts";
 import type { Logger } from "../util/log.ts";
 import { nextInterval } from "./agent-interval.ts";
 import { initialState, phaseOf, statusOf, type ClusterChange, type NodeState } from "./agent-state.ts";
@@ -15,7 +14,6 @@ import { KvSession } from "./step-kv-session.ts";
 import { LeaderDuties, etcdLeaderKv } from "./step-leader.ts";
 import { MeshStep } from "./step-mesh.ts";
 import { Supervisor } from "./supervisor.ts";
-import { UpstreamWatch } from "./upstream-watch.ts";
 import { applyChange } from "./watch-routing.ts";
 
 export { ETCD_SERVICE, PROXY_SERVICE, displayName, type ClusterChange } from "./agent-state.ts";
@@ -52,7 +50,6 @@ export class Agent {
   private readonly consensus: ConsensusStep;
   private readonly session: KvSession;
   private readonly leader: LeaderDuties;
-  private readonly upstreams: UpstreamWatch;
   private lastError?: string;
   private stopped = false;
   private wake?: () => void;
@@ -71,10 +68,9 @@ export class Agent {
     });
     this.hooks = new HookQueue((changes) => fireClusterChange(changes, { mapping: () => this.config.mapping(), installDir: o.installDir, cacheDir: o.cache.root, log }));
     this.mesh = new MeshStep({ ...ctx, writeShared: (c) => this.config.write(c) });
-    this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close() });
+    this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close(), poke });
     this.session = new KvSession({ ...ctx, config: this.config, version: o.version, startedAt: this.startedAt, onChange: (t, k, v) => applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke }), poke });
     this.leader = new LeaderDuties(log, poke);
-    this.upstreams = new UpstreamWatch({ probe: canConnect, onChange: (down) => ((this.state.upstreamDown = down), poke()) });
   }
 
   /** Runs until `stop()`; every failure is logged and retried on the next tick. */
@@ -116,7 +112,7 @@ export class Agent {
     this.stopped = true;
     this.poke();
     this.hooks.close();
-    this.upstreams.stop();
+    this.consensus.stop();
     this.mesh.stop();
     this.config.stop();
     await this.session.stop();
@@ -140,7 +136,6 @@ export class Agent {
     const decided = await this.consensus.decide(s, mapping, settings, identity);
     merge(decided.changes);
     merge(await this.consensus.apply(s, decided.plan, mapping, settings, identity, decided.members));
-    this.upstreams.follow(decided.plan.kind === "proxy" ? decided.plan.endpoints : []);
     const seen = await this.session.connect(s, settings);
     if (!seen) return;
     merge(seen);

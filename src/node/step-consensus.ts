@@ -5,6 +5,7 @@ import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
+import { claimRestart } from "../consensus/restart-claim.ts";
 import { etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
@@ -12,6 +13,9 @@ import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
 import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
+import type { ServiceSpec } from "./supervisor.ts";
+import { UpstreamWatch } from "./upstream-watch.ts";
+import { hostAnswers } from "../util/tcp-probe.ts";
 
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
@@ -36,10 +40,14 @@ export interface ConsensusStepDeps extends StepContext {
   readonly kv: () => Etcd3 | undefined;
   /** Closes the KV session (before etcd is restarted under it). */
   readonly closeKv: () => void;
+  /** Reconcile now (the upstream watch saw a voter stop or start answering). */
+  readonly poke: () => void;
+  /** The proxy's upstream watch; the real one (TCP table, TCP connect) unless a test gives its own. */
+  readonly upstreams?: UpstreamWatch;
   readonly now?: () => number;
 }
 
-type Changes = Partial<Omit<NodeState, "recordGone" | "upstreamDown">>;
+type Changes = Partial<Omit<NodeState, "recordGone">>;
 
 /**
  * Consensus: probe (the member list, from the local etcd or the members over the mesh),
@@ -50,8 +58,16 @@ export class ConsensusStep {
   private probed: { members: EtcdMember[]; at: number; voterLogChanges: number } | undefined;
   private readonly now: () => number;
 
+  private readonly upstreams: UpstreamWatch;
+
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
+    this.upstreams = d.upstreams ?? new UpstreamWatch({ probe: hostAnswers, onChange: () => d.poke() });
+  }
+
+  /** Stops the upstream watch's timer (the agent is stopping). */
+  stop(): void {
+    this.upstreams.stop();
   }
 
   /** This node's certificate from the cluster CA; a note to wait with while the config has no CA yet. */
@@ -129,12 +145,31 @@ export class ConsensusStep {
     };
   }
 
+  /**
+   * A member whose etcd program was upgraded under it (a package upgrade by `slave`) restarts it
+   * to run the new one — one member at a time across the cluster (restart-claim.ts), and only
+   * while every voter has a live node record, so a restart never costs quorum. Until its turn it
+   * keeps running the old program. Never throws: a KV that does not answer means not now.
+   */
+  private async restartIfUpgraded(s: NodeState, spec: ServiceSpec, name: string): Promise<void> {
+    const sup = this.d.supervisor;
+    const kv = this.d.kv();
+    if (!kv || !sup.programReplaced(ETCD_SERVICE)) return;
+    if (s.voterEndpoints.some((e) => s.recordGone.has(hostOfUrl(e)))) return;
+    const claimed = await claimRestart(kv, name).catch(() => false);
+    if (!claimed) return;
+    this.d.closeKv();
+    await sup.ensure(spec, { restart: true });
+    this.d.log.info("etcd's program was upgraded: restarted this member on it (one member at a time)");
+  }
+
   /** Runs the plan; returns the role and note it leads to. */
   async apply(s: NodeState, plan: ConsensusPlan, mapping: FlatMapping, settings: ClusterSettings, identity: Identity, members?: EtcdMember[]): Promise<Changes> {
     const sup = this.d.supervisor;
     const log = this.d.log;
     const name = memberName(identity.publicKey);
     const token = mapping[KEYS.clusterToken] ?? "";
+    if (plan.kind !== "proxy") this.upstreams.follow([]);
     const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
     switch (plan.kind) {
       case "member": {
@@ -150,8 +185,10 @@ export class ConsensusStep {
           log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
           return { role: "voter", consensusNote: "recovered" };
         }
-        const out = await sup.ensure(this.etcdSpec(args, identity, settings));
+        const spec = this.etcdSpec(args, identity, settings);
+        const out = await sup.ensure(spec);
         if (out !== "running") log.info(`etcd member ${out}`);
+        else await this.restartIfUpgraded(s, spec, name);
         const me = members?.find((m) => m.name === name);
         return { role: me?.isLearner ? "learner" : "voter", consensusNote: "etcd member" };
       }
@@ -174,14 +211,18 @@ export class ConsensusStep {
       }
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
-        const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...s.upstreamDown]));
-        const out = await sup.ensure({
+        this.upstreams.follow(plan.endpoints, settings.agentPort);
+        const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...this.upstreams.down]));
+        const spec = {
           name: PROXY_SERVICE,
           command: this.d.etcdBinary ?? "etcd",
           args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
           configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
-        });
-        if (out !== "running") log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);
+        };
+        // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
+        const upgraded = sup.programReplaced(PROXY_SERVICE);
+        const out = await sup.ensure(spec, { restart: upgraded });
+        if (out !== "running") log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
         return { proxyEndpoints: endpoints, role: "proxy", consensusNote: "proxy" };
       }
       case "rejoin": {

@@ -7,6 +7,7 @@ import { readAdvertised } from "./advertised.ts";
 import { UserError } from "../util/errors.ts";
 import { displayName, type StepContext } from "./agent-state.ts";
 import { MeshService } from "./mesh-service.ts";
+import { ProbeListener } from "./probe-listener.ts";
 
 export interface MeshStepDeps extends StepContext {
   /** Writes the shared config (KV or local cache: see ConfigView.write). */
@@ -23,18 +24,23 @@ export class MeshStep {
   private info?: YggdrasilInfo;
   private identity?: Identity;
   private mesh?: MeshService;
+  private readonly liveness: ProbeListener;
 
-  constructor(private readonly d: MeshStepDeps) {}
+  constructor(private readonly d: MeshStepDeps) {
+    this.liveness = new ProbeListener(d.log);
+  }
 
   /** Identity and yggdrasil; then call `registerSelf`. */
   async run(mapping: FlatMapping, settings: ClusterSettings): Promise<{ info: YggdrasilInfo; identity: Identity; meshed: true }> {
     const { info, identity, mesh } = await this.ensureIdentity(mapping);
     await mesh.ensure(mapping, settings.yggdrasilPort);
+    await this.liveness.ensure(identity.address, settings.agentPort);
     return { info, identity, meshed: true };
   }
 
   stop(): void {
     this.mesh?.stopPeerLoop();
+    this.liveness.stop();
   }
 
   private async ensureIdentity(mapping: FlatMapping): Promise<{ info: YggdrasilInfo; identity: Identity; mesh: MeshService }> {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setPriority } from "node:os";
 import { waitUntil } from "../util/wait.ts";
@@ -120,6 +120,21 @@ export class Supervisor {
 
   metaOf(name: string): Record<string, unknown> | undefined {
     return this.record(name)?.meta;
+  }
+
+  /**
+   * Whether the running service's program file was replaced since it started: a package
+   * upgrade unlinks the old file, and /proc/<pid>/exe then names it with " (deleted)". False
+   * when the service does not run or /proc cannot tell.
+   */
+  programReplaced(name: string): boolean {
+    const pid = this.record(name)?.pid;
+    if (pid === undefined) return false;
+    try {
+      return readlinkSync(`/proc/${pid}/exe`).endsWith(" (deleted)");
+    } catch {
+      return false;
+    }
   }
 
   hashOf(name: string): string | undefined {

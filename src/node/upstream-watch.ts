@@ -1,14 +1,15 @@
 import { hostOfUrl } from "./agent-state.ts";
 
 /**
- * How a proxy node's upstream watch judges its voters (see UpstreamWatch):
- * - `intervalMs` between probe rounds and `timeoutMs` per probe (a TCP connect to the voter's
- *   client port over the mesh). With 1 s each, a voter that dies is left out of the proxy's
- *   upstreams within ~2 s of its death and the local endpoint answers again within ~3 s (the
- *   goal of bench/proxy-stall.ts): etcd's grpc-proxy itself only notices a silent upstream
- *   through gRPC keep-alive, which gRPC clamps to ≥ 10 s (3.5.13+), or never (3.4).
- * - `hitsToReadmit` answered rounds in a row bring a left-out voter back, so one lucky probe
- *   of a flapping voter does not restart the proxy twice a second.
+ * How a proxy node's upstream watch judges its voters (see UpstreamWatch): every `intervalMs`
+ * it connects to each voter's liveness port (the agent's, node/probe-listener.ts) over the
+ * mesh, `timeoutMs` each; an accepted or refused connection means the voter's host is up. With
+ * 1 s each, a voter that dies is left out of the proxy's upstreams within ~2 s, and the local
+ * endpoint answers again within ~3 s (the goal of bench/proxy-stall.ts): etcd's grpc-proxy
+ * itself only notices a silent upstream through gRPC keep-alive, which gRPC clamps to ≥ 10 s
+ * (3.5.13+), or never (3.4). `hitsToReadmit` answered probes in a row bring a left-out voter
+ * back, so one lucky probe of a flapping voter does not restart the proxy twice a second. A
+ * probe is a TCP handshake: a few tens of microseconds of CPU at each end.
  */
 export const UPSTREAM_WATCH = { intervalMs: 1000, timeoutMs: 1000, hitsToReadmit: 2 } as const;
 
@@ -47,7 +48,7 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 }
 
 export interface UpstreamWatchDeps {
-  /** Whether host:port accepts a TCP connection within timeoutMs; never throws (util/tcp-probe.ts canConnect). */
+  /** Whether the host answers on host:port within timeoutMs; never throws (util/tcp-probe.ts hostAnswers). */
   readonly probe: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
   /** Called with the hosts to leave out whenever that set changes. */
   readonly onChange: (down: ReadonlySet<string>) => void;
@@ -57,21 +58,31 @@ export interface UpstreamWatchDeps {
 
 /**
  * Watches the voters a proxy node's grpc-proxy forwards to, between the agent's ticks (which
- * come only every few seconds once it is ready): a probe round every second while it follows
- * any endpoints, none otherwise. The agent leaves the hosts it reports out of the proxy's
- * upstreams (step-consensus.ts proxyUpstreams).
+ * come only every few seconds once it is ready): a round every second while it follows any
+ * endpoints, none otherwise; see UPSTREAM_WATCH for what a round looks at. The agent leaves
+ * the hosts it reports out of the proxy's upstreams (step-consensus.ts proxyUpstreams).
  */
 export class UpstreamWatch {
   private endpoints: readonly string[] = [];
+  private port = 0;
   private verdict: UpstreamVerdict = NO_VERDICT;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
 
   constructor(private readonly d: UpstreamWatchDeps) {}
 
-  /** The voters' client URLs to watch; [] (not a proxy) stops the rounds and forgets every verdict. */
-  follow(endpoints: readonly string[]): void {
+  /** The voter hosts to leave out of the proxy's upstreams now. */
+  get down(): ReadonlySet<string> {
+    return this.verdict.down;
+  }
+
+  /**
+   * The voters' client URLs to watch and the liveness port to probe them on; [] (not a proxy)
+   * stops the rounds and forgets every verdict.
+   */
+  follow(endpoints: readonly string[], port = 0): void {
     this.endpoints = endpoints;
+    this.port = port;
     if (endpoints.length === 0) {
       this.stop();
       if (this.verdict.down.size > 0) this.d.onChange(new Set());
@@ -86,16 +97,16 @@ export class UpstreamWatch {
     this.timer = undefined;
   }
 
-  /** One probe round (the timer's; exported for tests). A round still running is not overlapped. */
+  /** One round (the timer's; public for tests). A round still running is not overlapped. */
   async round(): Promise<void> {
     if (this.running || this.endpoints.length === 0) return;
     this.running = true;
     try {
-      const targets = this.endpoints.map((e) => ({ host: hostOfUrl(e), port: Number(new URL(e).port) }));
-      const answers = await Promise.all(targets.map((t) => this.d.probe(t.host, t.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs)));
+      const hosts = this.endpoints.map(hostOfUrl);
+      const answers = await Promise.all(hosts.map((h) => this.d.probe(h, this.port, this.d.timeoutMs ?? UPSTREAM_WATCH.timeoutMs)));
       // Endpoints may have changed while probing: judge only what is still followed.
       const followed = new Set(this.endpoints.map(hostOfUrl));
-      const round = new Map(targets.map((t, i) => [t.host, answers[i] as boolean] as const).filter(([h]) => followed.has(h)));
+      const round = new Map(hosts.map((h, i) => [h, answers[i] as boolean] as const).filter(([h]) => followed.has(h)));
       const next = judgeUpstreams(this.verdict, round);
       const changed = !sameSet(next.down, this.verdict.down);
       this.verdict = next;

@@ -1,10 +1,12 @@
 import { connect } from "node:net";
 
 /**
- * Whether a TCP connection to `host`:`port` opens within `timeoutMs` (ms). The connection is
- * closed at once; nothing is sent. Never throws: refused, unreachable and timed out are false.
+ * Whether the host at `host` answers a TCP connection to `port` within `timeoutMs` (ms): it
+ * accepts, or refuses (a reset also proves the host is up and reachable). False when the
+ * connection times out or the host or network is unreachable. The connection is closed at
+ * once; nothing is sent. Never throws.
  */
-export function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
+export function hostAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean) => {
@@ -14,6 +16,6 @@ export function canConnect(host: string, port: number, timeoutMs: number): Promi
     };
     const timer = setTimeout(() => done(false), timeoutMs);
     socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
+    socket.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ECONNREFUSED"));
   });
 }
