@@ -29,9 +29,11 @@ if ((${#need_pkgs[@]})); then
     apt-get install -y -q "${need_pkgs[@]}"
 fi
 
-# Yggdrasil 0.5 (Debian 13's package) beside the system's 0.4, for the tests of both majors.
+# Yggdrasil 0.5 and etcd 3.5 (Debian 13's packages) beside the system's 0.4 and 3.4, for the tests
+# of both majors and of clusters mixing etcd versions.
 if [[ $(id -u) -eq 0 ]]; then
     bash scripts/fetch-yggdrasil-0.5.sh >/dev/null || echo "scripts/test.sh: could not fetch yggdrasil 0.5; its tests will be skipped" >&2
+    bash scripts/fetch-etcd-3.5.sh >/dev/null || echo "scripts/test.sh: could not fetch etcd 3.5; the mixed-version tests will be skipped" >&2
 fi
 
 bash scripts/setup-docker.sh
