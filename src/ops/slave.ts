@@ -2,21 +2,23 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
 import { mappingProblem } from "../config/store.ts";
-import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, otherClusterProblem, type ClusterId } from "../consensus/cluster-id.ts";
+import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, type ClusterId } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
-import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
+import { REMOTE_CACHE_DIR, REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
+import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
 import { registerNeighbour } from "./inject.ts";
-import { parseReportedMapping, storeLearned } from "./learn.ts";
+import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
 import { isMember } from "./cluster/member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
+import { SshNodeChannel } from "./cluster/node-channel.ts";
+import { assimilate, registerThroughMembers, type Registrar } from "./assimilate.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -77,7 +79,7 @@ const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
 const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
 /** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
-const REMOTE_CACHE = ".raptiformica.d";
+const REMOTE_CACHE = REMOTE_CACHE_DIR;
 
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
@@ -133,7 +135,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   if (!req.flags.assimilate) return {};
 
   const isOurMember = facts.clusterId !== undefined && facts.clusterId === clusterIdOf(mapping);
-  const result = await assimilate(ctx, settings, req, rfRemote, facts.hasConfig, isOurMember, progress);
+  const result = await assimilateHost(ctx, settings, req, rfRemote, facts.hasConfig, isOurMember, progress);
   if (req.flags.afterAssimilate) {
     progress("after_assimilate");
     await fireLocalHook(ctx, "after_assimilate", { host: t.host, port: t.port, ...result });
@@ -223,12 +225,12 @@ export function provisioners(mapping: FlatMapping, serverType: string): Provisio
 }
 
 /**
- * Makes the provisioned host a member: it records how it is reached (advertise), a member
- * registers its key in the cluster (so every member accepts it and those that can reach it
- * dial it; the new node dials out to the others itself, which is what makes NAT work), it
- * gets the cluster's current knowledge, runs `mesh`, and this machine learns the result.
+ * Makes the provisioned host a member through the shared sequence (ops/assimilate.ts): a
+ * member registers its key in the cluster (so every member accepts it and those that can reach
+ * it dial it; the new node dials out to the others itself, which is what makes NAT work), it
+ * gets the cluster's current knowledge and runs `mesh`; then this machine learns the result.
  */
-async function assimilate(
+async function assimilateHost(
   ctx: Context,
   s: SshSettings,
   req: SlaveRequest,
@@ -239,11 +241,8 @@ async function assimilate(
 ): Promise<SlaveResult> {
   const t = req.target;
   const who = describeTarget(t);
-  const node = new MemberCli(s, t, rfRemote);
+  const channel = new SshNodeChannel(s, t, rfRemote);
   const reach = req.advertise ?? { host: t.host, port: t.port };
-  progress("register");
-  await node.ok(["advertise", reach.host, "--port", String(reach.port)]);
-  const id = await node.identity();
 
   const here = isMember(ctx);
   const own = ctx.config.snapshot().mapping;
@@ -253,23 +252,23 @@ async function assimilate(
   const members = isOurMember ? [...others, t] : others;
   // On a member (e.g. the far end of `join`) the registration is local; from an operator
   // machine it is done by the first member that answers over SSH; the first node of a new
-  // cluster needs none.
-  const cluster = here
-    ? (await registerNeighbour(ctx, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey })).mapping
+  // cluster needs none. The node gets the freshest knowledge (the new neighbour included, and
+  // the CA it needs to join), unless it has its own.
+  const register: Registrar = here
+    ? async (publicKey, at) => (await registerNeighbour(ctx, { host: at.host, sshPort: at.port, publicKey })).mapping
     : members.length > 0
-      ? await injectOnMember(s, members, rfRemote, reach, t, id.publicKey, own)
-      : own;
-  // The freshest knowledge (the new neighbour included, and the CA it needs to join) for the
-  // new node, unless it has its own.
-  await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
-
-  progress("mesh", id.meshAddress);
-  await node.ok(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
-  if (req.uuid) await node.ok(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
+      ? registerThroughMembers(
+          members.map((m) => new SshNodeChannel(s, m, rfRemote)),
+          who,
+          own,
+        )
+      : async () => own;
+  const id = await assimilate({ node: channel, reach, register, keepOwnConfig: hadConfig, afterMesh: req.flags.afterMesh, ...(req.uuid ? { uuid: req.uuid } : {}), progress });
 
   // Learn what the cluster knows now, so later commands from here reach its members (a
   // member's own agent keeps its copy in step already).
   // Data only: code keys stay this machine's own (README, "Trust model").
+  const node = new MemberCli(channel);
   const learned = await node.config();
   if (!here) await storeLearned(ctx, learned, who);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
@@ -282,35 +281,4 @@ async function assimilate(
     role = undefined;
   }
   return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
-}
-
-/** Registers the new node on the first member that answers; returns that member's view of the config. */
-async function injectOnMember(
-  s: SshSettings,
-  members: SshTarget[],
-  rfRemote: string,
-  reach: { host: string; port: number },
-  t: SshTarget,
-  key: string,
-  fallback: FlatMapping,
-): Promise<FlatMapping> {
-  const tried: string[] = [];
-  for (const m of members) {
-    const member = new MemberCli(s, m, rfRemote);
-    try {
-      await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
-      const shown = await member.run(["config", "show", "--json"]);
-      if (shown.exitCode !== 0) return fallback;
-      const theirs = parseReportedMapping(shown.stdout, member.who);
-      const problem = otherClusterProblem(fallback, theirs, member.who);
-      if (problem) throw new UserError(problem);
-      return theirs;
-    } catch (e) {
-      tried.push(errorMessage(e));
-    }
-  }
-  throw new UserError(
-    `No member of the cluster could register ${describeTarget(t)} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
-      "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
-  );
 }
