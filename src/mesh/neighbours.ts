@@ -1,5 +1,6 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import { describeHostProblem, parseHost } from "./host.ts";
+import { addressForKey } from "./yggdrasil/address.ts";
 import { assertSameMajor } from "./yggdrasil/version.ts";
 
 export type YggdrasilMajor = "0.4" | "0.5";
@@ -144,6 +145,32 @@ export function withNeighbour(mapping: FlatMapping, n: Neighbour): FlatMapping {
   const p = neighbourPrefix(n.publicKey);
   for (const k of Object.keys(mapping)) if (k.startsWith(p)) delete mapping[k];
   return Object.assign(mapping, neighbourMapping(n));
+}
+
+/** Who a machine is and how it is reached, as another machine registers it (`inject`, `slave`, `spawn`). */
+export interface Registration {
+  readonly publicKey: string;
+  /** In the form `parseHost` returns: the form members dial, and compare hosts in. */
+  readonly host: string;
+  readonly sshPort: number;
+  readonly yggdrasilPort: number;
+}
+
+/**
+ * `mapping` with the machine `r` registered as a neighbour (pure but for mutating and returning
+ * `mapping`, like {@link withNeighbour}): its entry under its public key, the mesh address
+ * derived from that key, its host and ports; what the entry had beside those (name, major,
+ * instance id) is kept. Like the original, a different machine registered under the same host
+ * is removed first: the new one replaced it there.
+ */
+export function withRegisteredNeighbour(mapping: FlatMapping, r: Registration): FlatMapping {
+  for (const n of parseNeighbours(mapping)) {
+    if (n.host !== r.host || n.publicKey === r.publicKey) continue;
+    const p = neighbourPrefix(n.publicKey);
+    for (const k of Object.keys(mapping)) if (k.startsWith(p)) delete mapping[k];
+  }
+  const current = parseNeighbours(mapping).find((n) => n.publicKey === r.publicKey);
+  return withNeighbour(mapping, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
 }
 
 /** A copy of `mapping` without any key of the neighbours with these public keys. */
