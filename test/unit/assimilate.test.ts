@@ -1,0 +1,127 @@
+import { strict as assert } from "node:assert";
+import { describe, it } from "node:test";
+import type { FlatMapping } from "../../src/config/flatten.ts";
+import { KEYS } from "../../src/consensus/settings.ts";
+import { assimilate, enlist, registerThroughMembers, type Registrar } from "../../src/ops/assimilate.ts";
+import type { NodeChannel } from "../../src/ops/cluster/node-channel.ts";
+import type { Outcome } from "../../src/util/exec.ts";
+
+const KEY = "ab".repeat(32);
+const ADDRESS = "200:1234::1";
+
+type Reply = Partial<Outcome> | ((argv: readonly string[]) => Partial<Outcome>);
+
+/**
+ * A machine whose CLI answers from a script (first argv word → reply; default exit 0, no
+ * output) and whose cache dir is a map: what the assimilate sequence asks of a channel, and
+ * nothing else, so the order of commands and the files written can be checked.
+ */
+class ScriptedChannel implements NodeChannel {
+  readonly calls: string[] = [];
+  readonly files = new Map<string, string>();
+
+  constructor(
+    readonly who: string,
+    private readonly replies: Record<string, Reply> = {},
+  ) {}
+
+  async run(argv: readonly string[], timeoutMs: number): Promise<Outcome> {
+    this.calls.push(`${argv.join(" ")} (${timeoutMs / 1000} s)`);
+    const reply = this.replies[argv[0] ?? ""] ?? {};
+    return { exitCode: 0, stdout: "", stderr: "", timedOut: false, ...(typeof reply === "function" ? reply(argv) : reply) };
+  }
+
+  async writeCacheFile(name: string, content: string, opts: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+    this.calls.push(`write ${name}${opts.onlyIfAbsent ? " if absent" : ""}`);
+    if (opts.onlyIfAbsent && this.files.has(name)) return false;
+    this.files.set(name, content);
+    return true;
+  }
+}
+
+const newNode = (replies: Record<string, Reply> = {}) =>
+  new ScriptedChannel("root@198.18.0.9:22", { identity: { stdout: JSON.stringify({ publicKey: KEY, meshAddress: ADDRESS }) }, ...replies });
+const member = (who: string, config: FlatMapping, replies: Record<string, Reply> = {}) => new ScriptedChannel(who, { config: { stdout: JSON.stringify(config) }, ...replies });
+const reach = { host: "198.18.0.9", port: 2222 };
+
+describe("the assimilate sequence (ops/assimilate.ts)", () => {
+  it("advertise, identity, register, hand the cluster's config, mesh, then the instance id, in that order", async () => {
+    const node = newNode();
+    const registered: string[] = [];
+    const steps: string[] = [];
+    const register: Registrar = async (key, at) => {
+      registered.push(`${key} at ${at.host}:${at.port}`);
+      return { "raptiformica/x": "cluster" };
+    };
+    const id = await assimilate({ node, reach, register, keepOwnConfig: false, afterMesh: false, uuid: "i-9", progress: (s, d) => steps.push(d ? `${s} ${d}` : s) });
+    assert.deepEqual(id, { publicKey: KEY, meshAddress: ADDRESS });
+    assert.deepEqual(node.calls, [
+      "advertise 198.18.0.9 --port 2222 (120 s)",
+      "identity --json (60 s)",
+      "write mutable_config.json",
+      "mesh --no-after-mesh (300 s)",
+      `config set raptiformica/meshnet/neighbours/${KEY}/uuid i-9 (120 s)`,
+    ]);
+    assert.deepEqual(registered, [`${KEY} at 198.18.0.9:2222`]);
+    assert.deepEqual(JSON.parse(node.files.get("mutable_config.json")!), { "raptiformica/x": "cluster" });
+    assert.deepEqual(steps, ["register", `mesh ${ADDRESS}`]);
+  });
+
+  it("a node that keeps its own config is not overwritten; no config to hand writes none; after_mesh hooks on request", async () => {
+    const kept = newNode();
+    kept.files.set("mutable_config.json", "mine");
+    await enlist({ node: kept, reach, register: async () => ({ a: "b" }), keepOwnConfig: true });
+    assert.equal(kept.files.get("mutable_config.json"), "mine");
+    assert.ok(kept.calls.includes("write mutable_config.json if absent"));
+
+    const first = newNode();
+    await assimilate({ node: first, reach, register: async () => undefined, keepOwnConfig: false, afterMesh: true });
+    assert.equal(first.files.size, 0);
+    assert.ok(first.calls.includes("mesh (300 s)"), first.calls.join("\n"));
+  });
+
+  it("a failing step stops the sequence with an error naming the node and the command; nothing after it runs", async () => {
+    const node = newNode({ advertise: { exitCode: 1, stderr: "raptiformica: bad host\n" } });
+    let registered = false;
+    await assert.rejects(
+      enlist({ node, reach, register: async () => ((registered = true), {}), keepOwnConfig: false }),
+      /`raptiformica advertise 198\.18\.0\.9 --port 2222` failed on root@198\.18\.0\.9:22 \(exit 1\): raptiformica: bad host/,
+    );
+    assert.equal(registered, false);
+    assert.equal(node.calls.length, 1);
+  });
+});
+
+describe("registering through members (registerThroughMembers)", () => {
+  // A member's whole config has server, compute and platform keys (decodeFullConfig checks that).
+  const SERVER = { "raptiformica/server/headless/a/bootstrap": "true", "raptiformica/compute/docker/headless/start_instance": "true", "raptiformica/platform/default/x": "y" };
+  const ours = { ...SERVER, [KEYS.caCert]: "our CA" };
+
+  it("the first member that answers runs inject with the node's key and hands its config; later members are not asked", async () => {
+    const down = member("root@m1:22", {}, { inject: { exitCode: 255, stderr: "ssh: connect to host m1 port 22: Connection refused" } });
+    const up = member("root@m2:22", { ...ours, "raptiformica/y": "z" });
+    const spare = member("root@m3:22", {});
+    const got = await registerThroughMembers([down, up, spare], "root@198.18.0.9:22", ours)(KEY, reach);
+    assert.deepEqual(got, { ...ours, "raptiformica/y": "z" });
+    assert.deepEqual(up.calls, [`inject 198.18.0.9 --port 2222 --key ${KEY} (120 s)`, "config show --json (60 s)"]);
+    assert.deepEqual(spare.calls, []);
+  });
+
+  it("refuses a member of another cluster and says which members it tried and how to go on", async () => {
+    const other = member("root@m1:22", { ...SERVER, [KEYS.caCert]: "their CA" });
+    const down = member("root@m2:22", {}, { inject: { exitCode: 1, stderr: "raptiformica: no quorum" } });
+    await assert.rejects(registerThroughMembers([other, down], "root@198.18.0.9:22", ours)(KEY, reach), (e: Error) => {
+      assert.match(e.message, /^No member of the cluster could register root@198\.18\.0\.9:22 \(tried 2\):/);
+      assert.match(e.message, /root@m1:22 is a member of cluster [0-9a-f]{16}, but this machine manages cluster [0-9a-f]{16}/);
+      assert.match(e.message, /failed on root@m2:22 \(exit 1\): raptiformica: no quorum/);
+      assert.match(e.message, /run slave again once a member is reachable/);
+      return true;
+    });
+  });
+
+  it("a member that registered but cannot show its config: the operator's config is handed, and without one the member counts as failed", async () => {
+    const mute = () => member("root@m1:22", {}, { config: { exitCode: 1 } });
+    assert.deepEqual(await registerThroughMembers([mute()], "n9", ours)(KEY, reach), ours);
+    await assert.rejects(registerThroughMembers([mute()], "n9")(KEY, reach), /root@m1:22 registered n9 but cannot show its config \(exit 1\)/);
+  });
+});
