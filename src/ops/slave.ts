@@ -78,9 +78,6 @@ const FACTS_SCRIPT =
 const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
 const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
-/** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
-const REMOTE_CACHE = REMOTE_CACHE_DIR;
-
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
  * make it a member. Safe to run again on a member: every step converges (it is the update path).
@@ -114,11 +111,11 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   const install = { from: ctx.installDir, entries: ["bin", "dist", "modules", "package.json"], to: remoteInstall, exclude: [".vagrant"], legacyMarks: INSTALL_LEGACY_MARKS };
   await pushTree(settings, t, install, rsync);
   if (existsSync(ctx.paths.modules)) {
-    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE, legacyMarks: CACHE_LEGACY_MARKS }, rsync);
+    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE_DIR, legacyMarks: CACHE_LEGACY_MARKS }, rsync);
   }
   // A member keeps its own (cluster-synced) config; a new machine gets ours, without the
   // cluster CA's private key: only a machine that becomes a member (assimilate) gets that.
-  await pushFile(settings, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(withoutCa(mapping), null, 2)}\n`, { onlyIfAbsent: true });
+  await pushFile(settings, t, `${REMOTE_CACHE_DIR}/mutable_config.json`, `${JSON.stringify(withoutCa(mapping), null, 2)}\n`, { onlyIfAbsent: true });
 
   if (req.flags.provision) {
     await provision(ctx, settings, t, mapping, req.serverType, remoteInstall, rsync, progress);
@@ -145,7 +142,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
 }
 
 async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
-  const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
+  const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE_DIR], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
   const [os = "", commands = "", ...rest] = out.stdout.split("\n");
   const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
@@ -257,11 +254,7 @@ async function assimilateHost(
   const register: Registrar = here
     ? async (publicKey, at) => (await registerNeighbour(ctx, { host: at.host, sshPort: at.port, publicKey })).mapping
     : members.length > 0
-      ? registerThroughMembers(
-          members.map((m) => new SshNodeChannel(s, m, rfRemote)),
-          who,
-          own,
-        )
+      ? registerThroughMembers(members.map((m) => new SshNodeChannel(s, m, rfRemote)), who, own)
       : async () => own;
   const id = await assimilate({ node: channel, reach, register, keepOwnConfig: hadConfig, afterMesh: req.flags.afterMesh, ...(req.uuid ? { uuid: req.uuid } : {}), progress });
 
