@@ -18,9 +18,7 @@ if is_05; then
   echo "$BIN"
   exit 0
 fi
-
-# Test files running in parallel may all call this at once: one fetches, the others wait.
-mkdir -p "$DIR/lists/partial"
+mkdir -p "$DIR"
 if command -v flock >/dev/null 2>&1; then
   exec 9>"$DIR/.lock"
   flock 9
@@ -29,30 +27,7 @@ if command -v flock >/dev/null 2>&1; then
     exit 0
   fi
 fi
-
-echo "deb http://deb.debian.org/debian trixie main" >"$DIR/trixie.list"
-
-# The options point apt at our own list file and state dir; /etc/apt is never read or written.
-set -- \
-  -o "Dir::Etc::sourcelist=$DIR/trixie.list" \
-  -o "Dir::Etc::sourceparts=-" \
-  -o "Dir::State::Lists=$DIR/lists" \
-  -o "APT::Get::List-Cleanup=0"
-
-apt-get "$@" -q update >&2
-rm -f "$DIR"/yggdrasil_*.deb
-(cd "$DIR" && apt-get "$@" -q download yggdrasil >&2)
-
-set -- "$DIR"/yggdrasil_*.deb
-if [ ! -f "$1" ]; then
-  echo "fetch-yggdrasil-0.5: apt-get download produced no yggdrasil_*.deb in $DIR" >&2
-  exit 1
-fi
-rm -rf "$DIR/root.tmp"
-dpkg-deb -x "$1" "$DIR/root.tmp"
-rm -rf "$DIR/root"
-mv "$DIR/root.tmp" "$DIR/root"
-
+sh "$(dirname "$0")/fetch-from-trixie.sh" "$DIR" yggdrasil
 if ! is_05; then
   echo "fetch-yggdrasil-0.5: $BIN is not a Yggdrasil 0.5 binary (no -publickey flag)" >&2
   exit 1

@@ -4,7 +4,7 @@ import { typeStatuses, type TypeKind } from "../config/types.ts";
 import { clusterFor } from "../ops/cluster/cluster.ts";
 import { LocalCluster } from "../ops/cluster/local.ts";
 import type { ConfigAnswer } from "../ops/cluster/wire.ts";
-import { UserError } from "../util/errors.ts";
+import { KeyNotSet, UserError } from "../util/errors.ts";
 import { jsonText, printable } from "../util/printable.ts";
 import { contextFrom } from "./context.ts";
 
@@ -48,7 +48,7 @@ export function register(program: Command): void {
       if (value === undefined) {
         const below = keysUnder(mapping, k).length;
         const hint = below > 0 ? ` It is a folder of ${below} key(s): see \`raptiformica config show ${k}\`.` : "";
-        throw new UserError(`Config key ${k} is not set.${hint}`);
+        throw new KeyNotSet(k, `Config key ${k} is not set.${hint}`);
       }
       // Exactly as stored, for scripts (`x=$(raptiformica config get KEY)`); `config show`
       // is the one to look at a value that may hold terminal controls.

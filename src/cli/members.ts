@@ -1,13 +1,10 @@
-import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import Table from "cli-table3";
-import { runningAgent } from "../node/agent-lock.ts";
-import { ensureAgent } from "../ops/node.ts";
-import { clusterFor, isMember } from "../ops/cluster/cluster.ts";
+import { rejoinNow } from "../ops/node.ts";
+import { clusterFor } from "../ops/cluster/cluster.ts";
 import { ownClusterId } from "../ops/cluster/member.ts";
 import type { ClusterProblem, MemberRow } from "../ops/cluster/wire.ts";
 import { evictGone, formatUptime } from "../ops/members.ts";
-import { UserError } from "../util/errors.ts";
 import { contextFrom } from "./context.ts";
 import { jsonText, printable, printableText } from "../util/printable.ts";
 
@@ -43,17 +40,13 @@ export function register(program: Command): void {
     .action(async (opts: { rejoin?: boolean; evict?: boolean; json?: boolean }, cmd: Command) => {
       const ctx = contextFrom(cmd);
       if (opts.evict) {
-        if (!isMember(ctx)) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
         const { evicted, evictAfterSeconds } = await evictGone(ctx);
         if (evicted.length === 0) ctx.log.info(`nothing to evict: no member has been gone for ${evictAfterSeconds} s (meshnet/evict_after)`);
         for (const e of evicted) process.stdout.write(`evicted ${printable(e.name)} ${printable(e.publicKey)} (gone for ${Math.round(e.goneMs / 1000)} s)\n`);
         return;
       }
       if (opts.rejoin) {
-        if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
-        const pid = runningAgent(ctx.node.agentPid);
-        if (pid !== undefined) process.kill(pid, "SIGUSR1");
-        else await ensureAgent(ctx.paths);
+        await rejoinNow(ctx);
         return;
       }
       const answer = await clusterFor(ctx).members();

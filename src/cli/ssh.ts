@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { Option, type Command } from "commander";
 import { clusterIdOf } from "../consensus/cluster-id.ts";
 import { checkAnswer, reportedClusterId } from "../ops/cluster/same-cluster.ts";
-import { onFirstMember } from "../ops/via-member.ts";
+import { memberTargets, onFirstMember } from "../ops/via-member.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { sshOptions } from "../remote/ssh.ts";
 import { remoteCommandLine } from "../remote/quote.ts";
@@ -19,7 +19,7 @@ export function register(program: Command): void {
       const { mapping } = ctx.config.snapshot();
       // Its identity says which cluster it is in: a member of another cluster is passed over.
       const check = checkAnswer(clusterIdOf(mapping), (out) => (out.exitCode === 0 ? reportedClusterId(out.stdout) : undefined));
-      const { target, settings } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), mapping, [remoteCommand(mapping), "identity", "--json"], 3, check);
+      const { target, settings } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), memberTargets(mapping), remoteCommand(mapping), ["identity", "--json"], 3, check);
       const argv = [...sshOptions(settings, target), `${target.user ?? "root"}@${target.host}`];
       if (opts.infoOnly || opts.onlyInfo) {
         process.stdout.write(`ssh ${remoteCommandLine(argv)}\n`);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { noop } from "cockatiel";
-import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, type IOptions } from "etcd3";
+import { ClientRuntimeError, Etcd3, EtcdError, GRPCGenericError, GRPCUnavailableError, type IOptions } from "etcd3";
 import { ClusterUnavailable } from "../util/errors.ts";
 
 /** Where a member keeps its etcd certificate, key and the cluster CA (the node's paths carry these). */
@@ -36,6 +36,23 @@ export function openClient(endpoints: readonly string[], tls: TlsFiles, dialTime
     faultHandling: { host: () => noop, global: noop },
   };
   return new Etcd3(options);
+}
+
+/**
+ * Runs a read once more (after `pauseMs`, 300 ms) when a dropped connection cut it
+ * (GRPCUnavailableError): on a proxy node the local grpc-proxy restarts when its upstreams
+ * change (a voter died or was replaced), and a one-off command such as `members` should not
+ * report lost quorum for that. Reads only: a write cut this way may have been applied.
+ * Other errors, and a second failure, are thrown as they are.
+ */
+export async function readOnceMoreIfDropped<T>(read: () => Promise<T>, pauseMs = 300): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (!(e instanceof GRPCUnavailableError)) throw e;
+    await new Promise((r) => setTimeout(r, pauseMs));
+    return read();
+  }
 }
 
 /** An etcd call (`what`) that did not answer within `ms` milliseconds; see `deadline`. */

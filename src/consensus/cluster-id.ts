@@ -28,6 +28,15 @@ export function clusterIdOfPem(pem: string): ClusterId {
   return createHash("sha256").update(bytes).digest("hex") as ClusterId;
 }
 
+/**
+ * The identity of the cluster a node's CA file (`node/etcd/tls/ca.crt`, text as read) names,
+ * or undefined when it holds no PEM certificate (empty, truncated): a file that is there is
+ * not enough to say which cluster.
+ */
+export function clusterIdOfCaFile(text: string): ClusterId | undefined {
+  return text.includes("BEGIN CERTIFICATE") ? clusterIdOfPem(text) : undefined;
+}
+
 /** How a cluster is named in messages: the first 16 hex digits of its fingerprint. */
 export function clusterLabel(id: ClusterId): string {
   return `cluster ${id.slice(0, 16)}`;

@@ -109,9 +109,10 @@ export function etcdServerArgs(paths: EtcdPaths, m: MemberStart): string[] {
 
 /**
  * Local `etcd grpc-proxy` for non-voters: apps on this member reach the KV at 127.0.0.1.
- * Upstream it authenticates with this node's certificate.
+ * Upstream it authenticates with this node's certificate. `extra`: flags for the installed
+ * release (etcd-version.ts proxyKeepaliveArgs).
  */
-export function grpcProxyArgs(paths: EtcdPaths, endpoints: readonly string[], clientPort: number): string[] {
+export function grpcProxyArgs(paths: EtcdPaths, endpoints: readonly string[], clientPort: number, extra: readonly string[] = []): string[] {
   return [
     "grpc-proxy", "start",
     "--endpoints", endpoints.join(","),
@@ -125,5 +126,6 @@ export function grpcProxyArgs(paths: EtcdPaths, endpoints: readonly string[], cl
     "--key-file", paths.nodeKey,
     "--trusted-ca-file", paths.caCert,
     "--data-dir", `${paths.etcdDir}/proxy`,
+    ...extra,
   ];
 }

@@ -1,6 +1,6 @@
 import type { Etcd3 } from "etcd3";
-import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
-import { parseNeighbours, type Neighbour } from "../mesh/neighbours.ts";
+import type { FlatMapping } from "../config/flatten.ts";
+import { parseNeighbours, withoutNeighbours, type Neighbour } from "../mesh/neighbours.ts";
 import { deadline } from "./client.ts";
 import { readKvMapping, updateKvMapping } from "./kv-config.ts";
 import { readNodeRecords } from "./registry.ts";
@@ -62,15 +62,6 @@ export async function applyGoneMarks(client: Etcd3, plan: GonePlan, now: number,
   for (const k of plan.unmark) await deadline("etcd delete of a gone mark", ms, client.delete().key(`${KEYS.gone}${k}`).exec());
 }
 
-/** The config change that evicts: every key of those neighbours goes. */
-export function withoutNeighbourEntries(m: FlatMapping, keys: readonly string[]): FlatMapping {
-  for (const key of keys) {
-    const prefix = `${KEY_ROOT}/meshnet/neighbours/${key}/`;
-    for (const k of Object.keys(m)) if (k.startsWith(prefix)) delete m[k];
-  }
-  return m;
-}
-
 /**
  * One eviction pass against the cluster KV (the leader's agent runs it every few seconds;
  * `members --evict` once, now). Returns what was evicted.
@@ -101,7 +92,8 @@ export async function evictionPass(
     opts.log?.(change);
     await appendVoterLog(client, { time: new Date(now).toISOString(), change });
   }
-  await updateKvMapping(client, (m) => withoutNeighbourEntries(m, keys), 3000);
+  // The config change that evicts: every key of those neighbours goes.
+  await updateKvMapping(client, (m) => withoutNeighbours(m, keys), 3000);
   await applyGoneMarks(client, { mark: [], unmark: keys, evict: [] }, now).catch(() => undefined);
   return plan.evict;
 }

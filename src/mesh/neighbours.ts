@@ -157,23 +157,24 @@ export interface Registration {
 }
 
 /**
- * `mapping` with the machine `r` registered as a neighbour (pure but for mutating and returning
- * `mapping`, like {@link withNeighbour}): its entry under its public key, the mesh address
- * derived from that key, its host and ports; what the entry had beside those (name, major,
- * instance id) is kept. Like the original, a different machine registered under the same host
- * is removed first: the new one replaced it there.
+ * A copy of `mapping` with the machine `r` registered as a neighbour: its entry under its
+ * public key, the mesh address derived from that key, its host and ports; what the entry had
+ * beside those (name, major, instance id) is kept. Like the original, a different machine
+ * registered under the same host is dropped first ({@link withoutNeighbours}): the new one
+ * replaced it there. Pure; throws nothing.
  */
 export function withRegisteredNeighbour(mapping: FlatMapping, r: Registration): FlatMapping {
-  for (const n of parseNeighbours(mapping)) {
-    if (n.host !== r.host || n.publicKey === r.publicKey) continue;
-    const p = neighbourPrefix(n.publicKey);
-    for (const k of Object.keys(mapping)) if (k.startsWith(p)) delete mapping[k];
-  }
-  const current = parseNeighbours(mapping).find((n) => n.publicKey === r.publicKey);
-  return withNeighbour(mapping, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
+  const replaced = parseNeighbours(mapping).filter((n) => n.host === r.host && n.publicKey !== r.publicKey);
+  const m = withoutNeighbours(mapping, replaced.map((n) => n.publicKey));
+  const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
+  return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
 }
 
-/** A copy of `mapping` without any key of the neighbours with these public keys. */
+/**
+ * A copy of `mapping` without any key of the neighbours with these public keys (a key that only
+ * starts like one of them stays). The one rule for dropping neighbour entries: eviction
+ * (consensus/gone.ts), `prune`, re-registration under a host (withRegisteredNeighbour).
+ */
 export function withoutNeighbours(mapping: FlatMapping, publicKeys: readonly string[]): FlatMapping {
   const prefixes = publicKeys.map(neighbourPrefix);
   return Object.fromEntries(Object.entries(mapping).filter(([k]) => !prefixes.some((p) => k.startsWith(p))));

@@ -18,6 +18,17 @@ export function runningAgent(pidFile: string): number | undefined {
 }
 
 /**
+ * Tells the agent of this node, if one runs, to reconcile now (SIGUSR1: dial the neighbours,
+ * check consensus). Returns whether one was told.
+ */
+export function pokeAgent(pidFile: string): boolean {
+  const pid = agentPid(pidFile);
+  if (pid === undefined) return false;
+  process.kill(pid, "SIGUSR1");
+  return true;
+}
+
+/**
  * Takes the agent pidfile exclusively: never two agents for one node. A pidfile left by a
  * dead agent (machine rebooted, agent killed) is taken over at once, not after a stale timeout,
  * so a restarted agent gets going immediately.

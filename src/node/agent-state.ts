@@ -66,6 +66,8 @@ export interface NodeState {
   proxyEndpoints: readonly string[];
   /** watch: mesh addresses whose node record was deleted and has not come back. */
   readonly recordGone: Set<string>;
+  /** upstream watch (proxy nodes): voter hosts that did not answer its last probe, left out of the proxy's upstreams. */
+  upstreamDown: ReadonlySet<string>;
   /** watch: how many times the voter log changed (a consensus probe older than that is stale). */
   voterLogChanges: number;
   /** leader step: a voter change is under way (a dead voter in its grace period, a learner). */
@@ -80,6 +82,7 @@ export function initialState(): NodeState {
     voterEndpoints: [],
     proxyEndpoints: [],
     recordGone: new Set(),
+    upstreamDown: new Set(),
     voterLogChanges: 0,
     voterChangePending: false,
   };

@@ -1,6 +1,7 @@
 import type { LocalConfig } from "../config/local.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { errorMessage } from "../util/errors.ts";
+import { canConnect } from "../util/tcp-probe.ts";
 import type { Logger } from "../util/log.ts";
 import { nextInterval } from "./agent-interval.ts";
 import { initialState, phaseOf, statusOf, type ClusterChange, type NodeState } from "./agent-state.ts";
@@ -14,6 +15,7 @@ import { KvSession } from "./step-kv-session.ts";
 import { LeaderDuties, etcdLeaderKv } from "./step-leader.ts";
 import { MeshStep } from "./step-mesh.ts";
 import { Supervisor } from "./supervisor.ts";
+import { UpstreamWatch } from "./upstream-watch.ts";
 import { applyChange } from "./watch-routing.ts";
 
 export { ETCD_SERVICE, PROXY_SERVICE, displayName, type ClusterChange } from "./agent-state.ts";
@@ -50,6 +52,7 @@ export class Agent {
   private readonly consensus: ConsensusStep;
   private readonly session: KvSession;
   private readonly leader: LeaderDuties;
+  private readonly upstreams: UpstreamWatch;
   private lastError?: string;
   private stopped = false;
   private wake?: () => void;
@@ -71,6 +74,7 @@ export class Agent {
     this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close() });
     this.session = new KvSession({ ...ctx, config: this.config, version: o.version, startedAt: this.startedAt, onChange: (t, k, v) => applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke }), poke });
     this.leader = new LeaderDuties(log, poke);
+    this.upstreams = new UpstreamWatch({ probe: canConnect, onChange: (down) => ((this.state.upstreamDown = down), poke()) });
   }
 
   /** Runs until `stop()`; every failure is logged and retried on the next tick. */
@@ -112,6 +116,7 @@ export class Agent {
     this.stopped = true;
     this.poke();
     this.hooks.close();
+    this.upstreams.stop();
     this.mesh.stop();
     this.config.stop();
     await this.session.stop();
@@ -135,6 +140,7 @@ export class Agent {
     const decided = await this.consensus.decide(s, mapping, settings, identity);
     merge(decided.changes);
     merge(await this.consensus.apply(s, decided.plan, mapping, settings, identity, decided.members));
+    this.upstreams.follow(decided.plan.kind === "proxy" ? decided.plan.endpoints : []);
     const seen = await this.session.connect(s, settings);
     if (!seen) return;
     merge(seen);

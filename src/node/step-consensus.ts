@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
+import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
 import { etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
@@ -19,13 +20,14 @@ const ETCD_PRIORITY = -5;
 export const PROBE_REUSE_MS = 10_000;
 
 /**
- * The upstreams of the local grpc-proxy: the voters, less those whose node record vanished.
- * Such a voter is most likely dead: grpc-proxy would keep sending a share of the requests to
- * it, each stalling until it times out, until the voter manager replaces it. Left out
- * meanwhile — unless that would leave none. Sorted, so the same set never restarts the proxy.
+ * The upstreams of the local grpc-proxy: the voters, less those whose node record vanished
+ * or that the upstream watch saw not answering (`left out`: hosts). Such a voter is most
+ * likely dead: grpc-proxy would keep sending a share of the requests to it, each stalling
+ * until it times out, until the voter manager replaces it. Left out meanwhile — unless that
+ * would leave none. Sorted, so the same set never restarts the proxy.
  */
-export function proxyUpstreams(voters: readonly string[], recordGone: ReadonlySet<string>): string[] {
-  const live = voters.filter((e) => !recordGone.has(hostOfUrl(e)));
+export function proxyUpstreams(voters: readonly string[], leftOut: ReadonlySet<string>): string[] {
+  const live = voters.filter((e) => !leftOut.has(hostOfUrl(e)));
   return [...(live.length > 0 ? live : voters)].sort();
 }
 
@@ -37,7 +39,7 @@ export interface ConsensusStepDeps extends StepContext {
   readonly now?: () => number;
 }
 
-type Changes = Partial<Omit<NodeState, "recordGone">>;
+type Changes = Partial<Omit<NodeState, "recordGone" | "upstreamDown">>;
 
 /**
  * Consensus: probe (the member list, from the local etcd or the members over the mesh),
@@ -172,11 +174,11 @@ export class ConsensusStep {
       }
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
-        const endpoints = proxyUpstreams(plan.endpoints, s.recordGone);
+        const endpoints = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...s.upstreamDown]));
         const out = await sup.ensure({
           name: PROXY_SERVICE,
           command: this.d.etcdBinary ?? "etcd",
-          args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort),
+          args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
           configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
         });
         if (out !== "running") log.info(`etcd grpc-proxy ${out} → ${endpoints.join(", ")}`);

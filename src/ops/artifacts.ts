@@ -10,7 +10,10 @@ import { UserError } from "../util/errors.ts";
  */
 const inFlight = new Map<string, Promise<string>>();
 
-/** Concurrent slaves (deploy) share one fetch per checkout: git refuses two at once in one repo. */
+/**
+ * Concurrent slaves (deploy) share one fetch per checkout: git refuses two at once in one repo.
+ * @throws UserError when the source cannot be cloned, or its cached checkout is broken.
+ */
 export function cacheSource(artifactsDir: string, name: string, source: string): Promise<string> {
   const id = `${artifactsDir}\0${name}`;
   let p = inFlight.get(id);

@@ -1,8 +1,10 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
-import { otherClusterProblem } from "../consensus/cluster-id.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
-import { parseReportedMapping } from "./learn.ts";
+import type { ClusterId } from "../consensus/cluster-id.ts";
+import { UserError } from "../util/errors.ts";
+import type { Logger } from "../util/log.ts";
+import type { Cluster } from "./cluster/cluster.ts";
 import { MemberCli } from "./cluster/member-cli.ts";
+import { ViaMember } from "./cluster/via-member.ts";
 import type { NodeChannel } from "./cluster/node-channel.ts";
 import type { IdentityAnswer } from "./cluster/wire.ts";
 
@@ -85,34 +87,49 @@ export async function assimilate(e: Enlistment & MeshOptions): Promise<IdentityA
 }
 
 /**
- * A {@link Registrar} through members: the first of `members` that answers runs
- * `inject HOST --port PORT --key KEY`, and its view of the config (`config show --json`) is
- * what the node gets. `ours` is the operator's own config: a member of another cluster is
- * refused, and when the member cannot show its config after registering, `ours` is handed
- * instead (without `ours` that member counts as failed). `newcomer` names the node in the
- * error. Throws a UserError listing every member tried when none could register it.
+ * A {@link Registrar} through the {@link Cluster} interface: `cluster.inject` registers the node
+ * (LocalCluster on a member, ViaMember from an operator) and the config it reads back afterwards
+ * is what the node gets, `fallback` (the operator's own copy) when it could not be read back.
+ * `newcomer` names the node in errors.
+ * @throws UserError when the member(s) could not register it, saying the node is provisioned and
+ *   what to do; also when it was registered but no config is there to hand it (no `fallback`).
+ *   A LocalCluster's own errors (and ClusterUnavailable) are thrown as they are.
  */
-export function registerThroughMembers(members: readonly NodeChannel[], newcomer: string, ours?: FlatMapping): Registrar {
-  return async (key, reach) => {
-    const tried: string[] = [];
-    for (const channel of members) {
-      const member = new MemberCli(channel);
-      try {
-        await member.ok(["inject", reach.host, "--port", String(reach.port), "--key", key]);
-        const shown = await member.run(["config", "show", "--json"]);
-        if (shown.exitCode !== 0 && ours) return ours;
-        if (shown.exitCode !== 0) throw new UserError(`${member.who} registered ${newcomer} but cannot show its config (exit ${shown.exitCode}).`);
-        const theirs = parseReportedMapping(shown.stdout, member.who);
-        const problem = ours && otherClusterProblem(ours, theirs, member.who);
-        if (problem) throw new UserError(problem);
-        return theirs;
-      } catch (e) {
-        tried.push(errorMessage(e));
-      }
+export function registerThrough(cluster: Cluster, newcomer: string, fallback?: FlatMapping): Registrar {
+  return async (publicKey, reach) => {
+    let config: FlatMapping | undefined;
+    try {
+      config = (await cluster.inject({ host: reach.host, sshPort: reach.port, publicKey })).config ?? fallback;
+    } catch (e) {
+      if (cluster.where === "here" || !(e instanceof UserError)) throw e;
+      throw new UserError(`No member of the cluster could register ${newcomer}: ${e.message}\n${PROVISIONED}`, e.exitCode);
     }
-    throw new UserError(
-      `No member of the cluster could register ${newcomer} (tried ${members.length}):\n  ${tried.join("\n  ")}\n` +
-        "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
-    );
+    if (!config) throw new UserError(`${newcomer} was registered, but the cluster's config could not be read back to hand it.\n${PROVISIONED}`);
+    return config;
   };
+}
+
+/** What an operator does after a registration failed: the machine is provisioned by then. */
+const PROVISIONED = "The new machine was provisioned; run slave again once a member is reachable over SSH from here.";
+
+/** Whom {@link registerViaMembers} reports to and checks against. */
+export interface ViaMembersOptions {
+  /** The node being registered, as errors name it. */
+  readonly newcomer: string;
+  /** The cluster this machine manages: nothing is written to a member of another (same-cluster.ts). */
+  readonly mine?: ClusterId;
+  /** Handed to the node when the member cannot show its config after registering. */
+  readonly fallback?: FlatMapping;
+  /** Where a member's warnings go. */
+  readonly log: Logger;
+}
+
+/**
+ * A {@link Registrar} from an operator machine: {@link registerThrough} a {@link ViaMember} over
+ * `members` (SSH for `slave`, `ip netns exec` in the lab), in their order.
+ * @throws UserError as registerThrough does.
+ */
+export function registerViaMembers(members: readonly NodeChannel[], o: ViaMembersOptions): Registrar {
+  const via = new ViaMember({ members: async () => members, mine: () => o.mine, log: o.log });
+  return registerThrough(via, o.newcomer, o.fallback);
 }

@@ -54,8 +54,8 @@ function refuseWhileInstances(cache: CachePaths): void {
  * creates are deleted (see removeOwnedState). Returns what was kept (relative to the cache
  * dir) and what was left alone.
  *
- * Throws UserError, changing nothing, when the cache dir is not raptiformica's
- * (requireOwnedCacheDir) or while instances started from here exist.
+ * @throws UserError, changing nothing, when the cache dir is not raptiformica's
+ *   (requireOwnedCacheDir) or while instances started from here exist.
  */
 export async function cleanNode(cache: CachePaths, node: NodePaths, local: LocalConfig, log: Logger, purgeIdentity: boolean): Promise<{ kept: string[]; left: LeftInCache }> {
   // Both checks before anything changes: a refusal leaves the node running and the state intact.

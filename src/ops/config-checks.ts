@@ -56,7 +56,7 @@ function caChangeProblems(before: FlatMapping, after: FlatMapping): ConfigProble
 }
 
 /**
- * Throws a UserError when the write from `before` to `after` (`config set`/`delete`, a module
+ * @throws UserError when the write from `before` to `after` (`config set`/`delete`, a module
  * being installed) would add a problem ({@link configProblems}); `what` names the write. A
  * problem already there does not block the write, so a bad value can always be fixed while
  * another is still bad. `describe` words a problem for the write at hand (a module names its

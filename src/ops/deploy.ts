@@ -123,11 +123,15 @@ export class BootstrapGate {
   }
 }
 
+/** How a host of the inventory is named in the report: `dst`, with the port when not 22. Pure; throws nothing. */
 export function hostLabel(h: Pick<InventoryHost, "dst" | "port">): string {
   return h.port === 22 ? h.dst : hostPort(h.dst, h.port);
 }
 
-/** Deploys every host; never throws for one host's failure (each host's outcome is in the report). */
+/**
+ * Deploys every host; never throws for one host's failure (each host's outcome is in the report).
+ * @throws UserError only before any host is started: this machine has no usable SSH settings (remote/settings.ts).
+ */
 export async function deploy(ctx: Context, req: DeployRequest, runner: JobRunner): Promise<DeployReport> {
   const t0 = performance.now();
   const settings = await sshSettings(ctx.paths, ctx.log);
@@ -217,6 +221,7 @@ function round1(n: number): number {
  * A host behind jump hosts failed: check its jump hosts in order (each through the ones
  * before it) and name the first that cannot be reached; else mention a jump host whose own
  * slave failed; else keep the host's own error.
+ * Throws nothing: a jump host that cannot be reached is the answer.
  */
 export async function explainViaFailure(
   s: SshSettings,

@@ -3,7 +3,7 @@ import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";
 import { withRegisteredNeighbour } from "../mesh/neighbours.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent } from "../node/agent-lock.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 
 export interface NeighbourRegistration {
@@ -20,6 +20,8 @@ export interface NeighbourRegistration {
  * the same host is replaced. Without `yggdrasilPort` the cluster's setting is recorded. The
  * host must pass `parseHost` (a UserError naming it otherwise, before anything is written).
  * Returns the config as it is afterwards and whether it went to the cluster.
+ * @throws UserError when the host is not usable (before anything is written), or the local config cannot be written.
+ * @throws ClusterUnavailable when the cluster KV does not answer the write in time.
  */
 export async function registerNeighbour(ctx: Context, r: NeighbourRegistration): Promise<{ mapping: FlatMapping; inCluster: boolean }> {
   // Whoever calls (inject, slave, spawn), the host goes into the KV only in the form the
@@ -30,8 +32,7 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
     const after = await shared.update((m) => withRegisteredNeighbour(m, { publicKey: r.publicKey, host, sshPort: r.sshPort, yggdrasilPort: port }));
-    const pid = runningAgent(ctx.node.agentPid);
-    if (pid !== undefined) process.kill(pid, "SIGUSR1");
+    pokeAgent(ctx.node.agentPid);
     return { mapping: after, inCluster: shared.isCluster };
   } finally {
     shared.close();

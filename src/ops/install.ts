@@ -25,6 +25,7 @@ function moduleNameFrom(spec: string): string {
  * `owner/repo` → GitHub; an explicit path (`/…`, `./…`, `../…`, `~/…`) or an existing
  * directory → local; anything else is used verbatim as a git URL. The module's directory name
  * is the last path component without `.git`.
+ * Pure; throws nothing (problems are the Result's error).
  */
 export function parseModuleSpec(spec: string, cwd: string = process.cwd()): Result<ModuleSource, string> {
   const s = spec.trim();
@@ -108,6 +109,7 @@ export interface InstallResult {
  * Loads a module: fetch into a hidden temp dir first, validate, then swap it in and write its
  * keys to the mutable config in one locked update. Any failure before the swap leaves the
  * previous module and config untouched.
+ * @throws UserError when the spec, the fetch, the module or its keys are refused; nothing is changed then.
  */
 export async function installModule(config: LocalConfig, spec: string, log: Logger): Promise<InstallResult> {
   const parsed = parseModuleSpec(spec);
@@ -173,6 +175,7 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
  * problems never stop this, not even under --strict: removal is how a broken module goes.
  * `unreadable` lists its files that could not be read as modules (the keys they set, if any,
  * cannot be known and stay in the config).
+ * @throws UserError when no module of that name is installed, or the config cannot be written.
  */
 export async function removeModule(config: LocalConfig, spec: string): Promise<{ name: string; removedKeys: number; restoredKeys: number; unreadable: string[] }> {
   const parsed = parseModuleSpec(spec);

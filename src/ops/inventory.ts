@@ -32,6 +32,7 @@ interface Entry {
  * `parseHost`, the rule the cluster dials hosts by, and are compared in its normalized form
  * (`[2001:db8::1]` and `2001:db8::1` are one host). Unlike the original, `via` works (ProxyJump
  * chains); an unknown `via`, a host that is its own `via`, and cycles are rejected.
+ * Pure; throws nothing (problems are the Result's error).
  */
 export function parseInventory(text: string, file: string): Result<InventoryHost[], string> {
   let doc: unknown;

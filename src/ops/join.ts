@@ -4,13 +4,14 @@ import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
 import type { Context } from "./context.ts";
-import type { FlatMapping } from "../config/flatten.ts";
+import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
 import { clusterIdOf, clusterLabel } from "../consensus/cluster-id.ts";
 import { parseHostKey } from "../remote/known-hosts.ts";
 import { remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshOptions, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { run } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
+import { HOST_SELF_SCRIPT, decodeHostSelf } from "./cluster/wire.ts";
 
 export interface JoinRequest {
   readonly member: SshTarget;
@@ -38,6 +39,7 @@ const PIN_SCRIPT = 'set -e; kh=.raptiformica.d/known_hosts; touch "$kh"; chmod 6
  * sshd; the member's key is let in here, this machine's host key is pinned there, and the
  * member runs `slave` back through the tunnel — registering this machine under a real address
  * (the one it connects from, or --advertise-host), never 127.0.0.1.
+ * @throws UserError when this machine's sshd is not there, this machine is in another cluster than the member, the member cannot be reached or give its key, the tunnel does not open, or the member's slave back fails; the member's key is let in only meanwhile.
  */
 export async function joinCluster(ctx: Context, req: JoinRequest, progress: (text: string) => void): Promise<{ host: string; output: string }> {
   await ensureLocalSshd(req.localSshPort);
@@ -80,19 +82,15 @@ export async function joinCluster(ctx: Context, req: JoinRequest, progress: (tex
 /**
  * This machine may already be a member of another cluster than the member's: refused before
  * anything changes (the member's `slave` back would refuse it too, but only after the tunnel
- * and the key). A member whose config cannot be read is left to that later check.
+ * and the key). The member's cluster is what it says about itself (cluster/wire.ts
+ * decodeHostSelf: its node's CA, else its config), as `slave` reads it; a member that cannot be
+ * read is left to that later check.
  */
 async function refuseOtherCluster(ctx: Context, s: SshSettings, m: SshTarget): Promise<void> {
-  const out = await sshRun(s, m, ["cat", ".raptiformica.d/mutable_config.json"], { timeoutMs: 60_000 });
+  const out = await sshRun(s, m, ["sh", "-c", HOST_SELF_SCRIPT, "sh", DEFAULT_CACHE_DIR], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) return;
-  let theirs: FlatMapping;
-  try {
-    theirs = JSON.parse(out.stdout) as FlatMapping;
-  } catch {
-    return;
-  }
   const mine = clusterIdOf(ctx.config.snapshot().mapping);
-  const other = clusterIdOf(theirs);
+  const other = decodeHostSelf(out.stdout).clusterId;
   if (!mine || !other || mine === other) return;
   throw new UserError(
     `This machine is a member of ${clusterLabel(mine)}, but ${describeTarget(m)} is a member of ${clusterLabel(other)}; nothing was changed, here or there. ` +
@@ -130,6 +128,7 @@ const GRANT_MINUTES = 35;
  * time, OpenSSH 7.7+) a little past the slave's own 30-minute limit, so a `join` killed before
  * it could revoke the key leaves no lasting access. `tag` marks the line for {@link revoke}.
  * Pure: `now` is the clock.
+ * Pure; throws nothing.
  */
 export function grantLine(publicKey: string, tag: string, now: Date): string {
   const until = new Date(now.getTime() + GRANT_MINUTES * 60_000);

@@ -1,6 +1,5 @@
 import type { Context } from "./context.ts";
 import type { FlatMapping } from "../config/flatten.ts";
-import { decodeFullConfig } from "./cluster/wire.ts";
 import { learnFromMember } from "../config/trust.ts";
 import { clusterIdOf, clusterLabel, otherClusterProblem } from "../consensus/cluster-id.ts";
 import { KEYS } from "../consensus/settings.ts";
@@ -13,19 +12,10 @@ function caOf(m: FlatMapping): FlatMapping {
 }
 
 /**
- * Parses what a member printed for `config show --json`: a complete flat mapping, or a
- * UserError naming `who` (nothing is changed here then). The wire format is declared in
- * cluster/wire.ts.
- */
-export function parseReportedMapping(text: string, who: string): FlatMapping {
-  return decodeFullConfig(text, who);
-}
-
-/**
  * The pure rule behind {@link storeLearned}: `reported`'s data with `own`'s code keys
  * (config/trust.ts), `own`'s cluster CA kept when `reported` names none (a member whose KV lost
- * it does not make this machine forget its cluster; `keptCa` says so). Throws a UserError
- * naming `who` when `reported` belongs to another cluster.
+ * it does not make this machine forget its cluster; `keptCa` says so).
+ * @throws UserError naming `who` when `reported` belongs to another cluster.
  */
 export function mergeLearned(own: FlatMapping, reported: FlatMapping, who: string): { mapping: FlatMapping; refused: readonly string[]; keptCa: boolean } {
   const problem = otherClusterProblem(own, reported, who);
@@ -42,6 +32,7 @@ export function mergeLearned(own: FlatMapping, reported: FlatMapping, who: strin
  * machine keeps its own, and says when the member's differ. A member of another cluster is
  * refused (UserError, nothing changed): an operator never switches clusters silently. Returns
  * the stored mapping. Runs under the mutable config's lock.
+ * @throws UserError when `reported` is another cluster's, or the mutable config cannot be written; nothing is changed then.
  */
 export async function storeLearned(ctx: Context, reported: FlatMapping, who: string): Promise<FlatMapping> {
   let refused: readonly string[] = [];

@@ -6,6 +6,7 @@ import { fireHook } from "../hooks/runner.ts";
  * Fires a hook on this machine (the operator's side of `slave`/`spawn`: after_slave,
  * after_start_instance, after_assimilate). A failing handler is reported and makes the command
  * exit non-zero at the end, but does not undo or stop the steps already done.
+ * Throws nothing for a handler that fails or cannot start (see above), nor without a platform type here (no hook runs).
  */
 export async function fireLocalHook(ctx: Context, hook: string, fields: Record<string, unknown>): Promise<void> {
   const { mapping } = ctx.config.snapshot();

@@ -12,11 +12,15 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 import { readStatus } from "../node/status.ts";
 import type { Context } from "./context.ts";
+import { isMember } from "./cluster/member.ts";
 import { memberName, parseNeighbours, readNeighbours } from "../mesh/neighbours.ts";
 
 export type { ClusterProblem, MemberRow, MemberStatus } from "./cluster/wire.ts";
 
-/** The etcd alarms as problems, each naming the member and what to do. */
+/**
+ * The etcd alarms as problems, each naming the member and what to do.
+ * Pure; throws nothing.
+ */
 export function alarmProblems(alarms: readonly EtcdAlarm[], members: readonly EtcdMember[], revision: string, clientPort: number): ClusterProblem[] {
   return alarms.map((a) => {
     const name = members.find((m) => m.id === a.memberId)?.name || a.memberId;
@@ -41,6 +45,7 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
  * The cluster as the KV sees it: neighbours joined with the live node records (alive = a record
  * exists, failed = none, left = left on purpose) and the etcd member list for roles; and the
  * problems to act on (keys no config can hold, bad cluster settings in the KV, etcd alarms).
+ * @throws ClusterUnavailable when the KV (config, node records, leader, member list) does not answer in time.
  */
 export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[] }> {
   const [{ mapping, unusable }, records, status] = await Promise.all([readKvConfig(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
@@ -94,9 +99,12 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
 
 /**
  * `members --evict` on a member: one eviction pass now (consensus/gone.ts), with the cluster's
- * grace period (meshnet/evict_after). Throws a UserError when the KV does not answer.
+ * grace period (meshnet/evict_after).
+ * @throws UserError when this machine is no member, or its KV does not answer.
+ * @throws ClusterUnavailable when the KV stops answering during the pass.
  */
 export async function evictGone(ctx: Context): Promise<{ evicted: Awaited<ReturnType<typeof evictionPass>>; evictAfterSeconds: number }> {
+  if (!isMember(ctx)) throw new UserError("members --evict runs on a cluster member (it changes the cluster's KV). Run it there, e.g. through `raptiformica ssh`.");
   const shared = await SharedConfig.open(ctx.config, ctx.node, ctx.log);
   try {
     if (!shared.client) throw new UserError("The cluster KV does not answer on this member (no quorum?); nothing can be evicted now.");
@@ -109,7 +117,10 @@ export async function evictGone(ctx: Context): Promise<{ evicted: Awaited<Return
   }
 }
 
-/** What the local cache knows when the cluster cannot be asked: neighbours, status unknown. */
+/**
+ * What the local cache knows when the cluster cannot be asked: neighbours, status unknown.
+ * Pure; throws nothing.
+ */
 export function cachedMembers(mapping: FlatMapping): MemberRow[] {
   return parseNeighbours(mapping)
     .map((n) => ({
@@ -122,6 +133,7 @@ export function cachedMembers(mapping: FlatMapping): MemberRow[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** Seconds as the `members` table shows them (`45s`, `3m2s`, `2h5m`, `1d3h`); `-` when unknown. Pure; throws nothing. */
 export function formatUptime(seconds: number | undefined): string {
   if (seconds === undefined) return "-";
   if (seconds < 60) return `${seconds}s`;

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { homedir } from "node:os";
 import { resolveCacheDir } from "../config/paths.ts";
@@ -10,7 +10,7 @@ import { caOrNew, caMapping, caFromMapping, ensureNodeCertificate } from "../con
 import { memberName, withNeighbour } from "../mesh/neighbours.ts";
 import { yggdrasilBinary } from "../mesh/yggdrasil/version.ts";
 import { displayName } from "../node/agent.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { nodePaths, type NodePaths } from "../node/paths.ts";
 import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
@@ -18,12 +18,14 @@ import { UserError } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import { readAdvertised } from "../node/advertised.ts";
 import { loadNodeIdentity, requireClusterMajor, selfEntry, type NodeIdentity } from "../node/self.ts";
+import type { Context } from "./context.ts";
 
 export type { NodeIdentity };
 
 /**
  * This node's Yggdrasil and key pair (node/self.ts `loadNodeIdentity`, made once under the
- * cache dir's node/). Throws a UserError when yggdrasil is missing.
+ * cache dir's node/).
+ * @throws UserError when no usable yggdrasil is installed here, or its key cannot be made or read.
  */
 export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
   return loadNodeIdentity(nodePaths(cache.node).yggdrasilDir, yggdrasilBinary());
@@ -33,6 +35,7 @@ export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
  * Everything `mesh` needs before the agent starts: the node identity, the cluster CA (made
  * once, on the first node, and shared through the config like the original's secrets), and
  * this node's neighbour entry in the local config. Refuses a cluster of mixed Yggdrasil majors.
+ * @throws UserError when yggdrasil is missing, the cluster mixes Yggdrasil majors, the advertised address is unusable, or the config cannot be written.
  */
 export async function prepareNode(cache: CachePaths, local: LocalConfig): Promise<NodeIdentity> {
   const id = await nodeIdentity(cache);
@@ -68,6 +71,7 @@ export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-sp
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
  * started at boot), else as a detached process with a pidfile. Returns its pid when known.
+ * @throws UserError when systemd refuses the unit (daemon-reload, enable --now).
  */
 export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean }> {
   const node = nodePaths(cache.node);
@@ -88,6 +92,19 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
     return { pid: runningAgent(node.agentPid) ?? -1, started: true };
   }
   return spawnAgent(cache, node);
+}
+
+/**
+ * `members --rejoin`: one reconcile of this member now (what the cluster_change hook does): its
+ * running agent is told to (`poked`), or, when none runs, the agent is started (`started`),
+ * which reconciles as it starts.
+ * @throws UserError when this machine has no node state (it never ran `mesh`).
+ */
+export async function rejoinNow(ctx: Pick<Context, "paths" | "node">): Promise<"poked" | "started"> {
+  if (!existsSync(ctx.node.yggdrasilDir)) throw new UserError(`This machine is not a cluster member (no node state in ${ctx.node.root}); run \`raptiformica mesh\` first.`);
+  if (pokeAgent(ctx.node.agentPid)) return "poked";
+  await ensureAgent(ctx.paths);
+  return "started";
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within `ms`. */
@@ -131,8 +148,9 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
 
 /**
  * Waits (bounded by `timeoutMs`) until the agent reports `ready` in a status written at or
- * after `since` (epoch ms): meshed, consensus running, record written. Throws UserError saying
- * what phase the agent is stuck in, and where its log is, when it does not get there in time.
+ * after `since` (epoch ms): meshed, consensus running, record written.
+ * @throws UserError saying what phase the agent is stuck in, and where its log is, when it does
+ *   not get there in time.
  */
 export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
   let last: AgentStatus | undefined;

@@ -21,6 +21,7 @@ export interface PruneReport {
  * type reports it stale is cleaned up, and the neighbour entries carrying its id are removed
  * from the cluster config — matched by uuid only, so slaved (uuid-less) members in the same
  * cluster are never touched. `force` removes every instance (what `destroy` does).
+ * @throws UserError when a compute type's clean-up fails; a neighbour entry that cannot be removed is a warning, not an error.
  */
 export async function prune(ctx: Context, opts: { force?: boolean } = {}): Promise<PruneReport> {
   const { mapping } = ctx.config.snapshot();
@@ -91,8 +92,8 @@ export interface DestroyReport extends PruneReport {
  * deleted, and only when of raptiformica's type (removeOwnedState); the dir itself goes only
  * when nothing else is left in it.
  *
- * Throws UserError before anything is torn down when the cache dir is not raptiformica's
- * (requireOwnedCacheDir).
+ * @throws UserError before anything is torn down when the cache dir is not raptiformica's
+ *   (requireOwnedCacheDir), or when a compute type's clean-up fails.
  */
 export async function destroy(ctx: Context, opts: { purgeArtifacts?: boolean; purgeModules?: boolean }): Promise<DestroyReport> {
   requireOwnedCacheDir(ctx.paths.root, "destroy");

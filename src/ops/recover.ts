@@ -4,7 +4,7 @@ import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
-import { runningAgent } from "../node/agent-lock.ts";
+import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
@@ -34,7 +34,7 @@ async function raftIndexAt(endpoint: string, ctx: Context): Promise<Progress | u
  * data (unless `force`). The others rejoin as they come back (a voter removed this way moves
  * its old data aside and joins fresh), and the voter manager grows the set back.
  *
- * Throws UserError when this machine holds no etcd data, when the cluster still has quorum,
+ * @throws UserError when this machine holds no etcd data, when the cluster still has quorum,
  * when this member's etcd does not answer, or when a reachable voter has newer data (without
  * `force`); nothing is changed then.
  */
@@ -76,8 +76,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
 
   mkdirSync(ctx.node.runDir, { recursive: true, mode: 0o700 });
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
-  const pid = runningAgent(ctx.node.agentPid);
-  if (pid !== undefined) process.kill(pid, "SIGUSR1");
+  pokeAgent(ctx.node.agentPid);
   let last = "";
   // The agent removes the marker once it restarted etcd; then etcd must answer a read.
   const back = await waitUntil(

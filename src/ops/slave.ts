@@ -1,8 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
-import { mappingProblem } from "../config/store.ts";
-import { clusterIdOf, clusterIdOfPem, otherClusterIdProblem, type ClusterId } from "../consensus/cluster-id.ts";
+import { clusterIdOf, otherClusterIdProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_CACHE_DIR, REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
@@ -12,13 +11,14 @@ import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
-import { registerNeighbour } from "./inject.ts";
 import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
+import { LocalCluster } from "./cluster/local.ts";
 import { isMember } from "./cluster/member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
 import { SshNodeChannel } from "./cluster/node-channel.ts";
-import { assimilate, registerThroughMembers, type Registrar } from "./assimilate.ts";
+import { HOST_SELF_SCRIPT, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
+import { assimilate, registerThrough, registerViaMembers, type Registrar } from "./assimilate.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -52,27 +52,14 @@ export type SlaveProgress = (step: SlaveStep, detail?: string) => void;
 export type SlaveStep = "connect" | "upload" | "provision" | "after_slave" | "register" | "mesh" | "after_assimilate" | "done";
 
 /** What one round trip tells about the host before anything is changed on it. */
-interface HostFacts {
+interface HostFacts extends HostSelf {
   readonly os: string;
   readonly commands: ReadonlySet<string>;
-  /**
-   * It has a mutable config of a cluster (one naming a CA, or one that cannot be read, which
-   * is never overwritten): a member (or one was), so its cluster knowledge wins.
-   */
-  readonly hasConfig: boolean;
-  /** Its mutable config, when it has a readable one. */
-  readonly mapping?: FlatMapping;
-  /**
-   * The cluster it is a member of: from its node's CA certificate (which stays when its config
-   * is moved away), else from its config.
-   */
-  readonly clusterId?: ClusterId;
 }
 
+/** `uname`, the commands slave relies on, then what the host says about itself (cluster/wire.ts). */
 const FACTS_SCRIPT =
-  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' +
-  'if [ -r "$1/node/etcd/tls/ca.crt" ]; then echo ca; cat "$1/node/etcd/tls/ca.crt"; echo; echo end-ca; fi; ' +
-  'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
+  'uname -s; for c in rsync tar node yggdrasil etcd apt-get pacman dnf apk; do command -v "$c" >/dev/null 2>&1 && printf "%s " "$c"; done; echo; ' + HOST_SELF_SCRIPT;
 
 /** Marks of a remote install dir or cache dir made before directories carried the marker. */
 const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
@@ -81,6 +68,8 @@ const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_adve
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
  * make it a member. Safe to run again on a member: every step converges (it is the update path).
+ * @throws UserError naming the host for every step that fails (SSH, another cluster, no Linux, no rsync/tar, provisioning, registration, mesh); a host of another cluster is refused before anything changes.
+ * @throws ClusterUnavailable when, on a member, its KV does not answer the registration in time.
  */
 export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: SlaveProgress = () => undefined): Promise<SlaveResult> {
   const settings = await sshSettings(ctx.paths, ctx.log);
@@ -145,26 +134,7 @@ async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
   const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE_DIR], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
   const [os = "", commands = "", ...rest] = out.stdout.split("\n");
-  const facts = { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)) };
-  let caPem: string | undefined;
-  if (rest[0]?.trim() === "ca") {
-    const end = rest.findIndex((l) => l.trim() === "end-ca");
-    caPem = rest.slice(1, end < 0 ? undefined : end).join("\n");
-    rest.splice(0, end < 0 ? rest.length : end + 1);
-  }
-  const fromCa = caPem?.includes("BEGIN CERTIFICATE") ? { clusterId: clusterIdOfPem(caPem) } : {};
-  const [config = "", ...json] = rest;
-  if (config.trim() !== "config") return { ...facts, ...fromCa, hasConfig: false };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.join("\n"));
-  } catch {
-    return { ...facts, ...fromCa, hasConfig: true };
-  }
-  if (mappingProblem(parsed)) return { ...facts, ...fromCa, hasConfig: true };
-  const remote = parsed as FlatMapping;
-  const id = fromCa.clusterId ?? clusterIdOf(remote);
-  return { ...facts, hasConfig: clusterIdOf(remote) !== undefined, mapping: remote, ...(id ? { clusterId: id } : {}) };
+  return { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)), ...decodeHostSelf(rest.join("\n")) };
 }
 
 /**
@@ -211,6 +181,7 @@ interface Provisioner {
   readonly bootstrap?: string;
 }
 
+/** The provisioners of `serverType` in the config, in name order, with their source and bootstrap. Pure; throws nothing. */
 export function provisioners(mapping: FlatMapping, serverType: string): Provisioner[] {
   const prefix = `${KEY_ROOT}/server/${serverType}/`;
   const names = new Set(keysUnder(mapping, prefix).map((k) => k.slice(prefix.length).split("/")[0] as string));
@@ -247,14 +218,14 @@ async function assimilateHost(
   // A member being slaved again (the update path) can register itself when no other member
   // answers (the operator's copy may name members long gone).
   const members = isOurMember ? [...others, t] : others;
-  // On a member (e.g. the far end of `join`) the registration is local; from an operator
-  // machine it is done by the first member that answers over SSH; the first node of a new
-  // cluster needs none. The node gets the freshest knowledge (the new neighbour included, and
-  // the CA it needs to join), unless it has its own.
+  // One path, through the Cluster interface: on a member (e.g. the far end of `join`) its own
+  // KV (LocalCluster); from an operator machine the first of `members` that answers over SSH
+  // (ViaMember); the first node of a new cluster needs none. The node gets the freshest
+  // knowledge (the new neighbour included, and the CA it needs to join), unless it has its own.
   const register: Registrar = here
-    ? async (publicKey, at) => (await registerNeighbour(ctx, { host: at.host, sshPort: at.port, publicKey })).mapping
+    ? registerThrough(new LocalCluster(ctx), who, own)
     : members.length > 0
-      ? registerThroughMembers(members.map((m) => new SshNodeChannel(s, m, rfRemote)), who, own)
+      ? registerViaMembers(members.map((m) => new SshNodeChannel(s, m, rfRemote)), { newcomer: who, mine: clusterIdOf(own), fallback: own, log: ctx.log })
       : async () => own;
   const id = await assimilate({ node: channel, reach, register, keepOwnConfig: hadConfig, afterMesh: req.flags.afterMesh, ...(req.uuid ? { uuid: req.uuid } : {}), progress });
 

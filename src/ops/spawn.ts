@@ -14,6 +14,7 @@ export interface SpawnRequest {
 
 export type SpawnProgress = (step: "start_instance" | "after_start_instance" | Parameters<SlaveProgress>[0], detail?: string) => void;
 
+/** What the compute-type runner needs from this machine (instance dir, install dir, cache dir, log). Pure; throws nothing. */
 export function computeEnv(ctx: Context) {
   return { machinesDir: ctx.paths.machines, installDir: ctx.installDir, cacheDir: ctx.paths.root, log: ctx.log };
 }
@@ -22,6 +23,7 @@ export function computeEnv(ctx: Context) {
  * `spawn`: start an instance with the compute type, pin its host key when the type reports
  * one, fire after_start_instance, then slave it (with the instance id in its neighbour entry,
  * for `prune`). If slaving fails the instance is cleaned up again: nothing half-made is left.
+ * @throws UserError when the compute type cannot start the instance, or slaving it fails (the instance is removed again then).
  */
 export async function spawnMachine(ctx: Context, req: SpawnRequest, progress: SpawnProgress = () => undefined): Promise<StartedInstance & SlaveResult> {
   const { mapping } = ctx.config.snapshot();

@@ -15,7 +15,10 @@ const LABELS: Record<Step, string> = {
   done: "done",
 };
 
-/** The words a progress line shows for a spawn/slave step (`slave`, `spawn`, `deploy`). */
+/**
+ * The words a progress line shows for a spawn/slave step (`slave`, `spawn`, `deploy`).
+ * Pure; throws nothing.
+ */
 export function stepLabel(step: Step, detail?: string): string {
   return detail ? `${LABELS[step]}: ${detail}` : LABELS[step];
 }

@@ -1,15 +1,19 @@
 import type { FlatMapping } from "../config/flatten.ts";
 import { clusterLabel, type ClusterId } from "../consensus/cluster-id.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
-import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
+import type { SshSettings, SshTarget } from "../remote/ssh.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import type { Outcome } from "../util/exec.ts";
+import { SshNodeChannel, type NodeChannel } from "./cluster/node-channel.ts";
 
 /** Why a command that needs a member cannot run on a machine that is none and knows none. */
 export const NO_MEMBER_KNOWN =
   "This machine knows no cluster member (no neighbours with a host in its config). Bring one in with `raptiformica slave HOST`, or run this on a member.";
 
-/** Members an operator machine can try, from its copy of the shared config. */
+/**
+ * Members an operator machine can try, from its copy of the shared config.
+ * Pure; throws nothing.
+ */
 export function memberTargets(mapping: FlatMapping): SshTarget[] {
   return parseNeighbours(mapping)
     .filter((n) => n.host && !n.left)
@@ -23,49 +27,46 @@ export interface OtherCluster {
 }
 
 /**
- * How onFirstMember makes sure a member belongs to this machine's cluster before its answer is
+ * How onFirstChannel makes sure a member belongs to this machine's cluster before its answer is
  * used: `before` runs ahead of the command (for writes: nothing is sent to a member of another
  * cluster), `after` looks at the command's outcome (for reads, whose answer names the cluster).
  * Either returns the other cluster to pass the member over, or undefined to use it.
  */
 export interface MemberCheck {
-  before?(settings: SshSettings, target: SshTarget): Promise<OtherCluster | undefined>;
-  after?(target: SshTarget, out: Outcome): OtherCluster | undefined;
+  before?(member: NodeChannel): Promise<OtherCluster | undefined>;
+  after?(member: NodeChannel, out: Outcome): OtherCluster | undefined;
 }
 
 /**
- * Runs argv on the first of at most `limit` members that can be reached (the original tried
- * three) and pass `check`, and returns its outcome. A member of another cluster is passed over
- * like an unreachable one; if none is left, one error lists each host and why, and when some
- * were in another cluster, names both clusters and what to do.
+ * Runs `raptiformica ARGV` (bounded by 60 s) on the first of `members`, in order, that can be
+ * reached and passes `check`, and returns it with its outcome (whatever its exit code). A member
+ * of another cluster is passed over like an unreachable one.
+ * @throws UserError when `members` is empty (NO_MEMBER_KNOWN), or none is left: one error lists
+ *   each member and why, and when some were in another cluster, names both clusters and what to do.
  */
-export async function onFirstMember(
-  getSettings: () => Promise<SshSettings>,
-  mapping: FlatMapping,
+export async function onFirstChannel<C extends NodeChannel>(
+  members: readonly C[],
   argv: readonly string[],
-  limit = 3,
   check: MemberCheck = {},
-): Promise<{ target: SshTarget; out: Outcome; settings: SshSettings }> {
-  const targets = memberTargets(mapping);
-  if (targets.length === 0) {
+): Promise<{ member: C; out: Outcome }> {
+  if (members.length === 0) {
     throw new UserError(NO_MEMBER_KNOWN);
   }
-  const settings = await getSettings();
   const tried: string[] = [];
   let other: OtherCluster | undefined;
-  for (const target of targets.slice(0, limit)) {
+  for (const member of members) {
     try {
-      const early = await check.before?.(settings, target);
-      const out = early ? undefined : await sshRun(settings, target, argv, { timeoutMs: 60_000 });
-      const late = out ? check.after?.(target, out) : undefined;
+      const early = await check.before?.(member);
+      const out = early ? undefined : await member.run(argv, 60_000);
+      const late = out ? check.after?.(member, out) : undefined;
       const skip = early ?? late;
-      if (out && !skip) return { target, settings, out };
+      if (out && !skip) return { member, out };
       if (skip) {
         other = skip;
-        tried.push(`${describeTarget(target)}: it is now a member of ${clusterLabel(skip.theirs)}, not of ${clusterLabel(skip.mine)}`);
+        tried.push(`${member.who}: it is now a member of ${clusterLabel(skip.theirs)}, not of ${clusterLabel(skip.mine)}`);
       }
     } catch (e) {
-      tried.push(`${describeTarget(target)}: ${errorMessage(e)}`);
+      tried.push(`${member.who}: ${errorMessage(e)}`);
     }
   }
   if (other) {
@@ -82,4 +83,25 @@ export async function onFirstMember(
       "`raptiformica destroy` forgets that cluster here (instances started from here are torn down), or fix the hosts in this machine's copy by hand " +
       "(`mutable_config.json` in the cache dir, keys raptiformica/meshnet/neighbours/<key>/host); `raptiformica slave HOST` of a live member refreshes it.",
   );
+}
+
+/**
+ * {@link onFirstChannel} over root SSH: the first of at most `limit` of `targets` (usually
+ * memberTargets of this machine's config; the original tried three), raptiformica being
+ * `launcher` there. Returns the target, the SSH settings used and the outcome.
+ * @throws UserError as onFirstChannel does (NO_MEMBER_KNOWN, or none left, listing each host).
+ */
+export async function onFirstMember(
+  getSettings: () => Promise<SshSettings>,
+  targets: readonly SshTarget[],
+  launcher: string,
+  argv: readonly string[],
+  limit = 3,
+  check: MemberCheck = {},
+): Promise<{ target: SshTarget; out: Outcome; settings: SshSettings }> {
+  if (targets.length === 0) throw new UserError(NO_MEMBER_KNOWN);
+  const settings = await getSettings();
+  const members = targets.slice(0, limit).map((t) => new SshNodeChannel(settings, t, launcher));
+  const { member, out } = await onFirstChannel(members, argv, check);
+  return { target: member.target, out, settings };
 }

@@ -4,6 +4,9 @@
  *
  * - `UserError` (exit 1, or the code it carries): the user can act on it. Its message is one
  *   paragraph naming the file, key or host involved and what to do; printed without a stack.
+ * - `KeyNotSet` (exit 66, EX_NOINPUT), a UserError: `config get`/`config delete` of a key that
+ *   is not set. Its own code so that a script, or an operator machine running `config delete`
+ *   on a member over SSH, can tell "nothing there" from a failure without reading the message.
  * - `ClusterUnavailable` (exit 75, EX_TEMPFAIL): a cluster call got no answer in time (no
  *   quorum, a member starved or cut off); the same command may work later. etcd3's own
  *   transport errors count too (consensus/client.ts `isClusterUnavailable`).
@@ -14,6 +17,7 @@
  */
 export const EXIT_USER = 1;
 export const EXIT_INTERNAL = 70;
+export const EXIT_KEY_NOT_SET = 66;
 export const EXIT_CLUSTER_UNAVAILABLE = 75;
 
 /**
@@ -27,6 +31,20 @@ export class UserError extends Error {
   ) {
     super(message);
     this.name = "UserError";
+  }
+}
+
+/**
+ * The config key asked for (`key`, normalized) is not set, so there was nothing to read or
+ * delete; exit {@link EXIT_KEY_NOT_SET}. The message says so and what to do.
+ */
+export class KeyNotSet extends UserError {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(message, EXIT_KEY_NOT_SET);
+    this.name = "KeyNotSet";
   }
 }
 

@@ -57,8 +57,13 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     assert.match(conflict.stderr, /^raptiformica: Cannot set config key raptiformica\/app\/colour\/shade: raptiformica\/app\/colour already holds a value\./m);
     await c.rfOk(3, ["config", "delete", "app/colour"]);
     const gone = await c.rf(3, ["config", "get", "app/colour"]);
-    assert.equal(gone.exitCode, 1, gone.stderr);
+    assert.equal(gone.exitCode, 66, gone.stderr);
     assert.match(gone.stderr, /Config key raptiformica\/app\/colour is not set\./);
+    // "Not set" crosses SSH as the member's exit code (66), which is what the operator side
+    // checks (ViaMember.forgetNeighbours takes it as "already gone"), not the message.
+    const again = await c.rf(3, ["config", "delete", "--recursive", "app/colour"]);
+    assert.equal(again.exitCode, 66, again.stderr);
+    assert.match(again.stderr, /^raptiformica: Config key raptiformica\/app\/colour is not set; nothing was deleted\./m);
 
     // The first member goes away (once all three vote, so quorum survives): the next one
     // answers, and reports it failed.

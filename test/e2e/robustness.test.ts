@@ -101,11 +101,15 @@ describe("the mutable config", () => {
     let r = await sb.run(["config", "show", "meshnet/example", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { "raptiformica/meshnet/example/value": "42" });
+    // A key that is not set: its own exit code (66, README "Exit codes"), for get and delete alike.
     r = await sb.run(["config", "get", "meshnet/missing"]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 66, r.stderr);
     assert.match(r.stderr, /Config key raptiformica\/meshnet\/missing is not set/);
+    r = await sb.run(["config", "delete", "meshnet/missing"]);
+    assert.equal(r.code, 66, r.stderr);
+    assert.match(r.stderr, /Config key raptiformica\/meshnet\/missing is not set; nothing was deleted/);
     r = await sb.run(["config", "delete", "meshnet/example"]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 66, r.stderr);
     assert.match(r.stderr, /add --recursive/);
     r = await sb.run(["config", "set", "meshnet/example/value/child", "x"]);
     assert.equal(r.code, 1);
@@ -113,7 +117,7 @@ describe("the mutable config", () => {
     r = await sb.run(["config", "delete", "meshnet/example", "--recursive"]);
     assert.equal(r.code, 0, r.stderr);
     r = await sb.run(["config", "get", "meshnet/example/value"]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 66, r.stderr);
   });
 
   it("refuses a change that would leave an invalid mapping, and writes nothing", async () => {

@@ -1,8 +1,9 @@
 import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { assimilate, enlist, registerThroughMembers, type Enlistment } from "../../src/ops/assimilate.ts";
+import { assimilate, enlist, registerViaMembers, type Enlistment } from "../../src/ops/assimilate.ts";
 import type { NodeChannel } from "../../src/ops/cluster/node-channel.ts";
 import type { Outcome } from "../../src/util/exec.ts";
+import { createLogger } from "../../src/util/log.ts";
 import { Lab, waitFor } from "../lab/index.ts";
 import { BIN, ROOT } from "./cli.ts";
 
@@ -48,7 +49,8 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) 
 /**
  * Plays the operator in the lab: a node joins through the same assimilate code as `slave`
  * (ops/assimilate.ts), its channel being `ip netns exec` instead of SSH: `advertise`, its
- * identity, `inject --key` on a member, the member's config handed to it, then `mesh`.
+ * identity, `inject --key` on a member through the Cluster interface (a ViaMember over that
+ * member's channel), the member's config handed to it, then `mesh`.
  */
 export class LabCluster {
   readonly env: NodeJS.ProcessEnv;
@@ -105,7 +107,7 @@ export class LabCluster {
     return {
       node: this.channel(i),
       reach: { host: this.lab.addressOf(i, via), port: 22 },
-      register: o.register ?? registerThroughMembers([this.channel(via)], this.channel(i).who),
+      register: o.register ?? registerViaMembers([this.channel(via)], { newcomer: this.channel(i).who, log: createLogger(false) }),
       keepOwnConfig: false,
     };
   }

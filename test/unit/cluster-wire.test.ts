@@ -1,8 +1,13 @@
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { memberError } from "../../src/ops/cluster/member-cli.ts";
-import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type MembersAnswer } from "../../src/ops/cluster/wire.ts";
-import { UserError } from "../../src/util/errors.ts";
+import { memberError, memberFailure } from "../../src/ops/cluster/member-cli.ts";
+import { HOST_SELF_SCRIPT, decodeAnswer, decodeFullConfig, decodeHostSelf, identityAnswer, membersAnswer, type MembersAnswer } from "../../src/ops/cluster/wire.ts";
+import { clusterIdOf, clusterIdOfPem } from "../../src/consensus/cluster-id.ts";
+import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../src/util/errors.ts";
 import { jsonText } from "../../src/util/printable.ts";
 
 const WHO = "root@n1.example.org:22";
@@ -96,5 +101,74 @@ describe("a member's own error message, passed on by the operator", () => {
     assert.deepEqual(memberError("Segmentation fault\n"), { before: "", message: "Segmentation fault" });
     // The prefix inside a line is not the start of the member's error.
     assert.deepEqual(memberError("see raptiformica: docs\n"), { before: "", message: "see raptiformica: docs" });
+  });
+
+  it("a member's `not set` is told by its exit code (66), never by its words", () => {
+    const argv = ["config", "delete", "--recursive", "--", `raptiformica/meshnet/neighbours/${KEY}`];
+    const key = `raptiformica/meshnet/neighbours/${KEY}`;
+    const notSet = memberFailure({ exitCode: EXIT_KEY_NOT_SET, stderr: `raptiformica: Config key ${key} is not set; nothing was deleted.\n` }, argv, key);
+    assert.ok(notSet instanceof KeyNotSet);
+    assert.equal(notSet.key, key);
+    assert.equal(notSet.exitCode, 66);
+    assert.equal(notSet.message, `Config key ${key} is not set; nothing was deleted.`);
+    // Any other failure stays one, whatever it says (an older member, a refusal quoting "not set").
+    const refused = memberFailure({ exitCode: 1, stderr: "raptiformica: Deleting it was refused: raptiformica/meshnet/etcd/election_ms is not set below 5 heartbeats.\n" }, argv, key);
+    assert.ok(!(refused instanceof KeyNotSet));
+    assert.equal(refused.exitCode, 1);
+    // Exit 66 from a command about no key is passed on as it is, with a message when it gave none.
+    const bare = memberFailure({ exitCode: EXIT_KEY_NOT_SET, stderr: "" }, ["config", "show", "--json"]);
+    assert.ok(!(bare instanceof KeyNotSet));
+    assert.equal(bare.exitCode, 66);
+    assert.match(bare.message, /`raptiformica config` exited 66 on a member without saying why/);
+  });
+});
+
+describe("what a host says about itself (slave, join): one reader", () => {
+  const pem = (b64: string) => `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+  const CA_KEY = "raptiformica/meshnet/etcd/ca_cert";
+  const usable = { "raptiformica/server/s/x": "1", "raptiformica/compute/c/x": "1", "raptiformica/platform/p/x": "1" };
+
+  /** Runs HOST_SELF_SCRIPT, as slave and join do over SSH, on a cache dir laid out here. */
+  function said(files: { ca?: string; config?: string }): ReturnType<typeof decodeHostSelf> {
+    const dir = mkdtempSync(join(tmpdir(), "rf-host-self-"));
+    try {
+      if (files.ca !== undefined) {
+        mkdirSync(join(dir, "node", "etcd", "tls"), { recursive: true });
+        writeFileSync(join(dir, "node", "etcd", "tls", "ca.crt"), files.ca);
+      }
+      if (files.config !== undefined) writeFileSync(join(dir, "mutable_config.json"), files.config);
+      const r = spawnSync("sh", ["-c", HOST_SELF_SCRIPT, "sh", dir], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return decodeHostSelf(r.stdout);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("a new host says nothing", () => {
+    assert.deepEqual(said({}), { hasConfig: false });
+  });
+
+  it("its node's CA names its cluster, even with its config moved away or unusable", () => {
+    const id = clusterIdOfPem(pem("AAEC"));
+    assert.deepEqual(said({ ca: pem("AAEC") }), { hasConfig: false, clusterId: id });
+    assert.deepEqual(said({ ca: pem("AAEC"), config: "{ half" }), { hasConfig: true, clusterId: id });
+    // Its CA file wins over the CA its config names (the config may be a copy from elsewhere).
+    const config = { ...usable, [CA_KEY]: pem("AAED") };
+    assert.deepEqual(said({ ca: pem("AAEC"), config: JSON.stringify(config) }), { hasConfig: true, mapping: config, clusterId: id });
+  });
+
+  it("without a CA file, its config's CA names the cluster; a config of no cluster is not a member's", () => {
+    const config = { ...usable, [CA_KEY]: pem("AAED") };
+    assert.deepEqual(said({ config: JSON.stringify(config) }), { hasConfig: true, mapping: config, clusterId: clusterIdOf(config) });
+    assert.deepEqual(said({ config: JSON.stringify(usable) }), { hasConfig: false, mapping: usable });
+  });
+
+  it("what cannot be read names no cluster: a CA file without a certificate, a config that is not a usable one", () => {
+    assert.deepEqual(said({ ca: "" }), { hasConfig: false });
+    assert.deepEqual(said({ ca: "garbage\n" }), { hasConfig: false });
+    // JSON, but no config (required sections missing): kept (never overwritten), its CA not believed.
+    assert.deepEqual(said({ config: JSON.stringify({ [CA_KEY]: pem("AAED") }) }), { hasConfig: true });
+    assert.deepEqual(said({ config: "" }), { hasConfig: true });
   });
 });

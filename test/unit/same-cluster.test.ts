@@ -4,7 +4,7 @@ import type { ClusterId } from "../../src/consensus/cluster-id.ts";
 import { neighbourMapping } from "../../src/mesh/neighbours.ts";
 import { checkAnswer, otherCluster, reportedClusterId, shownConfigClusterId } from "../../src/ops/cluster/same-cluster.ts";
 import { decodeAnswer, identityAnswer, membersAnswer } from "../../src/ops/cluster/wire.ts";
-import { onFirstMember } from "../../src/ops/via-member.ts";
+import { memberTargets, onFirstMember } from "../../src/ops/via-member.ts";
 import type { SshSettings } from "../../src/remote/ssh.ts";
 import { UserError } from "../../src/util/errors.ts";
 
@@ -37,19 +37,23 @@ describe("same cluster: an operator uses only members of the cluster it manages"
     assert.equal(otherCluster(X, undefined), undefined, "an older member reports none");
     assert.equal(reportedClusterId(JSON.stringify({ clusterId: Y, quorum: true, members: [] })), Y);
     assert.equal(reportedClusterId("not json"), undefined);
-    const shown = shownConfigClusterId(JSON.stringify({ "raptiformica/meshnet/etcd/ca_cert": PEM }));
+    const usable = { "raptiformica/server/s/x": "1", "raptiformica/compute/c/x": "1", "raptiformica/platform/p/x": "1" };
+    const shown = shownConfigClusterId(JSON.stringify({ ...usable, "raptiformica/meshnet/etcd/ca_cert": PEM }));
     assert.match(shown ?? "", /^[0-9a-f]{64}$/);
-    assert.equal(shownConfigClusterId(JSON.stringify({ "raptiformica/a": "b" })), undefined);
+    assert.equal(shownConfigClusterId(JSON.stringify(usable)), undefined);
+    // Read as every config a machine states is read (wire.ts configText): one that is no usable config names no cluster.
+    assert.equal(shownConfigClusterId(JSON.stringify({ "raptiformica/meshnet/etcd/ca_cert": PEM })), undefined);
     const check = checkAnswer(X, (o) => reportedClusterId(o.stdout));
-    assert.deepEqual(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: Y }))), { mine: X, theirs: Y });
-    assert.equal(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: X }))), undefined);
+    const member = { who: "root@h", run: async () => out(""), writeCacheFile: async () => true };
+    assert.deepEqual(check.after?.(member, out(JSON.stringify({ clusterId: Y }))), { mine: X, theirs: Y });
+    assert.equal(check.after?.(member, out(JSON.stringify({ clusterId: X }))), undefined);
   });
 
   it("passes over every member of another cluster without sending the command, and refuses naming both clusters", async () => {
     const asked: string[] = [];
-    const e = await onFirstMember(async () => ({}) as SshSettings, mapping, ["raptiformica", "config", "set", "--", "k", "v"], 3, {
-      before: async (_s, t) => {
-        asked.push(t.host);
+    const e = await onFirstMember(async () => ({}) as SshSettings, memberTargets(mapping), "raptiformica", ["config", "set", "--", "k", "v"], 3, {
+      before: async (member) => {
+        asked.push(member.who);
         return { mine: X, theirs: Y };
       },
     }).then(
@@ -57,7 +61,7 @@ describe("same cluster: an operator uses only members of the cluster it manages"
       (err: unknown) => err,
     );
     assert.ok(e instanceof UserError);
-    assert.deepEqual(asked.sort(), ["10.0.0.1", "10.0.0.2"], "every member is tried, as for an unreachable one");
+    assert.deepEqual(asked.sort(), ["root@10.0.0.1", "root@10.0.0.2"], "every member is tried, as for an unreachable one");
     assert.match(e.message, new RegExp(`No member of cluster ${X.slice(0, 16)} \\(the cluster this machine manages\\) answered`));
     assert.match(e.message, new RegExp(`root@10\\.0\\.0\\.1: it is now a member of cluster ${Y.slice(0, 16)}, not of cluster ${X.slice(0, 16)}`));
     assert.match(e.message, /raptiformica slave HOST/);

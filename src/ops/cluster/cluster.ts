@@ -4,7 +4,7 @@ import type { NeighbourRegistration } from "../inject.ts";
 import { memberTargets } from "../via-member.ts";
 import { LocalCluster } from "./local.ts";
 import { isMember } from "./member.ts";
-import { ViaMember } from "./via-member.ts";
+import { ViaMember, sshMembers } from "./via-member.ts";
 import type { MembersAnswer } from "./wire.ts";
 
 /**
@@ -22,10 +22,14 @@ export interface Cluster {
   readConfig(): Promise<FlatMapping>;
   /** Sets one key, refused (UserError) when it cannot be held or breaks the cluster's settings. */
   setConfig(key: string, value: string): Promise<void>;
-  /** Deletes a key, or with `recursive` every key below it too; UserError when nothing is set. */
+  /** Deletes a key, or with `recursive` every key below it too; KeyNotSet (exit 66) when nothing is set. */
   deleteConfig(key: string, opts?: { recursive?: boolean }): Promise<void>;
-  /** Registers a machine as a neighbour (see ops/inject.ts); `inCluster` false: only a local config took it. */
-  inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }>;
+  /**
+   * Registers a machine as a neighbour (see ops/inject.ts); `inCluster` false: only a local
+   * config took it. `config`: the shared config afterwards (what a new machine is given), when
+   * it could be read.
+   */
+  inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }>;
   /** Removes the neighbour entries of these public keys; keys not there are skipped. */
   forgetNeighbours(publicKeys: readonly string[]): Promise<void>;
 }
@@ -34,10 +38,11 @@ export interface Cluster {
  * The cluster for a command on this machine: a member's own KV; else the members this machine's
  * config names (`mapping`, default its own copy), over SSH; else, knowing none, this machine's
  * own config (reads and writes go there; `members` refuses with what to do).
+ * Throws nothing: each call of the Cluster says what it throws.
  */
 export function clusterFor(ctx: Context, mapping: FlatMapping = ctx.config.snapshot().mapping): Cluster {
   if (isMember(ctx) || memberTargets(mapping).length === 0) return new LocalCluster(ctx);
-  return new ViaMember(ctx, mapping);
+  return new ViaMember(sshMembers(ctx, mapping));
 }
 
 export { isMember };

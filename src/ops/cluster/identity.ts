@@ -7,8 +7,8 @@ import type { IdentityAnswer } from "./wire.ts";
 
 /**
  * The mesh identity of the machine at `target`, read over SSH from raptiformica there
- * (`identity --json`). Throws a UserError naming the machine when it cannot be read; `hint`
- * (one sentence) is added to it, e.g. how to pass the key instead.
+ * (`identity --json`). `hint` (one sentence) is added to its error, e.g. how to pass the key instead.
+ * @throws UserError naming the machine when it cannot be reached or its identity cannot be read.
  */
 export async function hostIdentity(ctx: Context, target: SshTarget, hint = ""): Promise<IdentityAnswer> {
   const cli = MemberCli.overSsh(await sshSettings(ctx.paths, ctx.log), target, remoteCommand(ctx.config.snapshot().mapping));

@@ -1,9 +1,10 @@
 import { keyProblem, keysUnder, normalizeKey, type FlatMapping } from "../../config/flatten.ts";
 import { readVoterLog, type VoterLogEntry } from "../../consensus/voters.ts";
+import { readOnceMoreIfDropped } from "../../consensus/client.ts";
 import { neighbourPrefix, withoutNeighbours } from "../../mesh/neighbours.ts";
 import { runningAgent } from "../../node/agent-lock.ts";
 import { SharedConfig } from "../../node/shared-config.ts";
-import { UserError, errorMessage } from "../../util/errors.ts";
+import { KeyNotSet, UserError, errorMessage } from "../../util/errors.ts";
 import { refuseNewConfigProblems } from "../config-checks.ts";
 import type { Context } from "../context.ts";
 import { registerNeighbour, type NeighbourRegistration } from "../inject.ts";
@@ -61,7 +62,8 @@ export class LocalCluster implements Cluster {
         let changes: VoterLogEntry[] = [];
         try {
           if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
-          ({ rows, problems } = await clusterMembers(shared.client, ctx.node));
+          const client = shared.client;
+          ({ rows, problems } = await readOnceMoreIfDropped(() => clusterMembers(client, ctx.node)));
           changes = await readVoterLog(shared.client).catch(() => []);
         } catch (e) {
           const why = errorMessage(e);
@@ -119,7 +121,7 @@ export class LocalCluster implements Cluster {
         if (targets.length === 0 && unusable.length === 0) {
           const below = keysUnder(m, k).length;
           const hint = below > 0 && !opts.recursive ? ` It has ${below} key(s) below it; add --recursive to delete them all.` : "";
-          throw new UserError(`Config key ${k} is not set; nothing was deleted.${hint}`);
+          throw new KeyNotSet(k, `Config key ${k} is not set; nothing was deleted.${hint}`);
         }
         const after = { ...m };
         for (const t of targets) delete after[t];
@@ -131,8 +133,9 @@ export class LocalCluster implements Cluster {
     );
   }
 
-  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean }> {
-    return { inCluster: (await registerNeighbour(this.ctx, r)).inCluster };
+  async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config: FlatMapping }> {
+    const { mapping, inCluster } = await registerNeighbour(this.ctx, r);
+    return { inCluster, config: mapping };
   }
 
   /** One write: the entries of every key go together. */

@@ -1,11 +1,14 @@
 import type { FlatMapping } from "../../config/flatten.ts";
 import type { SshSettings, SshTarget } from "../../remote/ssh.ts";
-import { UserError } from "../../util/errors.ts";
+import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import { SshNodeChannel, type NodeChannel } from "./node-channel.ts";
 import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type IdentityAnswer, type MembersAnswer } from "./wire.ts";
 
-/** The last lines of a member's stderr, on one line: what an error quotes. */
+/**
+ * The last lines of a member's stderr, on one line: what an error quotes.
+ * Pure; throws nothing.
+ */
 export function lastLines(text: string, n = 3): string {
   return text.trim().split("\n").slice(-n).join(" | ") || "no error output";
 }
@@ -14,12 +17,25 @@ export function lastLines(text: string, n = 3): string {
  * A member's own message for a command that failed there: its stderr up to and without the
  * last `raptiformica: ` prefix (the member's error paragraph), which this machine's error handler
  * adds again. `before` is what the member printed ahead of it (warnings).
+ * Pure; throws nothing.
  */
 export function memberError(stderr: string): { before: string; message: string } {
   const at = stderr.lastIndexOf("raptiformica: ");
   const lineStart = at <= 0 || stderr[at - 1] === "\n";
   if (at < 0 || !lineStart) return { before: "", message: stderr.trim() };
   return { before: stderr.slice(0, at), message: stderr.slice(at + "raptiformica: ".length).trim() };
+}
+
+/**
+ * The error for a command that failed on a member (`out`: its outcome, `command`: its argv):
+ * the member's own message (memberError) with its exit code, so the command fails here as it
+ * did there. Exit {@link EXIT_KEY_NOT_SET} for a command about config key `key` is a
+ * {@link KeyNotSet}: callers tell "not set" by that type, never by the message's words.
+ * Pure; throws nothing (it returns the error to throw).
+ */
+export function memberFailure(out: Pick<Outcome, "exitCode" | "stderr">, command: readonly string[], key?: string): UserError {
+  const message = memberError(out.stderr).message || `\`raptiformica ${command[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`;
+  return out.exitCode === EXIT_KEY_NOT_SET && key !== undefined ? new KeyNotSet(key, message) : new UserError(message, out.exitCode);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { FlatMapping } from "../../config/flatten.ts";
 import { mappingProblem } from "../../config/store.ts";
-import type { ClusterId } from "../../consensus/cluster-id.ts";
+import { clusterIdOf, clusterIdOfCaFile, type ClusterId } from "../../consensus/cluster-id.ts";
 import { UserError } from "../../util/errors.ts";
 
 /*
@@ -97,7 +97,7 @@ function issues(error: z.ZodError): string {
 
 /**
  * Decodes what member `who` printed for `command` (e.g. `members --json`) with `schema`.
- * Throws a UserError naming the member and the command: when the text is not JSON, one that
+ * @throws UserError naming the member and the command: when the text is not JSON, one that
  * quotes what it printed on stderr (or the start of stdout) and its exit code; when it is JSON
  * of another shape, one that names the fields and says how to bring the member to this version.
  */
@@ -118,21 +118,91 @@ export function decodeAnswer<S extends z.ZodTypeAny>(schema: S, answer: { stdout
   return r.data;
 }
 
+/** An issue of {@link configText} for text that is not JSON at all (decodeFullConfig says so apart). */
+const NOT_JSON = "not JSON";
+
 /**
- * Decodes a member's whole shared config (`config show --json`): a flat mapping that is usable
- * as a config (mappingProblem). Throws a UserError naming `who` otherwise; nothing is changed
- * here then.
+ * A whole config as a machine states it, as JSON text of key → string: a member's
+ * `config show --json`, or a host's own `mutable_config.json` (HOST_SELF_SCRIPT). Decoded into a
+ * mapping that is usable as a config (config/store.ts mappingProblem: the issue names the first
+ * key or value that is wrong, in the words the config uses).
+ */
+export const configText = z
+  .string()
+  .transform((text, ctx): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: NOT_JSON });
+      return z.NEVER;
+    }
+  })
+  .superRefine((parsed, ctx) => {
+    const problem = mappingProblem(parsed);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  })
+  .pipe(configAnswer);
+
+/**
+ * Decodes a member's whole shared config (`config show --json`, see {@link configText}).
+ * @throws UserError naming `who` when it is not JSON or not usable as a config; nothing is
+ *   changed here then.
  */
 export function decodeFullConfig(text: string, who: string): FlatMapping {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new UserError(`${who} answered \`config show --json\` with something that is not JSON. Nothing was changed here.`);
+  const r = configText.safeParse(text);
+  if (r.success) return r.data;
+  const problem = r.error.issues[0]?.message;
+  if (problem === NOT_JSON) throw new UserError(`${who} answered \`config show --json\` with something that is not JSON. Nothing was changed here.`);
+  throw new UserError(`The config ${who} reported is not usable: ${problem ?? "it is not a mapping of key to string"}. Nothing was changed here.`);
+}
+
+/**
+ * What a host says about itself before anything is changed on it or here (`slave`, `join`):
+ * read from its cache dir by HOST_SELF_SCRIPT, decoded by {@link decodeHostSelf}.
+ */
+export interface HostSelf {
+  /**
+   * It has a mutable config of a cluster (one naming a CA, or one that cannot be read, which is
+   * never overwritten): a member (or one was), so its cluster knowledge wins.
+   */
+  readonly hasConfig: boolean;
+  /** Its mutable config, when it has a usable one ({@link configText}). */
+  readonly mapping?: FlatMapping;
+  /**
+   * The cluster it is a member of: from its node's CA certificate (which stays when its config
+   * is moved away), else from its config's CA.
+   */
+  readonly clusterId?: ClusterId;
+}
+
+/**
+ * `sh -c HOST_SELF_SCRIPT sh CACHE_DIR` prints what a host says about itself: `ca`, its node's
+ * CA certificate and `end-ca` when it has a readable one; then `config` and its mutable config,
+ * or `none`. Needs only a POSIX shell (it runs before anything is installed there).
+ */
+export const HOST_SELF_SCRIPT =
+  'if [ -r "$1/node/etcd/tls/ca.crt" ]; then echo ca; cat "$1/node/etcd/tls/ca.crt"; echo; echo end-ca; fi; ' +
+  'if [ -e "$1/mutable_config.json" ]; then echo config; cat "$1/mutable_config.json"; else echo none; fi';
+
+/**
+ * Decodes what HOST_SELF_SCRIPT printed (`text`) into {@link HostSelf}. Throws nothing: what
+ * cannot be read says nothing (a CA file without a certificate names no cluster; a config that
+ * is not usable is kept, `hasConfig`, but names no cluster).
+ */
+export function decodeHostSelf(text: string): HostSelf {
+  const lines = text.split("\n");
+  let caId: ClusterId | undefined;
+  if (lines[0]?.trim() === "ca") {
+    const end = lines.findIndex((l) => l.trim() === "end-ca");
+    caId = clusterIdOfCaFile(lines.slice(1, end < 0 ? undefined : end).join("\n"));
+    lines.splice(0, end < 0 ? lines.length : end + 1);
   }
-  // mappingProblem names the first key or value that is wrong, in the words the config uses.
-  const problem = mappingProblem(parsed);
-  const r = configAnswer.safeParse(parsed);
-  if (problem || !r.success) throw new UserError(`The config ${who} reported is not usable: ${problem ?? "it is not a mapping of key to string"}. Nothing was changed here.`);
-  return r.data;
+  const fromCa = caId ? { clusterId: caId } : {};
+  const [marker = "", ...json] = lines;
+  if (marker.trim() !== "config") return { hasConfig: false, ...fromCa };
+  const config = configText.safeParse(json.join("\n"));
+  if (!config.success) return { hasConfig: true, ...fromCa };
+  const own = clusterIdOf(config.data);
+  const id = caId ?? own;
+  return { hasConfig: own !== undefined, mapping: config.data, ...(id ? { clusterId: id } : {}) };
 }
