@@ -127,4 +127,12 @@ describe("registering through members (registerViaMembers: Cluster.inject over a
     assert.deepEqual(await via([mute()], ours)(KEY, reach), ours);
     await assert.rejects(via([mute()])(KEY, reach), /root@198\.18\.0\.9:22 was registered, but the cluster's config could not be read back/);
   });
+
+  it("the config handed is read back from the member that registered the node, not from another one", async () => {
+    // No CA in its config: only its identity tells it is in another cluster.
+    const other = memberOf("root@m1:22", THEIRS, SERVER);
+    const up = memberOf("root@m2:22", MINE, { ...SERVER, "raptiformica/y": "z" });
+    assert.deepEqual(await via([other, up], ours)(KEY, reach), { ...SERVER, "raptiformica/y": "z" });
+    assert.deepEqual(other.calls, ["identity --json (60 s)"]);
+  });
 });

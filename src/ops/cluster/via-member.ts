@@ -63,13 +63,13 @@ export class ViaMember implements Cluster {
 
   constructor(private readonly pool: MemberPool) {}
 
-  private async run(argv: readonly string[], check: MemberCheck): Promise<{ who: string; out: Outcome }> {
+  private async run(argv: readonly string[], check: MemberCheck): Promise<{ member: NodeChannel; who: string; out: Outcome }> {
     const { member, out } = await onFirstChannel(await this.pool.members(), argv, check);
-    return { who: member.who, out };
+    return { member, who: member.who, out };
   }
 
   /** A write: sent only to a member that says it is in this machine's cluster. */
-  private write(argv: readonly string[]): Promise<{ who: string; out: Outcome }> {
+  private write(argv: readonly string[]): Promise<{ member: NodeChannel; who: string; out: Outcome }> {
     return this.run(argv, checkBeforeWrite(this.pool.mine()));
   }
 
@@ -77,11 +77,11 @@ export class ViaMember implements Cluster {
    * Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error
    * (memberFailure: a KeyNotSet for `key` when the member says it is not set).
    */
-  private async ok(argv: readonly string[], key?: string): Promise<string> {
-    const { out } = await this.write(argv);
+  private async ok(argv: readonly string[], key?: string): Promise<{ member: NodeChannel; stdout: string }> {
+    const { member, out } = await this.write(argv);
     if (out.exitCode === 0) {
       this.pass(out.stderr);
-      return out.stdout;
+      return { member, stdout: out.stdout };
     }
     this.pass(memberError(out.stderr).before);
     throw memberFailure(out, argv, key);
@@ -118,10 +118,14 @@ export class ViaMember implements Cluster {
     await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key], normalizeKey(key));
   }
 
-  /** The config afterwards is read with a second call; undefined when that one fails (the registration stands). */
+  /**
+   * The config afterwards is read with a second call on the member that took the registration
+   * (another one may not have it yet); undefined when that one fails (the registration stands).
+   */
   async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }> {
-    await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
-    const config = await this.readConfig().catch((e: unknown) => {
+    const { member } = await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
+    const there = new ViaMember({ members: async () => [member], mine: () => this.pool.mine(), log: this.pool.log });
+    const config = await there.readConfig().catch((e: unknown) => {
       this.pool.log.debug(`the config after registering ${r.host} could not be read: ${errorMessage(e)}`);
       return undefined;
     });
