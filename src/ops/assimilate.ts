@@ -5,6 +5,7 @@ import type { Logger } from "../util/log.ts";
 import type { Cluster } from "./cluster/cluster.ts";
 import { MemberCli } from "./cluster/member-cli.ts";
 import { ViaMember } from "./cluster/via-member.ts";
+import { NoMemberAnswered } from "./via-member.ts";
 import type { NodeChannel } from "./cluster/node-channel.ts";
 import type { IdentityAnswer } from "./cluster/wire.ts";
 
@@ -87,30 +88,19 @@ export async function assimilate(e: Enlistment & MeshOptions): Promise<IdentityA
 }
 
 /**
- * A {@link Registrar} through the {@link Cluster} interface: `cluster.inject` registers the node
- * (LocalCluster on a member, ViaMember from an operator) and the config it reads back afterwards
- * is what the node gets, `fallback` (the operator's own copy) when it could not be read back.
- * `newcomer` names the node in errors.
- * @throws UserError when the member(s) could not register it, saying the node is provisioned and
- *   what to do; also when it was registered but no config is there to hand it (no `fallback`).
- *   A LocalCluster's own errors (and ClusterUnavailable) are thrown as they are.
+ * A {@link Registrar} through one {@link Cluster} (LocalCluster on a member: its own KV):
+ * `cluster.inject` registers the node and the config read back afterwards is what the node
+ * gets, `fallback` when it could not be read back. `newcomer` names the node in errors.
+ * @throws whatever `cluster.inject` throws (UserError, ClusterUnavailable), as it is.
+ * @throws UserError when the node was registered but there is no config to hand it (no `fallback`).
  */
 export function registerThrough(cluster: Cluster, newcomer: string, fallback?: FlatMapping): Registrar {
   return async (publicKey, reach) => {
-    let config: FlatMapping | undefined;
-    try {
-      config = (await cluster.inject({ host: reach.host, sshPort: reach.port, publicKey })).config ?? fallback;
-    } catch (e) {
-      if (cluster.where === "here" || !(e instanceof UserError)) throw e;
-      throw new UserError(`No member of the cluster could register ${newcomer}: ${e.message}\n${PROVISIONED}`, e.exitCode);
-    }
-    if (!config) throw new UserError(`${newcomer} was registered, but the cluster's config could not be read back to hand it.\n${PROVISIONED}`);
+    const config = (await cluster.inject({ host: reach.host, sshPort: reach.port, publicKey })).config ?? fallback;
+    if (!config) throw new UserError(`${newcomer} was registered, but the cluster's config could not be read back to hand it.`);
     return config;
   };
 }
-
-/** What an operator does after a registration failed: the machine is provisioned by then. */
-const PROVISIONED = "The new machine was provisioned; run slave again once a member is reachable over SSH from here.";
 
 /** Whom {@link registerViaMembers} reports to and checks against. */
 export interface ViaMembersOptions {
@@ -125,11 +115,39 @@ export interface ViaMembersOptions {
 }
 
 /**
- * A {@link Registrar} from an operator machine: {@link registerThrough} a {@link ViaMember} over
- * `members` (SSH for `slave`, `ip netns exec` in the lab), in their order.
- * @throws UserError as registerThrough does.
+ * A {@link Registrar} from an operator machine: each of `members` in turn (SSH for `slave`,
+ * `ip netns exec` in the lab) is asked through a {@link ViaMember} of its own (Cluster.inject,
+ * which first checks the member is in cluster `mine`) until one registers the node and its config
+ * can be handed (`fallback` when it cannot show it). A member that does not answer, answers with
+ * an error, or is in another cluster (nothing is sent to it) is passed over for the next, as
+ * `slave` always did: one member without quorum or in trouble must not stop the registration.
+ * @throws UserError when none could: it lists each member and why, and says the node is
+ *   provisioned and what to do. An error that is no UserError (a fault here) is thrown as it is.
  */
 export function registerViaMembers(members: readonly NodeChannel[], o: ViaMembersOptions): Registrar {
-  const via = new ViaMember({ members: async () => members, mine: () => o.mine, log: o.log });
-  return registerThrough(via, o.newcomer, o.fallback);
+  return async (publicKey, reach) => {
+    const tried: string[] = [];
+    let other = false;
+    for (const member of members) {
+      const via = new ViaMember({ members: async () => [member], mine: () => o.mine, log: o.log });
+      try {
+        return await registerThrough(via, o.newcomer, o.fallback)(publicKey, reach);
+      } catch (e) {
+        if (e instanceof NoMemberAnswered) {
+          tried.push(...e.tried);
+          other ||= e.other !== undefined;
+        } else if (e instanceof UserError) {
+          tried.push(`${member.who}: ${e.message}`);
+        } else {
+          throw e;
+        }
+      }
+    }
+    const which = members.length === 1 ? "the one member it was given" : `each of the ${members.length} members, in turn`;
+    throw new UserError(
+      `No member of the cluster could register ${o.newcomer} (tried ${which}):\n  ${tried.join("\n  ")}\n` +
+        (other ? "Nothing was sent to a member of another cluster. " : "") +
+        "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
+    );
+  };
 }

@@ -38,16 +38,45 @@ export interface MemberCheck {
 }
 
 /**
+ * Which members were asked: `tried` of the `named` ones (the rest were left out by a limit). What
+ * an error about them says, so that it is true whether the first few or all were tried.
+ * Pure; throws nothing.
+ */
+export function askedMembers(tried: number, named: number): string {
+  if (tried < named) return `This machine asked the first ${tried} of the ${named} members its copy of the config names.`;
+  return tried === 1 ? "This machine asked the one member it was given." : `This machine asked each of the ${tried} members it was given, in turn.`;
+}
+
+/**
+ * No member could be used: `tried` lists each one and why (`who: reason`), `other` is set when
+ * some were passed over for being in another cluster (nothing was sent to those). A caller that
+ * tries further members itself lists `tried` in its own error.
+ */
+export class NoMemberAnswered extends UserError {
+  constructor(
+    message: string,
+    readonly tried: readonly string[],
+    readonly other?: OtherCluster,
+  ) {
+    super(message);
+    this.name = "NoMemberAnswered";
+  }
+}
+
+/**
  * Runs `raptiformica ARGV` (bounded by 60 s) on the first of `members`, in order, that can be
  * reached and passes `check`, and returns it with its outcome (whatever its exit code). A member
- * of another cluster is passed over like an unreachable one.
- * @throws UserError when `members` is empty (NO_MEMBER_KNOWN), or none is left: one error lists
- *   each member and why, and when some were in another cluster, names both clusters and what to do.
+ * of another cluster is passed over like an unreachable one. `asked` says in the error which
+ * members these are (askedMembers).
+ * @throws UserError when `members` is empty (NO_MEMBER_KNOWN).
+ * @throws NoMemberAnswered when none is left: it lists each member and why, and when some were in
+ *   another cluster, names both clusters and what to do.
  */
 export async function onFirstChannel<C extends NodeChannel>(
   members: readonly C[],
   argv: readonly string[],
   check: MemberCheck = {},
+  asked: string = askedMembers(members.length, members.length),
 ): Promise<{ member: C; out: Outcome }> {
   if (members.length === 0) {
     throw new UserError(NO_MEMBER_KNOWN);
@@ -70,18 +99,21 @@ export async function onFirstChannel<C extends NodeChannel>(
     }
   }
   if (other) {
-    throw new UserError(
+    throw new NoMemberAnswered(
       `No member of ${clusterLabel(other.mine)} (the cluster this machine manages) answered; nothing was sent to a member of another cluster:\n  ${tried.join("\n  ")}\n` +
         `Run \`raptiformica slave HOST\` with a live member of ${clusterLabel(other.mine)} to refresh the members this machine knows, ` +
         `or \`raptiformica destroy\` to forget ${clusterLabel(other.mine)} here if it is gone (instances started from here are torn down). ` +
         `To manage ${clusterLabel(other.theirs)} from this machine instead, use another cache dir (\`-c DIR\`) for it.`,
+      tried,
+      other,
     );
   }
-  throw new UserError(
-    `No cluster member could be reached over SSH:\n  ${tried.join("\n  ")}\n` +
-      "This machine asks the members its copy of the config names (the first 3 with a host). If they are gone for good, " +
+  throw new NoMemberAnswered(
+    `No cluster member could be reached:\n  ${tried.join("\n  ")}\n` +
+      `${asked} If they are gone for good, ` +
       "`raptiformica destroy` forgets that cluster here (instances started from here are torn down), or fix the hosts in this machine's copy by hand " +
       "(`mutable_config.json` in the cache dir, keys raptiformica/meshnet/neighbours/<key>/host); `raptiformica slave HOST` of a live member refreshes it.",
+    tried,
   );
 }
 
@@ -89,7 +121,8 @@ export async function onFirstChannel<C extends NodeChannel>(
  * {@link onFirstChannel} over root SSH: the first of at most `limit` of `targets` (usually
  * memberTargets of this machine's config; the original tried three), raptiformica being
  * `launcher` there. Returns the target, the SSH settings used and the outcome.
- * @throws UserError as onFirstChannel does (NO_MEMBER_KNOWN, or none left, listing each host).
+ * @throws UserError (NO_MEMBER_KNOWN) or NoMemberAnswered as onFirstChannel does; its error says
+ *   how many of the targets were asked.
  */
 export async function onFirstMember(
   getSettings: () => Promise<SshSettings>,
@@ -102,6 +135,6 @@ export async function onFirstMember(
   if (targets.length === 0) throw new UserError(NO_MEMBER_KNOWN);
   const settings = await getSettings();
   const members = targets.slice(0, limit).map((t) => new SshNodeChannel(settings, t, launcher));
-  const { member, out } = await onFirstChannel(members, argv, check);
+  const { member, out } = await onFirstChannel(members, argv, check, askedMembers(members.length, targets.length));
   return { target: member.target, out, settings };
 }

@@ -4,6 +4,9 @@ import type { FlatMapping } from "../../src/config/flatten.ts";
 import type { ClusterId } from "../../src/consensus/cluster-id.ts";
 import { assimilate, enlist, registerViaMembers, type Registrar } from "../../src/ops/assimilate.ts";
 import type { NodeChannel } from "../../src/ops/cluster/node-channel.ts";
+import { onFirstChannel, onFirstMember } from "../../src/ops/via-member.ts";
+import type { SshSettings } from "../../src/remote/ssh.ts";
+import { UserError } from "../../src/util/errors.ts";
 import type { Outcome } from "../../src/util/exec.ts";
 import type { Logger } from "../../src/util/log.ts";
 
@@ -103,6 +106,12 @@ describe("registering through members (registerViaMembers: Cluster.inject over a
   /** A member of `cluster`: its identity names it (what a write checks first), its config is `config`. */
   const memberOf = (who: string, cluster: ClusterId, config: FlatMapping, replies: Record<string, Reply> = {}) =>
     member(who, config, { identity: { stdout: JSON.stringify({ publicKey: "cd".repeat(32), meshAddress: "200::2", clusterId: cluster }) }, ...replies });
+  const unreachable = (who: string) =>
+    member(who, {}, {
+      identity: () => {
+        throw new UserError(`Cannot reach ${who} over SSH (ssh: connect to host: Connection refused).`);
+      },
+    });
   const quiet: Logger = { verbose: false, debug: () => undefined, info: () => undefined, warn: () => undefined };
   const via = (members: NodeChannel[], fallback?: FlatMapping) => registerViaMembers(members, { newcomer: "root@198.18.0.9:22", mine: MINE, log: quiet, ...(fallback ? { fallback } : {}) });
   const INJECT = `inject --port 2222 --key ${KEY} -- 198.18.0.9 (60 s)`;
@@ -118,7 +127,7 @@ describe("registering through members (registerViaMembers: Cluster.inject over a
 
   it("a member of another cluster is never written to", async () => {
     const other = memberOf("root@m1:22", THEIRS, SERVER);
-    await assert.rejects(via([other], ours)(KEY, reach), /nothing was sent to a member of another cluster/);
+    await assert.rejects(via([other], ours)(KEY, reach), /nothing was sent to a member of another cluster/i);
     assert.deepEqual(other.calls, ["identity --json (60 s)"]);
   });
 
@@ -128,11 +137,67 @@ describe("registering through members (registerViaMembers: Cluster.inject over a
     await assert.rejects(via([mute()])(KEY, reach), /root@198\.18\.0\.9:22 was registered, but the cluster's config could not be read back/);
   });
 
+  it("a member that answers with an error is passed over like one that does not answer: the next member registers the node", async () => {
+    const failing = memberOf("root@m1:22", MINE, SERVER, { inject: { exitCode: 1, stderr: "raptiformica: the cluster KV does not answer (no quorum)\n" } });
+    const down = unreachable("root@m2:22");
+    const up = memberOf("root@m3:22", MINE, { ...SERVER, "raptiformica/y": "z" });
+    assert.deepEqual(await via([failing, down, up], ours)(KEY, reach), { ...SERVER, "raptiformica/y": "z" });
+    assert.ok(failing.calls.includes(INJECT));
+    assert.deepEqual(up.calls, ["identity --json (60 s)", INJECT, "config show --json (60 s)"]);
+  });
+
+  it("when every member fails, one error lists each member and why, says all were tried in turn, and a member of another cluster got nothing", async () => {
+    const other = memberOf("root@m1:22", THEIRS, SERVER);
+    const down = unreachable("root@m2:22");
+    const failing = memberOf("root@m3:22", MINE, SERVER, { inject: { exitCode: 1, stderr: "raptiformica: no quorum\n" } });
+    const spare = unreachable("root@m4:22");
+    await assert.rejects(via([other, down, failing, spare], ours)(KEY, reach), (e: Error) => {
+      assert.match(e.message, /^No member of the cluster could register root@198\.18\.0\.9:22 \(tried each of the 4 members, in turn\):/);
+      assert.match(e.message, new RegExp(`root@m1:22: it is now a member of cluster ${THEIRS.slice(0, 16)}, not of cluster ${MINE.slice(0, 16)}`));
+      assert.match(e.message, /root@m2:22: Cannot reach root@m2:22 over SSH/);
+      assert.match(e.message, /root@m3:22: no quorum/);
+      assert.match(e.message, /root@m4:22: Cannot reach root@m4:22 over SSH/);
+      assert.match(e.message, /nothing was sent to a member of another cluster/i);
+      assert.match(e.message, /run slave again once a member is reachable/);
+      assert.doesNotMatch(e.message, /first 3/);
+      return true;
+    });
+    assert.deepEqual(other.calls, ["identity --json (60 s)"]);
+  });
+
   it("the config handed is read back from the member that registered the node, not from another one", async () => {
     // No CA in its config: only its identity tells it is in another cluster.
     const other = memberOf("root@m1:22", THEIRS, SERVER);
     const up = memberOf("root@m2:22", MINE, { ...SERVER, "raptiformica/y": "z" });
     assert.deepEqual(await via([other, up], ours)(KEY, reach), { ...SERVER, "raptiformica/y": "z" });
     assert.deepEqual(other.calls, ["identity --json (60 s)"]);
+  });
+});
+
+describe("the members an error says were asked (onFirstChannel, onFirstMember)", () => {
+  const refuse = (who: string) =>
+    new ScriptedChannel(who, {
+      identity: () => {
+        throw new UserError(`Cannot reach ${who}.`);
+      },
+    });
+
+  it("names the members tried: all of those given, or the first few of those the config names", async () => {
+    await assert.rejects(onFirstChannel([refuse("m1"), refuse("m2")], ["identity", "--json"]), (e: Error) => {
+      assert.match(e.message, /^No cluster member could be reached:\n {2}m1: Cannot reach m1\.\n {2}m2: Cannot reach m2\./);
+      assert.match(e.message, /This machine asked each of the 2 members it was given, in turn\./);
+      assert.doesNotMatch(e.message, /first 3/);
+      return true;
+    });
+    const targets = [1, 2, 3, 4].map((i) => ({ host: `10.0.0.${i}`, port: 22 }));
+    const asked: string[] = [];
+    const check = {
+      before: async (m: NodeChannel) => {
+        asked.push(m.who);
+        throw new UserError("unreachable");
+      },
+    };
+    await assert.rejects(onFirstMember(async () => ({}) as SshSettings, targets, "raptiformica", ["identity", "--json"], 3, check), /This machine asked the first 3 of the 4 members its copy of the config names\./);
+    assert.equal(asked.length, 3);
   });
 });
