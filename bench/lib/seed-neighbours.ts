@@ -1,6 +1,7 @@
 /**
  * Registers many neighbours in one go on the member it runs on (the lab runs it in that
- * member's namespace with its cache dir): what `inject HOST --key KEY` does, one KV update for
+ * member's namespace with its cache dir): what `inject HOST --key KEY` does (the same
+ * `withRegisteredNeighbour`; the hosts are lab IPv4 addresses, already in parseHost form), one KV update for
  * all of them instead of one CLI process each. Benchmarks that bring up dozens of nodes on this
  * 2-core machine use it so that the operator's part (one `inject` per node, ~2 s of CPU each
  * under load) does not dominate what they measure: the cluster forming.
@@ -11,8 +12,7 @@ import { readFileSync } from "node:fs";
 import { cachePaths, findInstallDir, resolveCacheDir } from "../../src/config/paths.ts";
 import { LocalConfig } from "../../src/config/local.ts";
 import { clusterSettings } from "../../src/consensus/settings.ts";
-import { parseNeighbours, withNeighbour } from "../../src/mesh/neighbours.ts";
-import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
+import { withRegisteredNeighbour } from "../../src/mesh/neighbours.ts";
 import { runningAgent } from "../../src/node/agent-lock.ts";
 import { nodePaths } from "../../src/node/paths.ts";
 import { SharedConfig } from "../../src/node/shared-config.ts";
@@ -29,10 +29,7 @@ try {
   await shared.update((m) => {
     let next = m;
     const port = clusterSettings(m).yggdrasilPort;
-    for (const w of wanted) {
-      const current = parseNeighbours(next).find((n) => n.publicKey === w.publicKey);
-      next = withNeighbour(next, { ...(current ?? {}), publicKey: w.publicKey, meshAddress: addressForKey(w.publicKey), host: w.host, sshPort: 22, yggdrasilPort: port });
-    }
+    for (const w of wanted) next = withRegisteredNeighbour(next, { publicKey: w.publicKey, host: w.host, sshPort: 22, yggdrasilPort: port });
     return next;
   });
 } finally {

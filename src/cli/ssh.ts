@@ -19,7 +19,7 @@ export function register(program: Command): void {
       const { mapping } = ctx.config.snapshot();
       // Its identity says which cluster it is in: a member of another cluster is passed over.
       const check = checkAnswer(clusterIdOf(mapping), (out) => (out.exitCode === 0 ? reportedClusterId(out.stdout) : undefined));
-      const { target, settings } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), memberTargets(mapping), [remoteCommand(mapping), "identity", "--json"], 3, check);
+      const { target, settings } = await onFirstMember(() => sshSettings(ctx.paths, ctx.log), memberTargets(mapping), remoteCommand(mapping), ["identity", "--json"], 3, check);
       const argv = [...sshOptions(settings, target), `${target.user ?? "root"}@${target.host}`];
       if (opts.infoOnly || opts.onlyInfo) {
         process.stdout.write(`ssh ${remoteCommandLine(argv)}\n`);

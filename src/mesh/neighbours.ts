@@ -1,5 +1,6 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import { describeHostProblem, parseHost } from "./host.ts";
+import { addressForKey } from "./yggdrasil/address.ts";
 import { assertSameMajor } from "./yggdrasil/version.ts";
 
 export type YggdrasilMajor = "0.4" | "0.5";
@@ -146,10 +147,33 @@ export function withNeighbour(mapping: FlatMapping, n: Neighbour): FlatMapping {
   return Object.assign(mapping, neighbourMapping(n));
 }
 
+/** Who a machine is and how it is reached, as another machine registers it (`inject`, `slave`, `spawn`). */
+export interface Registration {
+  readonly publicKey: string;
+  /** In the form `parseHost` returns: the form members dial, and compare hosts in. */
+  readonly host: string;
+  readonly sshPort: number;
+  readonly yggdrasilPort: number;
+}
+
+/**
+ * A copy of `mapping` with the machine `r` registered as a neighbour: its entry under its
+ * public key, the mesh address derived from that key, its host and ports; what the entry had
+ * beside those (name, major, instance id) is kept. Like the original, a different machine
+ * registered under the same host is dropped first ({@link withoutNeighbours}): the new one
+ * replaced it there. Pure; throws nothing.
+ */
+export function withRegisteredNeighbour(mapping: FlatMapping, r: Registration): FlatMapping {
+  const replaced = parseNeighbours(mapping).filter((n) => n.host === r.host && n.publicKey !== r.publicKey);
+  const m = withoutNeighbours(mapping, replaced.map((n) => n.publicKey));
+  const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
+  return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
+}
+
 /**
  * A copy of `mapping` without any key of the neighbours with these public keys (a key that only
  * starts like one of them stays). The one rule for dropping neighbour entries: eviction
- * (consensus/gone.ts), `prune`, re-registration under a host (ops/inject.ts).
+ * (consensus/gone.ts), `prune`, re-registration under a host (withRegisteredNeighbour).
  */
 export function withoutNeighbours(mapping: FlatMapping, publicKeys: readonly string[]): FlatMapping {
   const prefixes = publicKeys.map(neighbourPrefix);

@@ -4,9 +4,10 @@ import { PendingChanges, applyOps } from "../config/pending.ts";
 import { deadline, leaderOf, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
-import { NodeRegistration, type NodeRecord } from "../consensus/registry.ts";
+import { NodeRegistration } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
 import { readAdvertised } from "./advertised.ts";
+import { selfRecord } from "./self.ts";
 import { errorMessage } from "../util/errors.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, displayName, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ConfigView } from "./config-view.ts";
@@ -109,20 +110,16 @@ export class KvSession {
   /** After `connect`: the queued config changes, then the node record (on its lease). */
   async register(s: NodeState, settings: ClusterSettings): Promise<Pick<NodeState, "registered">> {
     const kv = this.kv;
-    const identity = s.identity;
-    if (!kv || !identity) throw new Error("the KV session is not connected");
+    const { identity, info } = s;
+    // Both are set by the mesh step in the same tick, before the session connects.
+    if (!kv || !identity || !info) throw new Error("the KV session is not connected");
     const advertised = readAdvertised(this.d.cache.lastAdvertised);
-    const record: NodeRecord = {
-      publicKey: identity.publicKey,
-      name: displayName(),
-      meshAddress: identity.address,
-      ...(advertised.ok && advertised.value ? { host: advertised.value.host } : {}),
+    const record = selfRecord({ identity, info, name: displayName() }, advertised.ok ? advertised.value : undefined, {
       role: s.role ?? "proxy",
       startedAt: this.d.startedAt,
       hostname: hostname(),
       version: this.d.version,
-      yggdrasilMajor: s.info?.major ?? "",
-    };
+    });
     await this.replayPending(kv);
     this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
     await this.registration.ensure(record, 3000);

@@ -1,10 +1,10 @@
 import type { FlatMapping } from "../config/flatten.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
-import { mixedMajorProblem, parseNeighbours, sameNeighbour, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
-import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
-import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { withNeighbour } from "../mesh/neighbours.ts";
+import type { Identity } from "../mesh/yggdrasil/identity.ts";
+import { yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import { readAdvertised } from "./advertised.ts";
-import { UserError } from "../util/errors.ts";
+import { loadNodeIdentity, requireClusterMajor, selfEntry, type NodeIdentity } from "./self.ts";
 import { displayName, type StepContext } from "./agent-state.ts";
 import { MeshService } from "./mesh-service.ts";
 import { ProbeListener } from "./probe-listener.ts";
@@ -21,8 +21,7 @@ export interface MeshStepDeps extends StepContext {
  * major version differs from the cluster's.
  */
 export class MeshStep {
-  private info?: YggdrasilInfo;
-  private identity?: Identity;
+  private id?: NodeIdentity;
   private mesh?: MeshService;
   private readonly liveness: ProbeListener;
 
@@ -43,32 +42,21 @@ export class MeshStep {
     this.liveness.stop();
   }
 
-  private async ensureIdentity(mapping: FlatMapping): Promise<{ info: YggdrasilInfo; identity: Identity; mesh: MeshService }> {
-    if (!this.info) {
-      const detected = await detectYggdrasil(this.d.yggdrasilBinary ?? yggdrasilBinary());
-      if (!detected.ok) throw new UserError(detected.error);
-      this.info = detected.value;
-    }
-    if (!this.identity) this.identity = await loadOrCreateIdentity(this.d.node.yggdrasilDir, this.info);
-    const mixed = mixedMajorProblem(mapping, this.identity.publicKey, this.info.major);
-    if (mixed) throw new UserError(mixed);
+  private async ensureIdentity(mapping: FlatMapping): Promise<NodeIdentity & { mesh: MeshService }> {
+    this.id ??= await loadNodeIdentity(this.d.node.yggdrasilDir, this.d.yggdrasilBinary ?? yggdrasilBinary());
+    const { info, identity } = this.id;
+    requireClusterMajor(mapping, this.id);
     if (!this.mesh) {
-      this.mesh = new MeshService(this.d.node, this.info, this.identity, this.d.supervisor, this.d.log);
+      this.mesh = new MeshService(this.d.node, info, identity, this.d.supervisor, this.d.log);
       this.mesh.startPeerLoop();
     }
-    return { info: this.info, identity: this.identity, mesh: this.mesh };
+    return { info, identity, mesh: this.mesh };
   }
 
-  /** This node's neighbour entry, written only when it differs from the one in the config. */
+  /** This node's neighbour entry (node/self.ts `selfEntry`), written only when it differs from the one in the config. */
   async registerSelf(mapping: FlatMapping, settings: ClusterSettings, identity: Identity, info: YggdrasilInfo): Promise<void> {
     const advertised = readAdvertised(this.d.cache.lastAdvertised);
-    const current = parseNeighbours(mapping).find((n) => n.publicKey === identity.publicKey);
-    const me = selfNeighbour(
-      current,
-      { publicKey: identity.publicKey, meshAddress: identity.address, yggdrasilPort: settings.yggdrasilPort, yggdrasilMajor: info.major ?? "0.4", name: displayName() },
-      advertised.ok ? advertised.value : undefined,
-    );
-    if (sameNeighbour(current, me)) return;
-    await this.d.writeShared((m) => withNeighbour(m, me));
+    const { entry, changed } = selfEntry(mapping, { info, identity, yggdrasilPort: settings.yggdrasilPort, name: displayName() }, advertised.ok ? advertised.value : undefined);
+    if (changed) await this.d.writeShared((m) => withNeighbour(m, entry));
   }
 }

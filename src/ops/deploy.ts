@@ -257,7 +257,7 @@ async function refreshFromMember(ctx: Context, s: SshSettings, targets: readonly
   const rf = remoteCommand(ctx.config.snapshot().mapping);
   const tried: string[] = [];
   for (const t of targets.slice(0, 3)) {
-    const member = new MemberCli(s, t, rf);
+    const member = MemberCli.overSsh(s, t, rf);
     try {
       // Data only: code keys stay this machine's own (README, "Trust model").
       await storeLearned(ctx, await member.config(), member.who);

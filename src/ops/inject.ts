@@ -2,8 +2,7 @@ import type { Context } from "./context.ts";
 import { clusterSettings } from "../consensus/settings.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import { requireHost } from "../mesh/host.ts";
-import { parseNeighbours, withNeighbour, withoutNeighbours } from "../mesh/neighbours.ts";
-import { addressForKey } from "../mesh/yggdrasil/address.ts";
+import { withRegisteredNeighbour } from "../mesh/neighbours.ts";
 import { pokeAgent } from "../node/agent-lock.ts";
 import { SharedConfig } from "../node/shared-config.ts";
 
@@ -15,11 +14,12 @@ export interface NeighbourRegistration {
 }
 
 /**
- * Registers a machine as a neighbour — in the cluster KV when this machine is a member, else
- * in the local config — and pokes the local agent so it dials the machine now. Like the
- * original, a different machine registered under the same host is replaced. The host must pass
- * `parseHost` (a UserError naming it otherwise, before anything is written). Returns the
- * config as it is afterwards and whether it went to the cluster.
+ * Registers a machine as a neighbour (mesh/neighbours.ts `withRegisteredNeighbour`) — in the
+ * cluster KV when this machine is a member, else in the local config — and pokes the local
+ * agent so it dials the machine now. Like the original, a different machine registered under
+ * the same host is replaced. Without `yggdrasilPort` the cluster's setting is recorded. The
+ * host must pass `parseHost` (a UserError naming it otherwise, before anything is written).
+ * Returns the config as it is afterwards and whether it went to the cluster.
  * @throws UserError when the host is not usable (before anything is written), or the local config cannot be written.
  * @throws ClusterUnavailable when the cluster KV does not answer the write in time.
  */
@@ -31,12 +31,7 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
   try {
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
-    const after = await shared.update((before) => {
-      const replaced = parseNeighbours(before).filter((n) => n.host === host && n.publicKey !== r.publicKey);
-      const m = withoutNeighbours(before, replaced.map((n) => n.publicKey));
-      const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
-      return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host, sshPort: r.sshPort, yggdrasilPort: port });
-    });
+    const after = await shared.update((m) => withRegisteredNeighbour(m, { publicKey: r.publicKey, host, sshPort: r.sshPort, yggdrasilPort: port }));
     pokeAgent(ctx.node.agentPid);
     return { mapping: after, inCluster: shared.isCluster };
   } finally {

@@ -7,9 +7,8 @@ import { installUnit, renderUnit, systemdIsInit, unitName } from "../node/system
 import type { CachePaths } from "../config/paths.ts";
 import type { LocalConfig } from "../config/local.ts";
 import { caOrNew, caMapping, caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
-import { memberName, mixedMajorProblem, parseNeighbours, selfNeighbour, withNeighbour } from "../mesh/neighbours.ts";
-import { loadOrCreateIdentity, type Identity } from "../mesh/yggdrasil/identity.ts";
-import { detectYggdrasil, yggdrasilBinary, type YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
+import { memberName, withNeighbour } from "../mesh/neighbours.ts";
+import { yggdrasilBinary } from "../mesh/yggdrasil/version.ts";
 import { displayName } from "../node/agent.ts";
 import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
@@ -18,22 +17,18 @@ import { buildId, readStatus, type AgentStatus } from "../node/status.ts";
 import { UserError } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import { readAdvertised } from "../node/advertised.ts";
+import { loadNodeIdentity, requireClusterMajor, selfEntry, type NodeIdentity } from "../node/self.ts";
 import type { Context } from "./context.ts";
 
-export interface NodeIdentity {
-  readonly info: YggdrasilInfo;
-  readonly identity: Identity;
-}
+export type { NodeIdentity };
 
 /**
- * This node's mesh identity (made once) and the yggdrasil it runs.
+ * This node's Yggdrasil and key pair (node/self.ts `loadNodeIdentity`, made once under the
+ * cache dir's node/).
  * @throws UserError when no usable yggdrasil is installed here, or its key cannot be made or read.
  */
 export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
-  const detected = await detectYggdrasil(yggdrasilBinary());
-  if (!detected.ok) throw new UserError(detected.error);
-  const identity = await loadOrCreateIdentity(nodePaths(cache.node).yggdrasilDir, detected.value);
-  return { info: detected.value, identity };
+  return loadNodeIdentity(nodePaths(cache.node).yggdrasilDir, yggdrasilBinary());
 }
 
 /**
@@ -45,17 +40,16 @@ export async function nodeIdentity(cache: CachePaths): Promise<NodeIdentity> {
 export async function prepareNode(cache: CachePaths, local: LocalConfig): Promise<NodeIdentity> {
   const id = await nodeIdentity(cache);
   const snapshot = local.snapshot().mapping;
-  const mixed = mixedMajorProblem(snapshot, id.identity.publicKey, id.info.major);
-  if (mixed) throw new UserError(mixed);
+  requireClusterMajor(snapshot, id);
   const { ca } = await caOrNew(snapshot);
   const settings = memberSettings(snapshot, nodePaths(cache.node));
   const advertised = readAdvertised(cache.lastAdvertised);
   if (!advertised.ok) throw new UserError(advertised.error);
   await local.update((m) => {
     if (!caFromMapping(m)) Object.assign(m, caMapping(ca));
-    const current = parseNeighbours(m).find((n) => n.publicKey === id.identity.publicKey);
-    const me = { publicKey: id.identity.publicKey, meshAddress: id.identity.address, yggdrasilPort: settings.yggdrasilPort, yggdrasilMajor: id.info.major, name: displayName() };
-    return withNeighbour(m, selfNeighbour(current, me, advertised.value));
+    // Always written here (the agent writes only a changed entry): `mesh` is the moment the
+    // local config must hold this node, the CA beside it.
+    return withNeighbour(m, selfEntry(m, { ...id, yggdrasilPort: settings.yggdrasilPort, name: displayName() }, advertised.value).entry);
   });
   // Issue the node certificate here rather than in the agent: the X.509 code then never loads
   // into the long-lived agent (see pki.ts).

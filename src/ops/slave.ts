@@ -1,26 +1,24 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_ROOT, keysUnder, type FlatMapping } from "../config/flatten.ts";
-import { DEFAULT_CACHE_DIR } from "../config/paths.ts";
 import { clusterIdOf, otherClusterIdProblem } from "../consensus/cluster-id.ts";
 import { withoutCa } from "../consensus/pki.ts";
 import { clusterYggdrasilMajor, parseNeighbours } from "../mesh/neighbours.ts";
-import { REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
+import { REMOTE_CACHE_DIR, REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
 import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
 import { fireLocalHook } from "./local-hook.ts";
-import type { NeighbourRegistration } from "./inject.ts";
 import { storeLearned } from "./learn.ts";
 import { memberTargets } from "./via-member.ts";
-import type { Cluster } from "./cluster/cluster.ts";
 import { LocalCluster } from "./cluster/local.ts";
 import { isMember } from "./cluster/member.ts";
-import { ViaMember } from "./cluster/via-member.ts";
 import { MemberCli, lastLines } from "./cluster/member-cli.ts";
+import { SshNodeChannel } from "./cluster/node-channel.ts";
 import { HOST_SELF_SCRIPT, decodeHostSelf, type HostSelf } from "./cluster/wire.ts";
+import { assimilate, registerThrough, registerViaMembers, type Registrar } from "./assimilate.ts";
 
 /** The four flags `spawn`, `slave` and `deploy` share with the original (`--no-provision` …). */
 export interface SlaveFlags {
@@ -67,9 +65,6 @@ const FACTS_SCRIPT =
 const INSTALL_LEGACY_MARKS = ["dist/raptiformica.mjs", "bin/raptiformica"];
 const CACHE_LEGACY_MARKS = ["mutable_config.json", "node", "modules", "last_advertised", "known_hosts"];
 
-/** Remote paths: the cache dir is the remote's default (relative to its home, like the original). */
-const REMOTE_CACHE = DEFAULT_CACHE_DIR;
-
 /**
  * `slave`: push raptiformica and the cluster's knowledge to a root-SSH host, provision it, and
  * make it a member. Safe to run again on a member: every step converges (it is the update path).
@@ -105,11 +100,11 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   const install = { from: ctx.installDir, entries: ["bin", "dist", "modules", "package.json"], to: remoteInstall, exclude: [".vagrant"], legacyMarks: INSTALL_LEGACY_MARKS };
   await pushTree(settings, t, install, rsync);
   if (existsSync(ctx.paths.modules)) {
-    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE, legacyMarks: CACHE_LEGACY_MARKS }, rsync);
+    await pushTree(settings, t, { from: ctx.paths.root, entries: ["modules"], to: REMOTE_CACHE_DIR, legacyMarks: CACHE_LEGACY_MARKS }, rsync);
   }
   // A member keeps its own (cluster-synced) config; a new machine gets ours, without the
   // cluster CA's private key: only a machine that becomes a member (assimilate) gets that.
-  await pushFile(settings, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(withoutCa(mapping), null, 2)}\n`, { onlyIfAbsent: true });
+  await pushFile(settings, t, `${REMOTE_CACHE_DIR}/mutable_config.json`, `${JSON.stringify(withoutCa(mapping), null, 2)}\n`, { onlyIfAbsent: true });
 
   if (req.flags.provision) {
     await provision(ctx, settings, t, mapping, req.serverType, remoteInstall, rsync, progress);
@@ -126,7 +121,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   if (!req.flags.assimilate) return {};
 
   const isOurMember = facts.clusterId !== undefined && facts.clusterId === clusterIdOf(mapping);
-  const result = await assimilate(ctx, settings, req, rfRemote, facts.hasConfig, isOurMember, progress);
+  const result = await assimilateHost(ctx, settings, req, rfRemote, facts.hasConfig, isOurMember, progress);
   if (req.flags.afterAssimilate) {
     progress("after_assimilate");
     await fireLocalHook(ctx, "after_assimilate", { host: t.host, port: t.port, ...result });
@@ -136,7 +131,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
 }
 
 async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
-  const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE], { timeoutMs: 60_000 });
+  const out = await sshRun(s, t, ["sh", "-c", FACTS_SCRIPT, "sh", REMOTE_CACHE_DIR], { timeoutMs: 60_000 });
   if (out.exitCode !== 0) throw new UserError(`Cannot inspect ${describeTarget(t)}: \`sh\` failed there (${lastLines(out.stderr)}).`);
   const [os = "", commands = "", ...rest] = out.stdout.split("\n");
   return { os: os.trim(), commands: new Set(commands.trim().split(/\s+/).filter(Boolean)), ...decodeHostSelf(rest.join("\n")) };
@@ -203,12 +198,12 @@ export function provisioners(mapping: FlatMapping, serverType: string): Provisio
 }
 
 /**
- * Makes the provisioned host a member: it records how it is reached (advertise), a member
- * registers its key in the cluster (so every member accepts it and those that can reach it
- * dial it; the new node dials out to the others itself, which is what makes NAT work), it
- * gets the cluster's current knowledge, runs `mesh`, and this machine learns the result.
+ * Makes the provisioned host a member through the shared sequence (ops/assimilate.ts): a
+ * member registers its key in the cluster (so every member accepts it and those that can reach
+ * it dial it; the new node dials out to the others itself, which is what makes NAT work), it
+ * gets the cluster's current knowledge and runs `mesh`; then this machine learns the result.
  */
-async function assimilate(
+async function assimilateHost(
   ctx: Context,
   s: SshSettings,
   req: SlaveRequest,
@@ -219,11 +214,8 @@ async function assimilate(
 ): Promise<SlaveResult> {
   const t = req.target;
   const who = describeTarget(t);
-  const node = new MemberCli(s, t, rfRemote);
+  const channel = new SshNodeChannel(s, t, rfRemote);
   const reach = req.advertise ?? { host: t.host, port: t.port };
-  progress("register");
-  await node.ok(["advertise", reach.host, "--port", String(reach.port)]);
-  const id = await node.identity();
 
   const here = isMember(ctx);
   const own = ctx.config.snapshot().mapping;
@@ -232,21 +224,20 @@ async function assimilate(
   // answers (the operator's copy may name members long gone).
   const members = isOurMember ? [...others, t] : others;
   // One path, through the Cluster interface: on a member (e.g. the far end of `join`) its own
-  // KV; from an operator machine the first of `members` that answers over SSH; the first node
-  // of a new cluster needs none.
-  const registrar: Cluster | undefined = here ? new LocalCluster(ctx) : members.length > 0 ? new ViaMember(ctx, own, { targets: members }) : undefined;
-  const cluster = registrar ? await register(registrar, { host: reach.host, sshPort: reach.port, publicKey: id.publicKey }, who, own) : own;
-  // The freshest knowledge (the new neighbour included, and the CA it needs to join) for the
-  // new node, unless it has its own.
-  await pushFile(s, t, `${REMOTE_CACHE}/mutable_config.json`, `${JSON.stringify(cluster, null, 2)}\n`, { onlyIfAbsent: hadConfig });
-
-  progress("mesh", id.meshAddress);
-  await node.ok(["mesh", ...(req.flags.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
-  if (req.uuid) await node.ok(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${id.publicKey}/uuid`, req.uuid]);
+  // KV (LocalCluster); from an operator machine the first of `members` that answers over SSH
+  // (ViaMember); the first node of a new cluster needs none. The node gets the freshest
+  // knowledge (the new neighbour included, and the CA it needs to join), unless it has its own.
+  const register: Registrar = here
+    ? registerThrough(new LocalCluster(ctx), who, own)
+    : members.length > 0
+      ? registerViaMembers(members.map((m) => new SshNodeChannel(s, m, rfRemote)), { newcomer: who, mine: clusterIdOf(own), fallback: own, log: ctx.log })
+      : async () => own;
+  const id = await assimilate({ node: channel, reach, register, keepOwnConfig: hadConfig, afterMesh: req.flags.afterMesh, ...(req.uuid ? { uuid: req.uuid } : {}), progress });
 
   // Learn what the cluster knows now, so later commands from here reach its members (a
   // member's own agent keeps its copy in step already).
   // Data only: code keys stay this machine's own (README, "Trust model").
+  const node = new MemberCli(channel);
   const learned = await node.config();
   if (!here) await storeLearned(ctx, learned, who);
   const me = parseNeighbours(learned).find((n) => n.publicKey === id.publicKey);
@@ -259,21 +250,4 @@ async function assimilate(
     role = undefined;
   }
   return { publicKey: id.publicKey, meshAddress: me?.meshAddress ?? id.meshAddress, ...(role ? { role } : {}) };
-}
-
-/**
- * Registers the new node (`who`) through `cluster` and returns the shared config afterwards
- * (`fallback` when it could not be read back).
- * @throws UserError when no member could register it (the machine is provisioned by then).
- */
-async function register(cluster: Cluster, r: NeighbourRegistration, who: string, fallback: FlatMapping): Promise<FlatMapping> {
-  try {
-    return (await cluster.inject(r)).config ?? fallback;
-  } catch (e) {
-    if (cluster.where === "here" || !(e instanceof UserError)) throw e;
-    throw new UserError(
-      `No member of the cluster could register ${who}: ${e.message}\n` + "The new machine was provisioned; run slave again once a member is reachable over SSH from here.",
-      e.exitCode,
-    );
-  }
 }

@@ -1,5 +1,5 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
-import type { CachePaths } from "../config/paths.ts";
+import { DEFAULT_CACHE_DIR, type CachePaths } from "../config/paths.ts";
 import { UserError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import { ensureIdentity, type SshSettings } from "./ssh.ts";
@@ -16,6 +16,12 @@ export const REMOTE_KEYS = {
 export const REMOTE_INSTALL_DIR = "/usr/etc/raptiformica";
 
 export const DEFAULT_REMOTE_COMMAND = `${REMOTE_INSTALL_DIR}/bin/raptiformica`;
+
+/**
+ * raptiformica's cache dir on a member, relative to root's home: the default cache dir, as in
+ * the original (the launcher there runs with it, so `slave` writes its config files there).
+ */
+export const REMOTE_CACHE_DIR = DEFAULT_CACHE_DIR;
 
 /**
  * Why `raptiformica/remote/command` in `mapping` cannot be used, or undefined when it can (or

@@ -44,15 +44,16 @@ describe("same cluster: an operator uses only members of the cluster it manages"
     // Read as every config a machine states is read (wire.ts configText): one that is no usable config names no cluster.
     assert.equal(shownConfigClusterId(JSON.stringify({ "raptiformica/meshnet/etcd/ca_cert": PEM })), undefined);
     const check = checkAnswer(X, (o) => reportedClusterId(o.stdout));
-    assert.deepEqual(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: Y }))), { mine: X, theirs: Y });
-    assert.equal(check.after?.({ host: "h", port: 22 }, out(JSON.stringify({ clusterId: X }))), undefined);
+    const member = { who: "root@h", run: async () => out(""), writeCacheFile: async () => true };
+    assert.deepEqual(check.after?.(member, out(JSON.stringify({ clusterId: Y }))), { mine: X, theirs: Y });
+    assert.equal(check.after?.(member, out(JSON.stringify({ clusterId: X }))), undefined);
   });
 
   it("passes over every member of another cluster without sending the command, and refuses naming both clusters", async () => {
     const asked: string[] = [];
-    const e = await onFirstMember(async () => ({}) as SshSettings, memberTargets(mapping), ["raptiformica", "config", "set", "--", "k", "v"], 3, {
-      before: async (_s, t) => {
-        asked.push(t.host);
+    const e = await onFirstMember(async () => ({}) as SshSettings, memberTargets(mapping), "raptiformica", ["config", "set", "--", "k", "v"], 3, {
+      before: async (member) => {
+        asked.push(member.who);
         return { mine: X, theirs: Y };
       },
     }).then(
@@ -60,7 +61,7 @@ describe("same cluster: an operator uses only members of the cluster it manages"
       (err: unknown) => err,
     );
     assert.ok(e instanceof UserError);
-    assert.deepEqual(asked.sort(), ["10.0.0.1", "10.0.0.2"], "every member is tried, as for an unreachable one");
+    assert.deepEqual(asked.sort(), ["root@10.0.0.1", "root@10.0.0.2"], "every member is tried, as for an unreachable one");
     assert.match(e.message, new RegExp(`No member of cluster ${X.slice(0, 16)} \\(the cluster this machine manages\\) answered`));
     assert.match(e.message, new RegExp(`root@10\\.0\\.0\\.1: it is now a member of cluster ${Y.slice(0, 16)}, not of cluster ${X.slice(0, 16)}`));
     assert.match(e.message, /raptiformica slave HOST/);

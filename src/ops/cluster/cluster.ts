@@ -4,7 +4,7 @@ import type { NeighbourRegistration } from "../inject.ts";
 import { memberTargets } from "../via-member.ts";
 import { LocalCluster } from "./local.ts";
 import { isMember } from "./member.ts";
-import { ViaMember } from "./via-member.ts";
+import { ViaMember, sshMembers } from "./via-member.ts";
 import type { MembersAnswer } from "./wire.ts";
 
 /**
@@ -42,7 +42,7 @@ export interface Cluster {
  */
 export function clusterFor(ctx: Context, mapping: FlatMapping = ctx.config.snapshot().mapping): Cluster {
   if (isMember(ctx) || memberTargets(mapping).length === 0) return new LocalCluster(ctx);
-  return new ViaMember(ctx, mapping);
+  return new ViaMember(sshMembers(ctx, mapping));
 }
 
 export { isMember };

@@ -11,7 +11,7 @@ import type { IdentityAnswer } from "./wire.ts";
  * @throws UserError naming the machine when it cannot be reached or its identity cannot be read.
  */
 export async function hostIdentity(ctx: Context, target: SshTarget, hint = ""): Promise<IdentityAnswer> {
-  const cli = new MemberCli(await sshSettings(ctx.paths, ctx.log), target, remoteCommand(ctx.config.snapshot().mapping));
+  const cli = MemberCli.overSsh(await sshSettings(ctx.paths, ctx.log), target, remoteCommand(ctx.config.snapshot().mapping));
   try {
     return await cli.identity();
   } catch (e) {

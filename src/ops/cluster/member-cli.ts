@@ -1,7 +1,8 @@
 import type { FlatMapping } from "../../config/flatten.ts";
-import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../../remote/ssh.ts";
+import type { SshSettings, SshTarget } from "../../remote/ssh.ts";
 import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
+import { SshNodeChannel, type NodeChannel } from "./node-channel.ts";
 import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type IdentityAnswer, type MembersAnswer } from "./wire.ts";
 
 /**
@@ -38,24 +39,26 @@ export function memberFailure(out: Pick<Outcome, "exitCode" | "stderr">, command
 }
 
 /**
- * raptiformica's CLI on one machine over SSH (`launcher` is its remote command), each call
- * decoded into the types of cluster/wire.ts. Errors are UserErrors naming the machine: SSH
- * failures (sshRun), non-zero exits quoting its stderr, answers that do not decode.
+ * raptiformica's CLI on one machine, reached through a {@link NodeChannel} (SSH for `slave`
+ * and `deploy`; `ip netns exec` in the lab), each call decoded into the
+ * types of cluster/wire.ts. Errors are UserErrors naming the machine: unreachable machines
+ * (the channel's), non-zero exits quoting its stderr, answers that do not decode.
  */
 export class MemberCli {
-  constructor(
-    private readonly settings: SshSettings,
-    readonly target: SshTarget,
-    private readonly launcher: string,
-  ) {}
+  constructor(readonly channel: NodeChannel) {}
+
+  /** Over root SSH to `target`, `launcher` being raptiformica's remote command there. */
+  static overSsh(settings: SshSettings, target: SshTarget, launcher: string): MemberCli {
+    return new MemberCli(new SshNodeChannel(settings, target, launcher));
+  }
 
   get who(): string {
-    return describeTarget(this.target);
+    return this.channel.who;
   }
 
   /** Runs `raptiformica ARGV` there and returns its outcome, whatever its exit code. */
   run(argv: readonly string[], timeoutMs = 60_000): Promise<Outcome> {
-    return sshRun(this.settings, this.target, [this.launcher, ...argv], { timeoutMs });
+    return this.channel.run(argv, timeoutMs);
   }
 
   /** Runs `raptiformica ARGV` there; a non-zero exit is a UserError quoting its last lines. */

@@ -1,5 +1,4 @@
 import { clusterIdOf, type ClusterId } from "../../consensus/cluster-id.ts";
-import { sshRun } from "../../remote/ssh.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { MemberCheck, OtherCluster } from "../via-member.ts";
 import { configText, identityAnswer } from "./wire.ts";
@@ -36,20 +35,20 @@ export function reportedClusterId(stdout: string): ClusterId | undefined {
  * Pure; throws nothing.
  */
 export function checkAnswer(mine: ClusterId | undefined, idOf: (out: Outcome) => ClusterId | undefined): MemberCheck {
-  return { after: (_target, out) => otherCluster(mine, idOf(out)) };
+  return { after: (_member, out) => otherCluster(mine, idOf(out)) };
 }
 
 /**
- * For writes: before anything is sent, the member's `identity --json` (one cheap SSH call via
- * `launcher`) must not name another cluster. A member that cannot answer it is taken as before
+ * For writes: before anything is sent, the member's `identity --json` (one cheap call, bounded
+ * by 60 s) must not name another cluster. A member that cannot answer it is taken as before
  * (the write then fails or succeeds there on its own terms).
- * Throws nothing itself; its `before` throws sshRun's UserError when the member cannot be reached (onFirstMember then tries the next).
+ * Throws nothing itself; its `before` rejects as the member's channel does when the member cannot be reached (onFirstChannel then tries the next).
  */
-export function checkBeforeWrite(mine: ClusterId | undefined, launcher: string): MemberCheck {
+export function checkBeforeWrite(mine: ClusterId | undefined): MemberCheck {
   if (!mine) return {};
   return {
-    async before(settings, target) {
-      const out = await sshRun(settings, target, [launcher, "identity", "--json"], { timeoutMs: 60_000 });
+    async before(member) {
+      const out = await member.run(["identity", "--json"], 60_000);
       return otherCluster(mine, out.exitCode === 0 ? reportedClusterId(out.stdout) : undefined);
     },
   };

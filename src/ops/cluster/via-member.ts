@@ -1,22 +1,57 @@
 import { normalizeKey, type FlatMapping } from "../../config/flatten.ts";
 import { NEIGHBOURS_PREFIX } from "../../mesh/neighbours.ts";
 import { remoteCommand, sshSettings } from "../../remote/settings.ts";
-import { describeTarget, type SshTarget } from "../../remote/ssh.ts";
+import type { SshTarget } from "../../remote/ssh.ts";
 import { KeyNotSet, errorMessage } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
+import type { Logger } from "../../util/log.ts";
 import type { Context } from "../context.ts";
 import type { NeighbourRegistration } from "../inject.ts";
-import { clusterIdOf } from "../../consensus/cluster-id.ts";
-import { memberTargets, onFirstMember, type MemberCheck } from "../via-member.ts";
+import { clusterIdOf, type ClusterId } from "../../consensus/cluster-id.ts";
+import { memberTargets, onFirstChannel, type MemberCheck } from "../via-member.ts";
 import type { Cluster } from "./cluster.ts";
 import { memberError, memberFailure } from "./member-cli.ts";
+import { SshNodeChannel, type NodeChannel } from "./node-channel.ts";
 import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
 import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
 
 /**
- * The cluster through the first member that answers over SSH, of those `mapping` names (the
- * first 3 with a host: onFirstMember) or of the `targets` given (all of them, in that order),
- * running raptiformica's CLI there. What the member prints
+ * The members a {@link ViaMember} may ask, in the order it asks them, and what it knows of its
+ * own side: the cluster this machine manages (a member of another is passed over) and the log
+ * that a member's warnings are passed on to.
+ */
+export interface MemberPool {
+  /** The candidates, in order (made on first use: SSH settings are read then). */
+  members(): Promise<readonly NodeChannel[]>;
+  /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
+  mine(): ClusterId | undefined;
+  readonly log: Logger;
+}
+
+/**
+ * The members this machine reaches over root SSH: those `mapping` names (the first 3 with a
+ * host, like the original) or the `targets` given (all of them, in that order), raptiformica
+ * being the launcher of this machine's config there. Throws nothing; `members()` rejects when
+ * the SSH settings cannot be read (sshSettings).
+ */
+export function sshMembers(ctx: Context, mapping: FlatMapping, opts: { targets?: readonly SshTarget[] } = {}): MemberPool {
+  const launcher = remoteCommand(ctx.config.snapshot().mapping);
+  const targets = opts.targets ?? memberTargets(mapping).slice(0, 3);
+  return {
+    log: ctx.log,
+    mine: () => clusterIdOf(ctx.config.snapshot().mapping),
+    members: async () => {
+      if (targets.length === 0) return [];
+      const settings = await sshSettings(ctx.paths, ctx.log);
+      return targets.map((t) => new SshNodeChannel(settings, t, launcher));
+    },
+  };
+}
+
+/**
+ * The cluster through the first of a {@link MemberPool}'s members that answers (over SSH from an
+ * operator: sshMembers; the lab reaches its nodes through `ip netns exec`), running
+ * raptiformica's CLI there. What the member prints
  * on stderr besides its answer (a warning that it answered from its cache …) is passed on to
  * this machine's log; a command that fails there fails here with the member's own message and
  * exit code. When this machine manages a cluster, only a member of that cluster is used: reads
@@ -25,53 +60,39 @@ import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } fro
  */
 export class ViaMember implements Cluster {
   readonly where = "member";
-  private readonly launcher: string;
-  private readonly targets: readonly SshTarget[];
 
-  constructor(
-    private readonly ctx: Context,
-    mapping: FlatMapping,
-    opts: { targets?: readonly SshTarget[] } = {},
-  ) {
-    this.launcher = remoteCommand(ctx.config.snapshot().mapping);
-    this.targets = opts.targets ?? memberTargets(mapping).slice(0, 3);
-  }
+  constructor(private readonly pool: MemberPool) {}
 
-  /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
-  private get mine() {
-    return clusterIdOf(this.ctx.config.snapshot().mapping);
-  }
-
-  private async run(argv: readonly string[], check: MemberCheck): Promise<{ who: string; out: Outcome }> {
-    const { target, out } = await onFirstMember(() => sshSettings(this.ctx.paths, this.ctx.log), this.targets, [this.launcher, ...argv], this.targets.length, check);
-    return { who: describeTarget(target), out };
+  private async run(argv: readonly string[], check: MemberCheck): Promise<{ member: NodeChannel; who: string; out: Outcome }> {
+    const { member, out } = await onFirstChannel(await this.pool.members(), argv, check);
+    return { member, who: member.who, out };
   }
 
   /** A write: sent only to a member that says it is in this machine's cluster. */
-  private write(argv: readonly string[]): Promise<{ who: string; out: Outcome }> {
-    return this.run(argv, checkBeforeWrite(this.mine, this.launcher));
+  private write(argv: readonly string[]): Promise<{ member: NodeChannel; who: string; out: Outcome }> {
+    return this.run(argv, checkBeforeWrite(this.pool.mine()));
   }
 
   /**
    * Runs the write argv there; its stderr is passed on, a non-zero exit thrown as its own error
    * (memberFailure: a KeyNotSet for `key` when the member says it is not set).
    */
-  private async ok(argv: readonly string[], key?: string): Promise<string> {
-    const { out } = await this.write(argv);
+  private async ok(argv: readonly string[], key?: string): Promise<{ member: NodeChannel; stdout: string }> {
+    const { member, out } = await this.write(argv);
     if (out.exitCode === 0) {
       this.pass(out.stderr);
-      return out.stdout;
+      return { member, stdout: out.stdout };
     }
     this.pass(memberError(out.stderr).before);
     throw memberFailure(out, argv, key);
   }
 
   private pass(stderr: string): void {
-    if (stderr.trim()) this.ctx.log.info(stderr.replace(/\n$/, ""));
+    if (stderr.trim()) this.pool.log.info(stderr.replace(/\n$/, ""));
   }
 
   async members(): Promise<MembersAnswer> {
-    const { who, out } = await this.run(["members", "--json"], checkAnswer(this.mine, (out) => reportedClusterId(out.stdout)));
+    const { who, out } = await this.run(["members", "--json"], checkAnswer(this.pool.mine(), (out) => reportedClusterId(out.stdout)));
     // Its own messages are in the answer (`error`, `problems`): stderr is only quoted when
     // the answer cannot be read.
     return decodeAnswer(membersAnswer, out, who, "members --json");
@@ -79,7 +100,7 @@ export class ViaMember implements Cluster {
 
   async readConfig(): Promise<FlatMapping> {
     const argv = ["config", "show", "--json"];
-    const { who, out } = await this.run(argv, checkAnswer(this.mine, (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
+    const { who, out } = await this.run(argv, checkAnswer(this.pool.mine(), (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
     if (out.exitCode !== 0) {
       this.pass(memberError(out.stderr).before);
       throw memberFailure(out, argv);
@@ -97,11 +118,15 @@ export class ViaMember implements Cluster {
     await this.ok(["config", "delete", ...(opts.recursive ? ["--recursive"] : []), "--", key], normalizeKey(key));
   }
 
-  /** The config afterwards is read with a second call; undefined when that one fails (the registration stands). */
+  /**
+   * The config afterwards is read with a second call on the member that took the registration
+   * (another one may not have it yet); undefined when that one fails (the registration stands).
+   */
   async inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }> {
-    await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
-    const config = await this.readConfig().catch((e: unknown) => {
-      this.ctx.log.debug(`the config after registering ${r.host} could not be read: ${errorMessage(e)}`);
+    const { member } = await this.ok(["inject", "--port", String(r.sshPort), "--key", r.publicKey, ...(r.yggdrasilPort ? ["--yggdrasil-port", String(r.yggdrasilPort)] : []), "--", r.host]);
+    const there = new ViaMember({ members: async () => [member], mine: () => this.pool.mine(), log: this.pool.log });
+    const config = await there.readConfig().catch((e: unknown) => {
+      this.pool.log.debug(`the config after registering ${r.host} could not be read: ${errorMessage(e)}`);
       return undefined;
     });
     return { inCluster: true, ...(config ? { config } : {}) };
