@@ -151,16 +151,24 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
       timeoutMs: 60_000,
       intervalMs: 500,
     });
-    await waitFor(
-      "3 alive after the restart",
-      async () => {
-        const st = op.onNode(s.host, [RF, "members", "--json"]);
-        if (st.code !== 0) return false;
-        const mm = (JSON.parse(st.stdout) as { members: { status: string }[] }).members;
-        return mm.filter((x) => x.status === "alive").length === 3;
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
-    );
+    let last = "";
+    try {
+      await waitFor(
+        "3 alive after the restart",
+        async () => {
+          const st = op.onNode(s.host, [RF, "members", "--json"]);
+          last = `exit ${st.code}: ${st.stderr.trim().split("\n").slice(-3).join(" | ")}`;
+          if (st.code !== 0) return false;
+          const mm = (JSON.parse(st.stdout) as { members: { status: string }[] }).members;
+          return mm.filter((x) => x.status === "alive").length === 3;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    } catch (e) {
+      // What the restarted member's agent and etcd said, for whoever reads the failure.
+      const logs = op.onNode(s.host, ["sh", "-c", "for f in /var/log/raptiformica/restart.log /root/.raptiformica.d/node/log/agent.log /root/.raptiformica.d/node/log/etcd.log; do echo \"== $f\"; tail -n 25 \"$f\"; done"]);
+      throw new Error(`${(e as Error).message}\nlast members: ${last}\n${logs.stdout}`);
+    }
     log(`docker restart → member again: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const id2 = op.onNode(s.host, [RF, "identity", "--json"]);
     assert.equal((JSON.parse(id2.stdout) as { meshAddress: string }).meshAddress, s.meshAddress);
