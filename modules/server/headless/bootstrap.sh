@@ -243,6 +243,12 @@ fi
 
 # Distribution packages may start their own yggdrasil and etcd (Debian does, on 127.0.0.1:2379):
 # raptiformica runs both itself, per node, so the packaged services are stopped and disabled.
-if [ -d /run/systemd/system ] && have systemctl; then
-    systemctl disable --now yggdrasil.service etcd.service >/dev/null 2>&1 || true
+# Disabled also where systemd is installed but not running (an image build, a chroot), so a
+# later boot under systemd does not start them either.
+if have systemctl; then
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now yggdrasil.service etcd.service >/dev/null 2>&1 || true
+    else
+        systemctl disable yggdrasil.service etcd.service >/dev/null 2>&1 || true
+    fi
 fi
