@@ -19,7 +19,7 @@ export function register(program: Command): void {
       const agent = await ensureAgent(ctx.paths);
       ctx.log.debug(agent.started ? `started the agent (pid ${agent.pid})` : `the agent runs (pid ${agent.pid})`);
       if (!agent.started && agent.pid > 0) process.kill(agent.pid, "SIGUSR1");
-      const status = await waitForReady(ctx.node, opts.timeout * 1000, since);
+      const status = await waitForReady(ctx.node, opts.timeout * 1000, since, agent.log);
       ctx.log.info(`meshed: ${identity.address} (${status.role ?? "member"})`);
       if (!opts.afterMesh) return;
       const { mapping } = ctx.config.snapshot();

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 
 function agentPid(path: string): number | undefined {
   try {
@@ -31,9 +32,12 @@ export function pokeAgent(pidFile: string): boolean {
 /**
  * Takes the agent pidfile exclusively: never two agents for one node. A pidfile left by a
  * dead agent (machine rebooted, agent killed) is taken over at once, not after a stale timeout,
- * so a restarted agent gets going immediately.
+ * so a restarted agent gets going immediately. The pidfile's directory is made (0700) when
+ * missing: whoever starts the agent (`mesh`, its systemd unit, a user) need not have made it.
+ * @throws the fs error when the directory cannot be made or the pidfile not written.
  */
 export function acquireAgentLock(pidFile: string): { ok: true; release: () => void } | { ok: false; pid: number } {
+  mkdirSync(dirname(pidFile), { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(pidFile, "wx", 0o644);

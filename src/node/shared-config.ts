@@ -5,7 +5,7 @@ import type { LocalConfig } from "../config/local.ts";
 import { mappingProblem } from "../config/store.ts";
 import { UserError } from "../util/errors.ts";
 import { PendingChanges, diffOps, type PendingOp } from "../config/pending.ts";
-import { openClient } from "../consensus/client.ts";
+import { openClient, readOnceMoreIfDropped } from "../consensus/client.ts";
 import { readKvConfig, updateKvMapping, type KvChange } from "../consensus/kv-config.ts";
 import { clientUrl, neighbourEndpoints } from "../consensus/etcd-args.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -74,8 +74,15 @@ export class SharedConfig {
     return this.kv !== undefined;
   }
 
+  /**
+   * The shared config now: read from the KV when connected (asked once more when a dropped
+   * connection cuts the read: a new proxy member's local grpc-proxy restarts as it learns its
+   * upstreams, between open()'s read and this one), else the local cache.
+   * @throws what the KV read throws (ClusterUnavailable, etcd3 errors) when it fails again.
+   */
   async snapshot(): Promise<{ mapping: FlatMapping; origin: SharedOrigin }> {
-    if (this.kv) return { mapping: (await readKvConfig(this.kv, 3000)).mapping, origin: "cluster" };
+    const kv = this.kv;
+    if (kv) return { mapping: (await readOnceMoreIfDropped(() => readKvConfig(kv, 3000))).mapping, origin: "cluster" };
     const s = this.local.snapshot();
     return { mapping: s.mapping, origin: s.origin };
   }

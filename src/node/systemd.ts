@@ -21,7 +21,9 @@ export function unitName(cacheDir: string, defaultCacheDir: string): string {
 /**
  * The agent's unit: restarted by systemd whenever it exits, started at boot. KillMode=process
  * because yggdrasil and etcd are detached children the next agent adopts; stopping the agent
- * must not take the mesh down with it.
+ * must not take the mesh down with it. StartLimitIntervalSec=0: systemd never gives up
+ * restarting it (its default, 5 starts in 10 s, would leave a member whose agent keeps failing
+ * for a while — no network yet, a full disk — without one for good).
  */
 export function renderUnit(o: { node: string; nodeFlags: readonly string[]; script: string; cacheDir: string; home: string }): string {
   const q = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
@@ -30,6 +32,7 @@ export function renderUnit(o: { node: string; nodeFlags: readonly string[]; scri
     "Description=raptiformica agent (keeps this machine in its cluster)",
     "After=network-online.target",
     "Wants=network-online.target",
+    "StartLimitIntervalSec=0",
     "",
     "[Service]",
     `Environment=${q(`RAPTIFORMICA_CACHE_DIR=${o.cacheDir}`)}`,

@@ -70,17 +70,18 @@ export const AGENT_NODE_FLAGS = ["--jitless", "--no-expose-wasm", "--max-semi-sp
 
 /**
  * Makes sure the agent runs: as a systemd unit where systemd is PID 1 (restarted on exit,
- * started at boot), else as a detached process with a pidfile. Returns its pid when known.
+ * started at boot), else as a detached process with a pidfile. Returns its pid when known (else
+ * -1), and `log`: where its output goes (`journalctl -u <unit>`, or its agent.log), for messages.
  * @throws UserError when systemd refuses the unit (daemon-reload, enable --now).
  */
-export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean }> {
+export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; started: boolean; log: string }> {
   const node = nodePaths(cache.node);
   const script = process.argv[1];
   const running = runningAgent(node.agentPid);
   if (running !== undefined) {
     const status = readStatus(node.status);
     const installed = buildId(script);
-    if (status?.pid !== running || !status.build || !installed || status.build === installed) return { pid: running, started: false };
+    if (status?.pid !== running || !status.build || !installed || status.build === installed) return { pid: running, started: false, log: agentLog(cache, node) };
     // An older build runs (raptiformica was pushed again): restart it onto the new code. Its
     // yggdrasil and etcd keep running (detached); the new agent adopts them.
     await stopProcess(running, 15_000);
@@ -89,9 +90,15 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
     const name = unitName(cache.root, resolveCacheDir(undefined, {}));
     await installUnit(name, renderUnit({ node: process.execPath, nodeFlags: AGENT_NODE_FLAGS, script, cacheDir: cache.root, home: homedir() }));
     await waitUntil(() => runningAgent(node.agentPid) !== undefined, { timeoutMs: 5000, intervalMs: 100 });
-    return { pid: runningAgent(node.agentPid) ?? -1, started: true };
+    return { pid: runningAgent(node.agentPid) ?? -1, started: true, log: agentLog(cache, node) };
   }
-  return spawnAgent(cache, node);
+  return { ...spawnAgent(cache, node), log: agentLog(cache, node) };
+}
+
+/** Where the agent's output goes, for messages: the journal of its unit where systemd runs it, else its log file. */
+function agentLog(cache: CachePaths, node: NodePaths): string {
+  if (systemdIsInit() && process.getuid?.() === 0 && !process.env["RAPTIFORMICA_NO_SYSTEMD"]) return `\`journalctl -u ${unitName(cache.root, resolveCacheDir(undefined, {}))}\``;
+  return join(node.logDir, "agent.log");
 }
 
 /**
@@ -148,11 +155,12 @@ function spawnAgent(cache: CachePaths, node: NodePaths): { pid: number; started:
 
 /**
  * Waits (bounded by `timeoutMs`) until the agent reports `ready` in a status written at or
- * after `since` (epoch ms): meshed, consensus running, record written.
+ * after `since` (epoch ms): meshed, consensus running, record written. `log` is where the
+ * agent's output goes (ensureAgent's `log`), named in the error.
  * @throws UserError saying what phase the agent is stuck in, and where its log is, when it does
  *   not get there in time.
  */
-export async function waitForReady(node: NodePaths, timeoutMs: number, since: number): Promise<AgentStatus> {
+export async function waitForReady(node: NodePaths, timeoutMs: number, since: number, log = join(node.logDir, "agent.log")): Promise<AgentStatus> {
   let last: AgentStatus | undefined;
   const ready = await waitUntil(
     () => {
@@ -164,6 +172,6 @@ export async function waitForReady(node: NodePaths, timeoutMs: number, since: nu
   if (ready) return ready;
   const why = last ? `it is "${last.phase}"${last.consensus ? ` (${last.consensus})` : ""}${last.lastError ? `, last error: ${last.lastError}` : ""}` : "it never reported";
   throw new UserError(
-    `This node did not become ready within ${Math.round(timeoutMs / 1000)} s: ${why}. The agent keeps trying in the background; see ${join(node.logDir, "agent.log")}.`,
+    `This node did not become ready within ${Math.round(timeoutMs / 1000)} s: ${why}. The agent keeps trying in the background; see ${log}.`,
   );
 }

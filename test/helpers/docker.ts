@@ -93,6 +93,12 @@ export class DockerOperator {
     return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
   }
 
+  /** onNode without blocking the event loop, so commands on several nodes run at once. */
+  async onNodeAsync(host: string, argv: string[], timeoutMs = 60_000): Promise<CliResult> {
+    const r = await execa("ssh", ["-F", join(this.cache, "ssh", "ssh_config"), `root@${host}`, "--", remoteCommandLine(argv)], { reject: false, timeout: timeoutMs });
+    return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
   /** `members --json` from this operator (answered by a member over SSH). */
   async members(): Promise<{ name: string; meshAddress: string; host?: string; status: string; role?: string }[]> {
     const r = await this.rf(["members", "--json"], 60_000);

@@ -3,7 +3,9 @@
 # Installs the instance's SSH host key and the operator's public keys — from the instance dir
 # mounted read-only at /run/raptiformica-instance, or RAPTIFORMICA_AUTHORIZED_KEYS — then, on a
 # restart of a container that is already a member, starts raptiformica again, and runs sshd in
-# the foreground.
+# the foreground. In an image built with INIT=systemd (RAPTIFORMICA_INIT, set by the
+# Dockerfile) and started as PID 1 (no --init), it execs systemd instead, which starts sshd and,
+# on a member, the agent's unit (enabled when the agent first started).
 set -eu
 src=/run/raptiformica-instance
 mkdir -p /run/sshd /root/.ssh
@@ -24,6 +26,11 @@ keys=$(
 if [ -n "$keys" ]; then
     printf '%s\n' "$keys" > /root/.ssh/authorized_keys
     chmod 600 /root/.ssh/authorized_keys
+fi
+
+if [ "${RAPTIFORMICA_INIT:-docker}" = systemd ]; then
+    [ "$$" = 1 ] && exec /lib/systemd/systemd
+    echo "raptiformica-entrypoint: this image boots systemd, which must be PID 1 (start it without --init); running sshd without it" >&2
 fi
 
 # A member that was stopped (docker stop/start, docker restart, the daemon restarting): its

@@ -19,6 +19,8 @@
 #              entrypoint
 #   packaged   raptiformica-docker:<server type>-<release> — instance + node, yggdrasil, etcd
 #              (the server type's bootstrap.sh run at build time)
+# $RAPTIFORMICA_DOCKER_INIT=systemd: images whose instances boot systemd as PID 1 (the agent then
+# runs as a systemd unit), tagged <release>-systemd; default docker (docker's init, sshd).
 # $RAPTIFORMICA_DOCKER_IMAGE, when set, is the image instances run, as is.
 # $RAPTIFORMICA_DOCKER_NO_CACHE=1: `package` rebuilds every layer (fresh packages from the mirror)
 # instead of reusing docker's build cache.
@@ -49,11 +51,17 @@ case "$release" in
         die "RAPTIFORMICA_DOCKER_RELEASE=$release is not a Debian release codename; give bookworm or trixie (lowercase letters and digits), or leave it unset for bookworm."
     ;;
 esac
+init=${RAPTIFORMICA_DOCKER_INIT:-docker}
+case "$init" in
+docker | systemd) ;;
+*) die "RAPTIFORMICA_DOCKER_INIT=$init: give systemd (instances boot systemd as PID 1) or docker (docker's init and sshd), or leave it unset for docker." ;;
+esac
 base=${RAPTIFORMICA_DOCKER_BASE_IMAGE:-debian:$release-slim}
 # The Debian suite of the base, for debootstrap: bookworm from debian:bookworm-slim.
 suite=${RAPTIFORMICA_DOCKER_SUITE:-${release:-$(suite_of "$base")}}
 # Image tags per release (a base that is no debian:<suite>, with no release given: per base).
 tag=${release:-$(printf %s "$base" | tr -c 'a-z0-9.\n-' '-')}
+[ "$init" = docker ] || tag=$tag-$init
 instance_image=raptiformica-docker:sshd-$tag
 packaged_image=raptiformica-docker:$server-$tag
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -127,7 +135,7 @@ build_instance_image() {
     say "building $instance_image from $base"
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/raptiformica-docker-build.XXXXXX")
     cp "$here/Dockerfile" "$here/entrypoint.sh" "$here/sshd_config" "$ctx/"
-    if ! build "$ctx" --build-arg "BASE=$base" -t "$instance_image" --label raptiformica.image=sshd --label "raptiformica.release=$tag"; then
+    if ! build "$ctx" --build-arg "BASE=$base" --build-arg "INIT=$init" -t "$instance_image" --label raptiformica.image=sshd --label "raptiformica.release=$tag"; then
         rm -rf "$ctx"
         die "building $instance_image failed"
     fi

@@ -9,6 +9,9 @@
 #   - labelled raptiformica.instance=<uuid>, so it can always be found again.
 # $RAPTIFORMICA_DOCKER_NETWORK: the docker network to attach it to (default: docker's bridge).
 # $RAPTIFORMICA_DOCKER_RUN_ARGS: more `docker run` arguments (split on blanks).
+# $RAPTIFORMICA_DOCKER_INIT=systemd: the container boots systemd as PID 1 (image.sh picks the
+#   image built for it): no docker init; the cgroup tree, a tmpfs /run and /run/lock, and the
+#   stop signal systemd shuts down on.
 set -eu
 inst=$(pwd)
 id=$(basename "$inst")
@@ -31,8 +34,16 @@ done
 grep -q . ssh/authorized_keys || { echo "docker: no public key to let the operator in (no SSH agent keys, no ~/.ssh/id_*.pub)" >&2; exit 1; }
 chmod 600 ssh/authorized_keys
 
+# What systemd as PID 1 needs from docker: its own cgroup subtree, writable (with the host's
+# cgroup namespace, docker's default on cgroup v1 hosts), and /run, /run/lock as tmpfs.
+if [ "${RAPTIFORMICA_DOCKER_INIT:-docker}" = systemd ]; then
+    init_args="--cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 -e container=docker"
+else
+    init_args="--init"
+fi
+
 # shellcheck disable=SC2086 # extra arguments are split on blanks on purpose
-docker run -d --init \
+docker run -d $init_args \
     --name "$name" --hostname "$name" \
     --label "raptiformica.instance=$id" \
     --cap-add NET_ADMIN --device /dev/net/tun \

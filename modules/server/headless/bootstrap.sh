@@ -24,6 +24,17 @@
 #       instances, set it: the host's own versions are used as they are).
 #   RAPTIFORMICA_DEBIAN_MIRROR  the Debian mirror for the pinned suites (default: the one the
 #       host already uses for bookworm, else http://deb.debian.org/debian).
+#   RAPTIFORMICA_OS_RELEASE  the os-release file that says which distribution this is (default
+#       /etc/os-release, else /usr/lib/os-release, as os-release(5) says).
+#   RAPTIFORMICA_BOOTSTRAP_PLAN=1  print the steps it would run, one per line, and exit 0
+#       without running them (and without needing the package manager): the package-manager
+#       commands as they run, and `pin NAME SUITE PACKAGE...` / `unpin NAME` for the apt pins.
+#       Nothing is printed when nothing is missing. test/unit/bootstrap.test.ts checks the plan
+#       for each distribution's os-release.
+#
+# The distribution is chosen by os-release's ID, then each word of ID_LIKE (so derivatives
+# install like their parent), never by which package manager happens to be on PATH; Debian's
+# VERSION_CODENAME decides the pins. All package-manager commands are in plan() below.
 # Exit 3 with one paragraph naming the host and what to do when it cannot reach that state.
 set -eu
 
@@ -115,8 +126,11 @@ debian_mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-# pin NAME SUITE PACKAGES: enables SUITE of the Debian archive for PACKAGES only.
+# pin NAME SUITE PACKAGE...: enables SUITE of the Debian archive for those packages only.
 pin() {
+    name=$1 suite=$2
+    shift 2
+    set -- "$name" "$suite" "$*"
     put "/etc/apt/sources.list.d/raptiformica-$1.sources" "# raptiformica (server type headless): $3 from $2 only; see /etc/apt/preferences.d/raptiformica-$1
 Types: deb
 URIs: $(debian_mirror)
@@ -138,36 +152,82 @@ unpin() {
     rm -f "/etc/apt/sources.list.d/raptiformica-$1.sources" "/etc/apt/preferences.d/raptiformica-$1"
 }
 
-if have apt-get; then
-    export DEBIAN_FRONTEND=noninteractive
-    id="" codename=""
-    if [ -r /etc/os-release ]; then
-        # shellcheck disable=SC1091
-        id=$(. /etc/os-release && echo "${ID:-}")
-        codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-    fi
-    pkgs=""
-    [ -n "$need_node" ] && pkgs="$pkgs nodejs"
-    [ -n "$need_ygg" ] && pkgs="$pkgs yggdrasil"
-    [ -n "$need_etcd" ] && pkgs="$pkgs etcd-server etcd-client"
-    if [ "$id" = debian ] && [ "$codename" = bookworm ]; then
-        if [ -n "$need_ygg" ]; then
-            if [ "$want_ygg" = 0.5 ]; then pin yggdrasil bookworm-backports yggdrasil; else unpin yggdrasil; fi
-        fi
-        [ -n "$need_etcd" ] && pin etcd trixie "etcd-server etcd-client"
-    fi
-    apt-get update -q >&2 || die "apt-get update failed on $host (output above); check its network and /etc/apt, then run slave again."
-    # shellcheck disable=SC2086 # package names are plain words
-    apt-get install -y -q $pkgs >&2 || die "apt-get install$pkgs failed on $host (output above); fix what apt-get says there, then run slave again."
-elif have pacman; then
-    pacman -Sy --noconfirm --needed nodejs yggdrasil etcd >&2 || die "pacman could not install nodejs yggdrasil etcd on $host (output above)."
-elif have dnf; then
-    dnf install -y nodejs yggdrasil etcd >&2 || die "dnf could not install nodejs yggdrasil etcd on $host (output above)."
-elif have apk; then
-    apk add --no-cache nodejs yggdrasil etcd etcd-ctl >&2 || die "apk could not install nodejs yggdrasil etcd etcd-ctl on $host (output above)."
-else
-    die "no supported package manager (apt-get, pacman, dnf, apk) on $host; install$missing by hand and run slave again."
+# The os-release file: ID, ID_LIKE, VERSION_CODENAME and PRETTY_NAME, read in a subshell.
+osfile=${RAPTIFORMICA_OS_RELEASE:-}
+if [ -z "$osfile" ]; then
+    osfile=/etc/os-release
+    [ -r "$osfile" ] || osfile=/usr/lib/os-release
 fi
+[ -r "$osfile" ] ||
+    die "cannot tell which distribution $host runs: $osfile is missing or unreadable. Install$missing by hand there (README, \"Distributions\"), or give the os-release file in RAPTIFORMICA_OS_RELEASE, and run slave again."
+# shellcheck disable=SC1090
+os=$(
+    set +eu
+    . "$osfile" >/dev/null 2>&1
+    printf '%s\n%s\n%s\n%s\n' "$ID" "$ID_LIKE" "$VERSION_CODENAME" "${PRETTY_NAME:-$NAME}"
+)
+id=$(printf '%s\n' "$os" | sed -n 1p)
+id_like=$(printf '%s\n' "$os" | sed -n 2p)
+codename=$(printf '%s\n' "$os" | sed -n 3p)
+pretty=$(printf '%s\n' "$os" | sed -n 4p)
+
+# The package manager of the distribution: ID first, then each word of ID_LIKE.
+pm=""
+for d in $id $id_like; do
+    case "$d" in
+    debian | ubuntu) pm=apt-get ;;
+    arch) pm=pacman ;;
+    fedora) pm=dnf ;;
+    alpine) pm=apk ;;
+    *) continue ;;
+    esac
+    break
+done
+[ -n "$pm" ] ||
+    die "cannot install on $host: its os-release ($osfile) says ${pretty:-no name} (ID=${id:-none}, ID_LIKE=${id_like:-none}), a distribution the headless bootstrap does not know; it installs with apt-get on Debian and Ubuntu, pacman on Arch, dnf on Fedora and apk on Alpine, and on their derivatives (by ID_LIKE). Install$missing by hand there (README, \"Distributions\") and run slave again."
+
+# The steps, one per line: every package-manager command this bootstrap runs is here.
+plan() {
+    case "$pm" in
+    apt-get)
+        pkgs=""
+        [ -z "$need_node" ] || pkgs="$pkgs nodejs"
+        [ -z "$need_ygg" ] || pkgs="$pkgs yggdrasil"
+        [ -z "$need_etcd" ] || pkgs="$pkgs etcd-server etcd-client"
+        # Debian 12's own Yggdrasil is 0.4 and its etcd 3.4: the pins (see the top).
+        if [ "$id" = debian ] && [ "$codename" = bookworm ]; then
+            if [ -n "$need_ygg" ]; then
+                if [ "$want_ygg" = 0.5 ]; then echo "pin yggdrasil bookworm-backports yggdrasil"; else echo "unpin yggdrasil"; fi
+            fi
+            [ -z "$need_etcd" ] || echo "pin etcd trixie etcd-server etcd-client"
+        fi
+        echo "apt-get update -q"
+        echo "apt-get install -y -q$pkgs"
+        ;;
+    pacman) echo "pacman -Sy --noconfirm --needed nodejs yggdrasil etcd" ;;
+    dnf) echo "dnf install -y nodejs yggdrasil etcd" ;;
+    apk) echo "apk add --no-cache nodejs yggdrasil etcd etcd-ctl" ;;
+    esac
+}
+
+steps=$(plan)
+if [ "${RAPTIFORMICA_BOOTSTRAP_PLAN:-}" = 1 ]; then
+    printf '%s\n' "$steps"
+    exit 0
+fi
+have "$pm" ||
+    die "cannot install on $host: it runs ${pretty:-$id} (os-release: $osfile), which installs with $pm, but $pm is not on its PATH. Install$missing by hand there (README, \"Distributions\") and run slave again."
+[ "$pm" != apt-get ] || export DEBIAN_FRONTEND=noninteractive
+# Each step's words are plain (package names, suites, options): split on blanks, no globbing.
+set -f
+while IFS= read -r step; do
+    # shellcheck disable=SC2086
+    set -- $step
+    "$@" </dev/null >&2 || die "\`$step\` failed on $host (output above); fix what it says there (network, mirror, package sources), then run slave again."
+done <<STEPS
+$steps
+STEPS
+set +f
 
 # What the package manager gave must be what the cluster needs.
 have node || die "node is still missing on $host after the install; install Node.js 18 or newer there and run slave again."
@@ -183,6 +243,12 @@ fi
 
 # Distribution packages may start their own yggdrasil and etcd (Debian does, on 127.0.0.1:2379):
 # raptiformica runs both itself, per node, so the packaged services are stopped and disabled.
-if [ -d /run/systemd/system ] && have systemctl; then
-    systemctl disable --now yggdrasil.service etcd.service >/dev/null 2>&1 || true
+# Disabled also where systemd is installed but not running (an image build, a chroot), so a
+# later boot under systemd does not start them either.
+if have systemctl; then
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now yggdrasil.service etcd.service >/dev/null 2>&1 || true
+    else
+        systemctl disable yggdrasil.service etcd.service >/dev/null 2>&1 || true
+    fi
 fi
