@@ -45,6 +45,27 @@ export default tseslint.config(
     },
   },
   ...layerRules(),
+  // The map page (src/web) runs in a browser: from the rest of src it may take types only
+  // (the graph's shape), never code, which would drag server modules into the page's bundle.
+  {
+    files: ["src/web/**/*.ts"],
+    rules: {
+      "no-restricted-imports": "off",
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+(cli|ops|node|remote|compute|hooks|consensus|mesh|config|util|main)(/|\\.|$)",
+              allowTypeImports: true,
+              message: "src/web is browser code: from the rest of src it may import types only (`import type`).",
+            },
+            { regex: "^node:", message: "src/web is browser code: no Node.js modules." },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ["scripts/**/*.mjs", "eslint.config.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },

@@ -7,10 +7,10 @@
  *   1. in a 5-node cluster with meshnet/etcd/max_voters 3, a non-leader voter killed
  *      (lab.killNode: SIGKILL of everything in its namespace) shown "failed" by `members`, polled
  *      back to back on the other non-leader voter (the figure) and at the same time on a proxy
- *      node — goal ≤ 10 s; beside it HashiCorp serf in the same kind of lab (5 nodes, one L2
+ *      node — goal ≤ 0.5× serf's time (medians); beside it HashiCorp serf in the same kind of lab (5 nodes, one L2
  *      segment), `serf members` polled the same way;
  *   2. the same kill: `members` shows 3 alive voters again without it (default
- *      dead_voter_grace) — goal ≤ 30 s;
+ *      dead_voter_grace) — goal ≤ 10 s;
  *   3. the etcd leader's node killed → the next write that succeeds on a surviving voter, with
  *      `config set` in a tight loop (a whole CLI process per attempt) and with an etcd3 client
  *      running in the survivor's namespace (bench/lib/etcd-writer.ts, a put every 50 ms) —
@@ -25,6 +25,9 @@
  *
  *   node --import tsx bench/healing.ts [--runs N] [--down-seconds S] [--only 1,3]
  *
+ * The members run the yggdrasil and etcd on their PATH, RAPTIFORMICA_LAB_PATH first (README,
+ * "Benchmarks"); the bare Yggdrasil of figure 4 is always the system's.
+ *
  * Times are the end of the first poll that saw the state (the start of that poll is in the
  * JSON), so they include one poll's latency: `members` is a whole CLI process. Prints a table
  * and a JSON line.
@@ -35,7 +38,7 @@ import { join } from "node:path";
 import { Lab, waitFor } from "../test/lab/index.ts";
 import { LabCluster } from "../test/helpers/cluster.ts";
 import { BIN, ROOT } from "../test/helpers/cli.ts";
-import { agentPid, brief, fmtS, foreignLabProcesses, healthyVoters, leaderOf, loadAverage, median, numOpt, pollUntil, roles, sec, sleep, strOpt, tailLines, type Roles } from "./lib/common.ts";
+import { agentPid, brief, fmtS, foreignLabProcesses, labStack, healthyVoters, leaderOf, loadAverage, median, numOpt, pollUntil, roles, sec, sleep, strOpt, tailLines, type Roles } from "./lib/common.ts";
 
 const runs = numOpt("--runs", 3);
 const downSeconds = numOpt("--down-seconds", 5);
@@ -71,17 +74,13 @@ async function newLab(nodes: number): Promise<Lab> {
 }
 
 async function formCluster(lab: Lab, maxVoters?: number): Promise<LabCluster> {
-  const c = new LabCluster(lab);
   const n = lab.nodes.length;
-  await c.first(0);
-  if (maxVoters !== undefined) await c.rfOk(0, ["config", "set", "meshnet/etcd/max_voters", String(maxVoters)]);
-  const others = Array.from({ length: n - 1 }, (_, k) => k + 1);
-  for (const i of others) await c.prepare(i);
-  await Promise.all(others.map((i) => c.rfOk(i, ["mesh", "--no-after-mesh"], 180_000)));
-  await c.waitAlive(0, n, 120_000);
-  const want = Math.min(maxVoters ?? 5, n % 2 === 1 ? n : n - 1);
-  await waitFor(`${want} voters`, async () => healthyVoters(await roles(c, 0)).length === want, { timeoutMs: 120_000, intervalMs: 500 });
-  return c;
+  return new LabCluster(lab).form(n, {
+    ...(maxVoters !== undefined ? { config: { "meshnet/etcd/max_voters": String(maxVoters) } } : {}),
+    joins: "together",
+    aliveTimeoutMs: 120_000,
+    voters: Math.min(maxVoters ?? 5, n % 2 === 1 ? n : n - 1),
+  });
 }
 
 // ---------------------------------------------------------------- 1 + 2: failed, voter replaced
@@ -96,6 +95,12 @@ interface Observed {
   noKv: { polls: number; total: number; firstS: number | null; lastS: number | null };
   /** What the last answering poll showed. */
   lastRoles?: Roles;
+  /**
+   * Each etcd leader the polls showed, in order, with when it was first seen (s after the
+   * kill): a new leader extends every lease by its TTL (etcd's lessor Promote), the dead
+   * node's too, so an election after the kill delays "failed" by about node_ttl.
+   */
+  leaders: { name: string; s: number }[];
 }
 
 /**
@@ -108,6 +113,7 @@ async function observe(c: LabCluster, observer: number, role: string, victimName
   let lastRoles: Roles | undefined;
   const noKv = { polls: 0, total: 0, firstS: null as number | null, lastS: null as number | null };
   const attemptMs: number[] = [];
+  const leaders: { name: string; s: number }[] = [];
   const replaced = await pollUntil(
     t0,
     async () => {
@@ -123,6 +129,8 @@ async function observe(c: LabCluster, observer: number, role: string, victimName
       }
       const r: Roles = Object.fromEntries(m.members.map((x) => [x.name, { ...(x.role ? { role: x.role } : {}), status: x.status }]));
       lastRoles = r;
+      const leader = Object.entries(r).find(([, v]) => v.role === "leader")?.[0];
+      if (leader && leaders.at(-1)?.name !== leader) leaders.push({ name: leader, s: sec(e - t0) });
       if (!failedAt && r[victimName]?.status === "failed") failedAt = { startMs: s - t0, endMs: e - t0 };
       const v = healthyVoters(r);
       return v.length === 3 && !v.includes(victimName);
@@ -136,6 +144,7 @@ async function observe(c: LabCluster, observer: number, role: string, victimName
     pollMs: attemptMs.length ? Math.round(median(attemptMs)!) : undefined,
     pollMaxMs: attemptMs.length ? Math.round(Math.max(...attemptMs)) : undefined,
     noKv,
+    leaders,
     ...(replaced ? {} : { lastRoles }),
   };
 }
@@ -144,7 +153,12 @@ async function observe(c: LabCluster, observer: number, role: string, victimName
  * 5 nodes, max_voters 3: a non-leader voter is killed. Asked at the same time on the surviving
  * non-leader voter (the figure) and on a proxy node (whose local grpc-proxy points at the victim too).
  */
-async function failedAndReplaced(): Promise<{ victim: string; voter: Observed; proxy: Observed | undefined; leaderLogTail?: string[] }> {
+/** Figure 1 above this (s): the failure watch did not end the record; its log lines are shown. */
+const SLOW_FAILED_S = 3;
+/** Figure 2 above this (s): the leader's log tail is shown. */
+const SLOW_REPLACED_S = 15;
+
+async function failedAndReplaced(): Promise<{ victim: string; leaderBefore: number; voter: Observed; proxy: Observed | undefined; leaderLogTail?: string[]; watchLog?: string[] }> {
   const lab = await newLab(5);
   try {
     const c = await formCluster(lab, 3);
@@ -162,8 +176,13 @@ async function failedAndReplaced(): Promise<{ victim: string; voter: Observed; p
       proxyName ? observe(c, Number(proxyName.slice(1)), "proxy", victimName, t0) : Promise.resolve(undefined),
     ]);
     // Not replaced: what the leader's agent said (its voter manager does the replacing).
-    const leaderLogTail = voter.replaced.s === null ? tailLines(join(lab.nodes[leader]!.cacheDir, "node", "log", "agent.log"), 25) : undefined;
-    return { victim: victimName, voter, proxy, ...(leaderLogTail ? { leaderLogTail } : {}) };
+    const leaderLogTail = voter.replaced.s === null || voter.replaced.s > SLOW_REPLACED_S ? tailLines(join(lab.nodes[leader]!.cacheDir, "node", "log", "agent.log"), 40) : undefined;
+    // Slow to show failed (the voters' failure watch did not end the record): what the
+    // surviving voters' watches said.
+    const watchLog = voter.failed.s === null || voter.failed.s > SLOW_FAILED_S
+      ? [leader, Number(otherVoter.slice(1))].flatMap((i) => tailLines(join(lab.nodes[i]!.cacheDir, "node", "log", "agent.log"), 400).filter((l) => /failure watch|record is ended/.test(l)).slice(-8).map((l) => `n${i}: ${l}`))
+      : undefined;
+    return { victim: victimName, leaderBefore: leader, voter, proxy, ...(leaderLogTail ? { leaderLogTail } : {}), ...(watchLog ? { watchLog } : {}) };
   } finally {
     await lab.destroy();
   }
@@ -456,7 +475,7 @@ const results: {
   pollMs: { members: number[]; membersMax: number[]; serf: number[] };
   failedOnProxy: Sample[];
   replacedOnProxy: Sample[];
-  observers: { victim: string; voter: Observed; proxy: Observed | null; leaderLogTail?: string[] }[];
+  observers: { victim: string; leaderBefore: string; voter: Observed; proxy: Observed | null; leaderLogTail?: string[]; watchLog?: string[] }[];
   errors: string[];
 } = {
   failed: [],
@@ -489,9 +508,10 @@ for (let run = 1; run <= runs; run++) {
       results.replaced.push(r.voter.replaced);
       if (r.voter.pollMs !== undefined) results.pollMs.members.push(r.voter.pollMs);
       if (r.voter.pollMaxMs !== undefined) results.pollMs.membersMax.push(r.voter.pollMaxMs);
-      results.observers.push({ victim: r.victim, voter: r.voter, proxy: r.proxy ?? null, ...(r.leaderLogTail ? { leaderLogTail: r.leaderLogTail } : {}) });
+      results.observers.push({ victim: r.victim, leaderBefore: `n${r.leaderBefore}`, voter: r.voter, proxy: r.proxy ?? null, ...(r.leaderLogTail ? { leaderLogTail: r.leaderLogTail } : {}), ...(r.watchLog ? { watchLog: r.watchLog } : {}) });
+      if (r.watchLog) console.error(`  shown failed after more than ${SLOW_FAILED_S} s; the voters' failure watch said${r.watchLog.length ? `:\n    ${r.watchLog.join("\n    ")}` : " nothing"}`);
       if (r.leaderLogTail) {
-        console.error(`  NOT replaced within 120 s; last roles on the voter: ${JSON.stringify(r.voter.lastRoles)}`);
+        console.error(r.voter.replaced.s === null ? `  NOT replaced within 120 s; last roles on the voter: ${JSON.stringify(r.voter.lastRoles)}` : `  replaced after more than ${SLOW_REPLACED_S} s`);
         console.error(`  leader's agent.log tail:\n    ${r.leaderLogTail.join("\n    ")}`);
       }
       if (r.proxy) {
@@ -501,7 +521,8 @@ for (let run = 1; run <= runs; run++) {
       for (const o of [r.voter, ...(r.proxy ? [r.proxy] : [])]) {
         console.error(
           `  members on ${o.observer}: ${r.victim} failed ${fmtS(o.failed.s)} (poll started ${fmtS(o.failed.from)}), replaced ${fmtS(o.replaced.s)}; ` +
-            `${o.noKv.polls}/${o.noKv.total} polls without KV${o.noKv.polls ? ` (${o.noKv.firstS}–${o.noKv.lastS} s)` : ""}`,
+            `${o.noKv.polls}/${o.noKv.total} polls without KV${o.noKv.polls ? ` (${o.noKv.firstS}–${o.noKv.lastS} s)` : ""}; ` +
+            `leader before the kill n${r.leaderBefore}, seen after: ${o.leaders.map((l) => `${l.name} (${l.s} s)`).join(", ") || "-"}`,
         );
       }
     } catch (e) {
@@ -576,11 +597,11 @@ const ratio = (() => {
 })();
 
 const allRows: [string, Sample[], string][] = [
-  ["1. killed voter shown failed (members on a voter)", results.failed, "≤ 10 s"],
+  ["1. killed voter shown failed (members on a voter)", results.failed, "≤ ½ serf"],
   ["   HashiCorp serf 0.8.2 (serf members)", results.serf, ""],
-  ["   same, members asked on a proxy node", results.failedOnProxy, "≤ 10 s"],
-  ["2. dead voter replaced (members on a voter)", results.replaced, "≤ 30 s"],
-  ["   same, members asked on a proxy node", results.replacedOnProxy, "≤ 30 s"],
+  ["   same, members asked on a proxy node", results.failedOnProxy, "≤ ½ serf"],
+  ["2. dead voter replaced (members on a voter)", results.replaced, "≤ 10 s"],
+  ["   same, members asked on a proxy node", results.replacedOnProxy, "≤ 10 s"],
   ["3. leader killed → write ok: config set CLI", results.cli, "≤ 3 s"],
   ["   same, etcd3 client in the namespace", results.inProcess, "≤ 3 s"],
   ["4. restarted node pingable: from mesh start", results.pingFromMesh, ""],
@@ -590,14 +611,15 @@ const allRows: [string, Sample[], string][] = [
 ];
 const rows = allRows.filter(([, xs]) => xs.length > 0);
 
-console.log(`Self-healing, ${runs} run(s); load average at start ${loadAtStart}, ${foreignAtStart} processes of other labs running at start (numbers are noisy)`);
+const stack = labStack();
+console.log(`Self-healing (Yggdrasil ${stack.yggdrasil}, etcd ${stack.etcd}), ${runs} run(s); load average at start ${loadAtStart}, ${foreignAtStart} processes of other labs running at start (numbers are noisy)`);
 const head = ["figure".padEnd(46), ...Array.from({ length: runs }, (_, k) => `run ${k + 1}`.padStart(9)), "median".padStart(9), "goal".padStart(8)];
 console.log(head.join(" "));
 for (const [name, xs, goal] of rows) {
   const m = med(xs);
   console.log([name.padEnd(46), ...Array.from({ length: runs }, (_, k) => cell(xs[k]).padStart(9)), (m === undefined ? "-" : `${m.toFixed(2)} s`).padStart(9), goal.padStart(8)].join(" "));
 }
-if (ratio !== undefined) console.log(`ratio failed-detection ours (members on a voter) / serf (medians): ${ratio}×`);
+if (ratio !== undefined) console.log(`ratio failed-detection ours (members on a voter) / serf (medians): ${ratio}× (goal ≤ 0.5×)`);
 if (results.cliStartup.length > 0) {
   console.log(`CLI cost on a healthy cluster (median): \`--version\` ${fmtS(median(results.cliStartup))}, a successful \`config set\` ${fmtS(median(results.cliHealthySet))}`);
 }
@@ -620,17 +642,19 @@ for (const e of results.errors) console.log(`error: ${e}`);
 const summary = (xs: Sample[], goal?: number) => ({ runs: xs, median: med(xs) ?? null, ...(goal !== undefined ? { goal } : {}) });
 console.log(
   JSON.stringify({
+    stack,
     runs,
     downSeconds,
     loadAtStart,
     foreignLabProcessesAtStart: foreignAtStart,
-    failedSeconds: summary(results.failed, 10),
+    failedSeconds: summary(results.failed),
     serfFailedSeconds: summary(results.serf),
     failedRatioOursToSerf: ratio ?? null,
-    failedOnProxySeconds: summary(results.failedOnProxy, 10),
-    voterReplacedOnProxySeconds: summary(results.replacedOnProxy, 30),
+    failedRatioGoal: 0.5,
+    failedOnProxySeconds: summary(results.failedOnProxy),
+    voterReplacedOnProxySeconds: summary(results.replacedOnProxy, 10),
     observers: results.observers,
-    voterReplacedSeconds: summary(results.replaced, 30),
+    voterReplacedSeconds: summary(results.replaced, 10),
     leaderKilledWriteSeconds: { cli: summary(results.cli, 3), inNamespaceClient: summary(results.inProcess, 3), cliStartupSeconds: median(results.cliStartup) ?? null, cliHealthySetSeconds: median(results.cliHealthySet) ?? null },
     restartPingSeconds: {
       fromMeshStart: summary(results.pingFromMesh),

@@ -65,12 +65,7 @@ interface MemberFigure {
 async function oneRun(v: string, path: string, victimKind: "follower" | "leader"): Promise<{ victim: string; members: MemberFigure[] }> {
   const lab = await Lab.create({ nodes: 4, topology: "full" });
   try {
-    const c = new LabCluster(lab, { PATH: path });
-    await c.first(0);
-    await c.rfOk(0, ["config", "set", "meshnet/etcd/max_voters", "3"]);
-    for (const i of [1, 2, 3]) await c.prepare(i);
-    await Promise.all([1, 2, 3].map((i) => c.rfOk(i, ["mesh", "--no-after-mesh"], 180_000)));
-    await c.waitAlive(0, 4, 120_000);
+    const c = await new LabCluster(lab, { PATH: path }).form(4, { config: { "meshnet/etcd/max_voters": "3" }, joins: "together", aliveTimeoutMs: 120_000 });
     await waitFor("3 voters and a proxy", async () => {
       const r = await roles(c, 0);
       return healthyVoters(r).length === 3 && Object.values(r).some((x) => x.role === "proxy");

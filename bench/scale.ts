@@ -6,8 +6,9 @@
  * `--inject-one-by-one` one `inject --key` process on n0 each (LabCluster.prepare) — and meshed (`mesh --no-after-mesh`) `--mesh-concurrency` at a
  * time, each node's mesh starting as soon as it is prepared; `members` on n0 is polled until it
  * shows N alive. Goal for 50 nodes: ≤ 120 s. Then the cluster settles `--settle-seconds` (10) and
- * sits `--rest-seconds` (30) while each agent's CPU time is sampled; RSS and PSS
- * (/proc/<pid>/smaps_rollup) are read at the end. The agent logs of every node are scanned for
+ * sits `--rest-seconds` (30) while the CPU time of each agent and each yggdrasil is sampled; RSS
+ * and PSS (/proc/<pid>/smaps_rollup) are read at the end. The members run the yggdrasil and etcd
+ * found on their PATH: RAPTIFORMICA_LAB_PATH puts other builds first (README, "Benchmarks"). The agent logs of every node are scanned for
  * restarts and repeated warnings. Each lab is destroyed after it is measured.
  *
  *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 50] [--inject-one-by-one]
@@ -26,7 +27,7 @@ import { Lab } from "../test/lab/index.ts";
 import { pidsInNamespaces } from "../test/lab/netns.ts";
 import { LabCluster, pool } from "../test/helpers/cluster.ts";
 import { ROOT } from "../test/helpers/cli.ts";
-import { agentPid, brief, foreignLabProcesses, loadAverage, max, median, numOpt, procStat, sec, sleep, strOpt, tailLines, TICK } from "./lib/common.ts";
+import { agentPid, brief, foreignLabProcesses, labStack, loadAverage, max, median, numOpt, procStat, sec, sleep, strOpt, tailLines, TICK, yggdrasilPid } from "./lib/common.ts";
 
 const sizes = strOpt("--sizes", "10,25,50").split(",").map(Number);
 const prepareConcurrency = numOpt("--prepare-concurrency", 6);
@@ -44,12 +45,17 @@ if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
   process.exit(2);
 }
 
-interface NodeFootprint {
-  node: string;
+interface ProcessFootprint {
   pid: number | null;
   rssMb: number | null;
   pssMb: number | null;
   cpuPercent: number | null;
+}
+
+/** The agent's figures at the top level (as before), its yggdrasil's beside them. */
+interface NodeFootprint extends ProcessFootprint {
+  node: string;
+  yggdrasil: ProcessFootprint;
 }
 
 interface LogFinding {
@@ -84,6 +90,8 @@ interface SizeResult {
   rss: { medianMb: number | null; maxMb: number | null };
   pss: { medianMb: number | null; maxMb: number | null };
   cpu: { medianPercent: number | null; maxPercent: number | null };
+  yggdrasilRss: { medianMb: number | null; maxMb: number | null };
+  yggdrasilCpu: { medianPercent: number | null; maxPercent: number | null };
   logs: LogFinding | null;
   loadBefore: string;
   loadAfterForming: string;
@@ -140,7 +148,7 @@ function processCounts(lab: Lab): Record<string, number> {
       }
       const kind = / agent\s*$/.test(cmd)
         ? "agent"
-        : /^yggdrasil /.test(cmd)
+        : /^(\S*\/)?yggdrasil /.test(cmd)
           ? "yggdrasil"
           : /grpc-proxy/.test(cmd)
             ? "grpc-proxy"
@@ -217,6 +225,8 @@ async function measure(n: number): Promise<SizeResult> {
     rss: { medianMb: null, maxMb: null },
     pss: { medianMb: null, maxMb: null },
     cpu: { medianPercent: null, maxPercent: null },
+    yggdrasilRss: { medianMb: null, maxMb: null },
+    yggdrasilCpu: { medianPercent: null, maxPercent: null },
     logs: null,
     loadBefore,
     loadAfterForming: "",
@@ -330,39 +340,43 @@ async function measure(n: number): Promise<SizeResult> {
 
     // At rest.
     await sleep(settleSeconds * 1000);
-    const pids = lab.nodes.map((_, i) => agentPid(lab, i));
-    const before = pids.map((p) => {
+    const agents = lab.nodes.map((_, i) => agentPid(lab, i));
+    const yggs = lab.nodes.map((_, i) => yggdrasilPid(lab, i));
+    const statOf = (p: number | undefined) => {
       try {
         return p === undefined ? undefined : procStat(p);
       } catch {
         return undefined;
       }
-    });
+    };
+    const before = [...agents, ...yggs].map(statOf);
     const t1 = performance.now();
     await sleep(restSeconds * 1000);
     const elapsed = (performance.now() - t1) / 1000;
-    res.footprint = lab.nodes.map((node, i) => {
-      const p = pids[i];
-      const b = before[i];
-      try {
-        if (p === undefined || b === undefined) throw new Error("no agent");
-        const a = procStat(p);
-        return {
-          node: node.name,
-          pid: p,
-          rssMb: Math.round((a.rssKb / 1024) * 10) / 10,
-          pssMb: Math.round((a.pssKb / 1024) * 10) / 10,
-          cpuPercent: Math.round(((a.cpuTicks - b.cpuTicks) / TICK / elapsed) * 1000) / 10,
-        };
-      } catch {
-        return { node: node.name, pid: p ?? null, rssMb: null, pssMb: null, cpuPercent: null };
-      }
-    });
-    const vals = (k: "rssMb" | "pssMb" | "cpuPercent") => res.footprint.map((f) => f[k]).filter((x): x is number => x !== null);
+    const footprintOf = (p: number | undefined, b: ReturnType<typeof statOf>): ProcessFootprint => {
+      const a = statOf(p);
+      if (p === undefined || b === undefined || a === undefined) return { pid: p ?? null, rssMb: null, pssMb: null, cpuPercent: null };
+      return {
+        pid: p,
+        rssMb: Math.round((a.rssKb / 1024) * 10) / 10,
+        pssMb: Math.round((a.pssKb / 1024) * 10) / 10,
+        cpuPercent: Math.round(((a.cpuTicks - b.cpuTicks) / TICK / elapsed) * 1000) / 10,
+      };
+    };
+    res.footprint = lab.nodes.map((node, i) => ({
+      node: node.name,
+      ...footprintOf(agents[i], before[i]),
+      yggdrasil: footprintOf(yggs[i], before[agents.length + i]),
+    }));
+    const nums = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
+    const vals = (k: "rssMb" | "pssMb" | "cpuPercent") => nums(res.footprint.map((f) => f[k]));
+    const yvals = (k: "rssMb" | "cpuPercent") => nums(res.footprint.map((f) => f.yggdrasil[k]));
     const r1 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 10) / 10);
     res.rss = { medianMb: r1(median(vals("rssMb"))), maxMb: r1(max(vals("rssMb"))) };
     res.pss = { medianMb: r1(median(vals("pssMb"))), maxMb: r1(max(vals("pssMb"))) };
     res.cpu = { medianPercent: r1(median(vals("cpuPercent"))), maxPercent: r1(max(vals("cpuPercent"))) };
+    res.yggdrasilRss = { medianMb: r1(median(yvals("rssMb"))), maxMb: r1(max(yvals("rssMb"))) };
+    res.yggdrasilCpu = { medianPercent: r1(median(yvals("cpuPercent"))), maxPercent: r1(max(yvals("cpuPercent"))) };
     try {
       for (const m of (await c.members(0)).members) {
         const k = `${m.status}/${m.role ?? "-"}`;
@@ -391,6 +405,7 @@ async function measure(n: number): Promise<SizeResult> {
   return res;
 }
 
+const stack = labStack();
 const loadAtStart = loadAverage();
 const foreignAtStart = foreignLabProcesses([]);
 const results: SizeResult[] = [];
@@ -401,10 +416,10 @@ for (const n of sizes) {
 
 const f = (x: number | null, unit = " s") => (x === null ? "-" : `${x}${unit}`);
 console.log(
-  `Cluster formation at scale ("full" lab, prepare ×${prepareConcurrency}, mesh ×${meshConcurrency}); load average at start ${loadAtStart}, ${foreignAtStart} processes of other labs running (numbers are noisy)`,
+  `Cluster formation at scale (Yggdrasil ${stack.yggdrasil}, etcd ${stack.etcd}; "full" lab, prepare ×${prepareConcurrency}, mesh ×${meshConcurrency}); load average at start ${loadAtStart}, ${foreignAtStart} processes of other labs running (numbers are noisy)`,
 );
 console.log(
-  ["nodes", "bootstrap", "prepared", "meshed", "N alive", "goal", `agent RSS med/max (MB)`, "PSS med/max (MB)", `CPU % med/max (${restSeconds} s)`].map((h, k) => (k === 0 ? h.padEnd(5) : h.padStart(k >= 6 ? 24 : 9))).join("  "),
+  ["nodes", "bootstrap", "prepared", "meshed", "N alive", "goal", `agent RSS med/max (MB)`, "PSS med/max (MB)", `CPU % med/max (${restSeconds} s)`, "yggdrasil RSS med/max (MB)", "yggdrasil CPU % med/max"].map((h, k) => (k === 0 ? h.padEnd(5) : h.padStart(k >= 6 ? 26 : 9))).join("  "),
 );
 for (const r of results) {
   console.log(
@@ -415,9 +430,11 @@ for (const r of results) {
       f(r.allMeshReturnedS).padStart(9),
       (r.allAliveS === null ? `> ${r.formTimeoutS} s` : f(r.allAliveS)).padStart(9),
       (r.nodes === 50 ? "≤ 120 s" : "").padStart(9),
-      `${f(r.rss.medianMb, "")} / ${f(r.rss.maxMb, "")}`.padStart(24),
-      `${f(r.pss.medianMb, "")} / ${f(r.pss.maxMb, "")}`.padStart(24),
-      `${f(r.cpu.medianPercent, "")} / ${f(r.cpu.maxPercent, "")}`.padStart(24),
+      `${f(r.rss.medianMb, "")} / ${f(r.rss.maxMb, "")}`.padStart(26),
+      `${f(r.pss.medianMb, "")} / ${f(r.pss.maxMb, "")}`.padStart(26),
+      `${f(r.cpu.medianPercent, "")} / ${f(r.cpu.maxPercent, "")}`.padStart(26),
+      `${f(r.yggdrasilRss.medianMb, "")} / ${f(r.yggdrasilRss.maxMb, "")}`.padStart(26),
+      `${f(r.yggdrasilCpu.medianPercent, "")} / ${f(r.yggdrasilCpu.maxPercent, "")}`.padStart(26),
     ].join("  "),
   );
 }
@@ -441,4 +458,4 @@ for (const r of results) {
     for (const l of r.logs.topLines.slice(0, 5)) console.log(`  agent.log ×${l.count} on ${l.nodes} node(s): ${l.line}`);
   }
 }
-console.log(JSON.stringify({ prepareConcurrency, meshConcurrency, settleSeconds, restSeconds, loadAtStart, foreignLabProcessesAtStart: foreignAtStart, sizes: results }));
+console.log(JSON.stringify({ stack, prepareConcurrency, meshConcurrency, settleSeconds, restSeconds, loadAtStart, foreignLabProcessesAtStart: foreignAtStart, sizes: results }));

@@ -3,7 +3,7 @@
 // its own code and the etcd client, not the CLI's (commander, listr2, tables, SSH, deploy):
 // every member runs it, and its resident memory is a goal.
 import { build } from "esbuild";
-import { cpSync, existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 
 // Chunks of an earlier build would otherwise pile up (and be pushed to every member).
 for (const f of existsSync("dist") ? readdirSync("dist", { withFileTypes: true }) : []) {
@@ -54,3 +54,19 @@ await build({
   },
   logLevel: "warning",
 });
+
+// The mesh map's page (src/web/map), served by every member from dist/map/: one script with
+// cytoscape bundled in (nothing is fetched from elsewhere at run time), its HTML and CSS.
+mkdirSync("dist/map", { recursive: true });
+await build({
+  entryPoints: ["src/web/map/main.ts"],
+  outfile: "dist/map/map.js",
+  bundle: true,
+  platform: "browser",
+  format: "iife",
+  target: ["chrome100", "firefox100", "safari15"],
+  minify: true,
+  legalComments: "linked",
+  logLevel: "warning",
+});
+for (const f of ["index.html", "map.css"]) cpSync(`src/web/map/${f}`, `dist/map/${f}`);

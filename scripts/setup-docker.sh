@@ -44,7 +44,15 @@ command -v dockerd >/dev/null 2>&1 || give_up "no dockerd"
 if ! pgrep -x dockerd >/dev/null 2>&1; then
     # containerd comes with docker.io; dockerd starts its own when none runs.
     say "starting dockerd (log: /var/log/dockerd.log)"
-    setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+    # Every descriptor beyond 0–2 is closed first: dockerd outlives this script, and one it
+    # inherited (a `flock` around the test run) would stay held for as long as dockerd runs.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+        done
+        exec setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null
+    ) &
 fi
 for _ in $(seq 1 60); do
     docker_ok && { say "docker answers."; exit 0; }

@@ -19,6 +19,10 @@ command -v dpkg-deb >/dev/null || need_pkgs+=(dpkg)
 command -v ssh >/dev/null || need_pkgs+=(openssh-client)
 [[ -x /usr/sbin/sshd ]] || need_pkgs+=(openssh-server)
 command -v rsync >/dev/null || need_pkgs+=(rsync)
+# The mesh map's page tests and bench/map-render.ts drive Debian's chromium (playwright-core).
+command -v chromium >/dev/null || need_pkgs+=(chromium)
+# Not for the tests: bench/mesh-throughput.ts measures with iperf3.
+command -v iperf3 >/dev/null || need_pkgs+=(iperf3)
 if ((${#need_pkgs[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root (or install them) and try again." >&2

@@ -50,9 +50,10 @@ function passSignalsToChildren(): void {
 
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 3 && argv[2] === "agent") {
-    // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts).
-    const [{ runAgent }, { VERSION }] = await Promise.all([import("./node/run-agent.ts"), import("./cli/version.ts")]);
-    await runAgent({ verbose: false, version: VERSION });
+    // How `mesh` and the systemd unit start the agent: skip loading the CLI (see run-agent.ts);
+    // cli/agent.ts loads no command but its own.
+    const { runMemberAgent } = await import("./cli/agent.ts");
+    await runMemberAgent({ verbose: false });
     return;
   }
   passSignalsToChildren();

@@ -2,10 +2,12 @@
  * Helpers shared by the lab benchmarks (bench/healing.ts, bench/scale.ts): option parsing,
  * statistics, per-process memory/CPU from /proc, and the role view of `members`.
  */
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lab } from "../../test/lab/index.ts";
-import type { LabCluster } from "../../test/helpers/cluster.ts";
+import { pidsInNamespaces } from "../../test/lab/netns.ts";
+import { labMemberPath, type LabCluster } from "../../test/helpers/cluster.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -168,6 +170,20 @@ export function agentPid(lab: Lab, i: number): number | undefined {
   }
 }
 
+/** The pid of the yggdrasil process in node i's namespace (argv[0] named yggdrasil), if one runs. */
+export function yggdrasilPid(lab: Lab, i: number): number | undefined {
+  const ns = lab.nodes[i]!.ns;
+  for (const pid of pidsInNamespaces([ns]).get(ns) ?? []) {
+    try {
+      const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+      if (/(^|\/)yggdrasil$/.test(argv0)) return pid;
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
 /** The last n non-empty lines of a file ([] if it cannot be read). */
 export function tailLines(path: string, n: number): string[] {
   try {
@@ -175,4 +191,24 @@ export function tailLines(path: string, n: number): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The yggdrasil and etcd a lab member runs, found on its PATH (`labMemberPath`, so
+ * RAPTIFORMICA_LAB_PATH counts): e.g. { yggdrasil: "0.5.12", etcd: "3.5.16" }. Debian's 0.4
+ * build does not know its version: it is "0.4.x" then (the flags tell the major, as in
+ * src/mesh/yggdrasil/version.ts). "?" when a program does not answer.
+ */
+export function labStack(path = labMemberPath()): { yggdrasil: string; etcd: string } {
+  const out = (file: string, args: string[]) => {
+    const r = spawnSync(file, args, { encoding: "utf8", env: { PATH: path }, timeout: 10_000 });
+    return `${r.stdout ?? ""}\n${r.stderr ?? ""}`;
+  };
+  let yggdrasil = /Build version:\s*v?(\d+\.\d+\.\d+)/.exec(out("yggdrasil", ["-version"]))?.[1];
+  if (!yggdrasil) {
+    const help = out("yggdrasil", ["-h"]);
+    yggdrasil = /-useconffile/.test(help) ? (/-publickey/.test(help) ? "0.5.x" : "0.4.x") : "?";
+  }
+  const etcd = /etcd Version:\s*(\S+)/.exec(out("etcd", ["--version"]))?.[1] ?? "?";
+  return { yggdrasil, etcd };
 }

@@ -35,6 +35,6 @@ try {
 } finally {
   shared.close();
 }
-const pid = runningAgent(node.agentPid);
+const pid = runningAgent(node);
 if (pid !== undefined) process.kill(pid, "SIGUSR1");
 console.log(`registered ${wanted.length} neighbour(s)`);

@@ -3,6 +3,7 @@ import { fireHook } from "../hooks/runner.ts";
 import { typeStatuses } from "../config/types.ts";
 import { ensureAgent, prepareNode, waitForReady } from "../ops/node.ts";
 import { contextFrom } from "./context.ts";
+import { runningAgent } from "../node/agent-lock.ts";
 import { parsePositiveInt } from "./options.ts";
 
 export function register(program: Command): void {
@@ -19,7 +20,13 @@ export function register(program: Command): void {
       const agent = await ensureAgent(ctx.paths);
       ctx.log.debug(agent.started ? `started the agent (pid ${agent.pid})` : `the agent runs (pid ${agent.pid})`);
       if (!agent.started && agent.pid > 0) process.kill(agent.pid, "SIGUSR1");
-      const status = await waitForReady(ctx.node, opts.timeout * 1000, since, agent.log);
+      const status = await waitForReady(ctx.node, opts.timeout * 1000, since, agent.log, {
+        runs: () => runningAgent(ctx.node) !== undefined,
+        restart: async () => {
+          const again = await ensureAgent(ctx.paths);
+          ctx.log.info(`No agent ran for this node: started it again (pid ${again.pid}).`);
+        },
+      });
       ctx.log.info(`meshed: ${identity.address} (${status.role ?? "member"})`);
       if (!opts.afterMesh) return;
       const { mapping } = ctx.config.snapshot();

@@ -10,10 +10,14 @@ import * as deploy from "./deploy.ts";
 import * as destroy from "./destroy.ts";
 import * as hook from "./hook.ts";
 import * as inject from "./inject.ts";
+import * as job from "./job.ts";
 import * as install from "./install.ts";
 import * as join from "./join.ts";
+import * as links from "./links.ts";
+import * as map from "./map.ts";
 import * as members from "./members.ts";
 import * as mesh from "./mesh.ts";
+import * as migrateMesh from "./migrate-mesh.ts";
 import * as pkg from "./package.ts";
 import * as prune from "./prune.ts";
 import * as recover from "./recover.ts";
@@ -24,8 +28,8 @@ import * as ssh from "./ssh.ts";
 import { VERSION } from "./version.ts";
 import * as identity from "./identity.ts";
 
-/** Every command of the original, under its original name, plus `config`, `identity` and `recover`. */
-const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, ssh, clean, advertise, mesh, agent, hook, config, identity, recover];
+/** Every command of the original, under its original name, plus `config`, `identity`, `job`, `links`, `map`, `recover` and `migrate-mesh`. */
+const COMMANDS = [spawn, slave, deploy, join, pkg, prune, destroy, install, inject, members, links, job, map, ssh, clean, advertise, mesh, agent, hook, config, identity, recover, migrateMesh];
 
 export function buildProgram(): Command {
   const program = new Command("raptiformica")

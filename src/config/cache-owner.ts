@@ -20,11 +20,16 @@ function kindOf(path: string): "file" | "dir" | "other" | "missing" {
  * directory (`dir`, its state lives in the target); `dangling` is a symlink to nothing.
  */
 function rootKind(path: string): "dir" | "file" | "other" | "missing" | "dangling" {
-  try {
-    const st = statSync(path);
-    return st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
-  } catch {
-    return kindOf(path) === "missing" ? "missing" : "dangling";
+  // Another command started at the same moment may create the dir between the two looks (stat
+  // found nothing, lstat finds its new dir): looked at again then, a few times at most.
+  for (let tries = 0; ; tries++) {
+    try {
+      const st = statSync(path);
+      return st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
+    } catch {
+      if (kindOf(path) === "missing") return "missing";
+      if (isSymlink(path) || tries >= 3) return "dangling";
+    }
   }
 }
 
@@ -165,9 +170,12 @@ export function claimCacheDir(paths: CachePaths, installDir?: string): void {
   if (kindOf(paths.marker) === "file") return;
   const install = installEvidence(root, installDir);
   if (install !== undefined) refuse(root, install);
-  const entries = readdirSync(root).filter((e) => e !== MANAGED_MARKER);
+  // Another command started at the same moment may claim the dir between the check above and
+  // this listing: its marker, or state it wrote once marked, is no sign of a foreign dir.
+  const entries = readdirSync(root).filter((e) => e !== MANAGED_MARKER && e !== CACHE_MARKER);
   const oldMarker = kindOf(join(root, MANAGED_MARKER)) === "file";
   if (entries.length > 0 && !oldMarker && ownershipEvidence(root) === undefined) {
+    if (kindOf(paths.marker) === "file") return;
     refuse(root, `it is not empty and holds no raptiformica cache (no ${CACHE_MARKER}, no mutable_config.json with ${KEY_ROOT}/ keys, no member state under node/, no module under modules/), so what is there is likely someone else's`);
   }
   writeMarker();

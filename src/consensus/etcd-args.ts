@@ -100,6 +100,10 @@ export function etcdServerArgs(paths: EtcdPaths, m: MemberStart): string[] {
     // so 3.4 and 3.5 take them; they apply when etcd (re)starts, existing data included.
     "--auto-compaction-mode", "revision",
     "--auto-compaction-retention", String(AUTO_COMPACTION_REVISIONS),
+    // Pre-vote (raft thesis §9.6): a member that was cut off for a moment (its yggdrasil
+    // restarting, a link flap) asks before it campaigns, so it does not raise the term and
+    // unseat a healthy leader when it comes back. 3.5 defaults to it; 3.4 does not.
+    "--pre-vote=true",
     "--heartbeat-interval", String(m.heartbeatMs),
     "--election-timeout", String(m.electionMs),
     "--logger", "zap",

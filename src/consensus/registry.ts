@@ -16,14 +16,22 @@ export interface NodeRecord {
   readonly hostname: string;
   readonly version: string;
   readonly yggdrasilMajor: string;
+  /** Built-in job labels (`arch`, `distribution`: node/labels.ts); absent from older members. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export function nodeKey(publicKey: string): string {
   return `${KEYS.nodes}${publicKey}`;
 }
 
-export async function readNodeRecords(client: Etcd3, ms = 3000): Promise<NodeRecord[]> {
-  const all = await deadline("etcd read of node records", ms, client.getAll().prefix(KEYS.nodes).strings());
+/**
+ * The live node records (values that are not JSON are skipped), as of `revision` when given
+ * (to read them together with other keys at one point in time).
+ * @throws Error (etcd's, or a deadline's) when the KV does not answer within `ms`.
+ */
+export async function readNodeRecords(client: Etcd3, ms = 3000, revision?: string): Promise<NodeRecord[]> {
+  const range = client.getAll().prefix(KEYS.nodes);
+  const all = await deadline("etcd read of node records", ms, (revision === undefined ? range : range.revision(revision)).strings());
   const out: NodeRecord[] = [];
   for (const value of Object.values(all)) {
     try {
@@ -33,6 +41,29 @@ export async function readNodeRecords(client: Etcd3, ms = 3000): Promise<NodeRec
     }
   }
   return out;
+}
+
+/**
+ * Ends the lease `publicKey`'s node record is on, at once: the record and every key on that
+ * lease (its link report) go now instead of at the lease's TTL, cluster-wide, as when the lease
+ * expires. The member's agent, if it is alive after all, grants a new lease and writes its record
+ * again (NodeRegistration). `onlyLease`: revoke only if the record is still on this lease
+ * (decimal string), so a record written again meanwhile is left alone. Returns the lease
+ * revoked, or undefined when there was no record (or it had moved to another lease).
+ * @throws Error (etcd's, or a deadline's) when the KV does not answer within `ms`; a lease
+ * that ended meanwhile is not an error.
+ */
+export async function revokeNodeRecord(client: Etcd3, publicKey: string, ms = 2000, onlyLease?: string): Promise<string | undefined> {
+  const res = await deadline("etcd read of a node record", ms, client.get(nodeKey(publicKey)).exec());
+  const lease = res.kvs[0]?.lease;
+  if (lease === undefined || lease === "0" || (onlyLease !== undefined && lease !== onlyLease)) return undefined;
+  try {
+    await deadline("etcd lease revoke", ms, client.leaseClient.leaseRevoke({ ID: lease }));
+  } catch (e) {
+    if (/lease not found/i.test((e as Error).message)) return undefined;
+    throw e;
+  }
+  return lease;
 }
 
 /** What the node record uses of an etcd3 lease (etcd3's Lease has this shape). */
@@ -49,6 +80,9 @@ export interface LeaseClient {
   lease(ttlSeconds: number, options: { autoKeepAlive: boolean }): RecordLease;
 }
 
+/** Leases granted by every NodeRegistration of this process: their generations never repeat. */
+let leasesGranted = 0;
+
 /**
  * Keeps `raptiformica/nodes/<key>` alive on a short lease. When the lease is lost (etcd
  * unreachable longer than the TTL) the record disappears cluster-wide — that is what marks the
@@ -59,11 +93,19 @@ export class NodeRegistration {
   private lost = false;
   private written = "";
   private lastKeepAlive = 0;
+  private leaseId = 0;
 
   constructor(
     private readonly client: LeaseClient,
     private readonly ttlSeconds: number,
     private readonly now: () => number = Date.now,
+    /**
+     * Called when the lease is found lost (expired, or revoked by a voter's failure watch,
+     * node/failure-watch.ts): the agent then writes its record again at once instead of at its
+     * next tick, up to 5 s later, so a voter ended while only briefly cut off is back within its
+     * dead_voter_grace.
+     */
+    private readonly onLost: () => void = () => undefined,
   ) {}
 
   async ensure(record: NodeRecord, ms = 3000): Promise<void> {
@@ -82,20 +124,48 @@ export class NodeRegistration {
       this.lastKeepAlive = this.now();
       lease.on("lost", () => {
         this.lost = true;
+        this.onLost();
       });
       lease.on("keepaliveSucceeded", (res: { TTL: string }) => {
         // Through a grpc-proxy, a lease that expired upstream is answered with TTL -1, which
         // etcd3 takes for success (it only knows 0): the record is gone while keep-alives
         // "succeed". Seen on 3 of 50 lab nodes after the cluster went through elections.
-        if (Number(res.TTL) <= 0) this.lost = true;
-        else this.lastKeepAlive = this.now();
+        if (Number(res.TTL) <= 0) {
+          if (!this.lost) this.onLost();
+          this.lost = true;
+        } else this.lastKeepAlive = this.now();
       });
       this.lease = lease;
+      this.leaseId = ++leasesGranted;
       this.written = "";
     }
     if (this.written === value) return;
     await deadline("etcd write of this node's record", ms, this.lease.put(nodeKey(record.publicKey)).value(value).exec());
     this.written = value;
+  }
+
+  /**
+   * Which lease the record is on: a number that changes whenever a new lease is granted (the
+   * keys on the old one are gone or going), unique in this process across registrations;
+   * undefined while there is none, it is lost, or the record is not written on it yet. Keys
+   * that must vanish with the record (link reports) are written again when it changes.
+   */
+  get leaseGeneration(): number | undefined {
+    return this.lease && this.written !== "" && !this.lost ? this.leaseId : undefined;
+  }
+
+  /**
+   * Writes `key` on the record's lease, so that it vanishes with the record (lease expired or
+   * revoked). Returns the lease generation it was written under (see leaseGeneration), or
+   * undefined, writing nothing, when there is no live lease with the record on it.
+   * @throws Error (the etcd write's, or a deadline's) when the write fails.
+   */
+  async putOnLease(key: string, value: string, ms = 3000): Promise<number | undefined> {
+    const generation = this.leaseGeneration;
+    const lease = this.lease;
+    if (generation === undefined || !lease) return undefined;
+    await deadline(`etcd write of ${key}`, ms, lease.put(key).value(value).exec());
+    return generation;
   }
 
   /** Deletes the record at once (clean shutdown), instead of waiting for the TTL. */

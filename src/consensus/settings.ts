@@ -1,9 +1,13 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
+import { MESH_MAJOR_KEY, meshMajorProblem } from "../mesh/neighbours.ts";
+import { LINKS_PREFIX } from "./links.ts";
+import { MESH_PASSWORD_KEY, meshPasswordProblem } from "../mesh/yggdrasil/password.ts";
 import { UserError } from "../util/errors.ts";
 
 export const KEYS = {
   yggdrasilPort: `${KEY_ROOT}/meshnet/yggdrasil/port`,
   agentPort: `${KEY_ROOT}/meshnet/agent/port`,
+  mapPort: `${KEY_ROOT}/meshnet/map/port`,
   clientPort: `${KEY_ROOT}/meshnet/etcd/client_port`,
   peerPort: `${KEY_ROOT}/meshnet/etcd/peer_port`,
   maxVoters: `${KEY_ROOT}/meshnet/etcd/max_voters`,
@@ -18,18 +22,24 @@ export const KEYS = {
   neighbours: `${KEY_ROOT}/meshnet/neighbours/`,
   /** Live, lease-backed node records: never mirrored into the local cache. */
   nodes: `${KEY_ROOT}/nodes/`,
+  /** Each member's report of its mesh links, on its node record's lease (links.ts): never mirrored either. */
+  links: LINKS_PREFIX,
   /** The voter manager's log of membership changes (last ones), shown by `members`. */
   voterLog: `${KEY_ROOT}/voters/log`,
   /** When each gone neighbour was first seen gone (ms since epoch), for eviction. */
   gone: `${KEY_ROOT}/gone/`,
   /** Held (under a short lease) by the one member restarting its etcd for an upgraded program. */
   restartClaim: `${KEY_ROOT}/restarting/etcd`,
+  /** Jobs: specs, runs, claims on members' leases (jobs.ts); never mirrored into a local cache. */
+  jobs: `${KEY_ROOT}/jobs/`,
 } as const;
 
 export interface ClusterSettings {
   readonly yggdrasilPort: number;
   /** The agent's liveness port on the mesh address: proxies probe their voters there (node/probe-listener.ts). */
   readonly agentPort: number;
+  /** The mesh map's HTTP port on 127.0.0.1 and the mesh address (ops/map/server.ts), read-only. */
+  readonly mapPort: number;
   readonly clientPort: number;
   readonly peerPort: number;
   readonly maxVoters: number;
@@ -56,19 +66,20 @@ interface NumericSetting {
 const NUMERIC: readonly NumericSetting[] = [
   { field: "yggdrasilPort", key: KEYS.yggdrasilPort, fallback: 4863, min: 1, max: 65535 },
   { field: "agentPort", key: KEYS.agentPort, fallback: 4864, min: 1, max: 65535 },
+  { field: "mapPort", key: KEYS.mapPort, fallback: 4865, min: 1, max: 65535 },
   { field: "clientPort", key: KEYS.clientPort, fallback: 2379, min: 1, max: 65535 },
   { field: "peerPort", key: KEYS.peerPort, fallback: 2380, min: 1, max: 65535 },
   { field: "maxVoters", key: KEYS.maxVoters, fallback: 5, min: 1, max: 99 },
   { field: "nodeTtlSeconds", key: KEYS.nodeTtl, fallback: 5, min: 2, max: 600 },
-  { field: "deadVoterGraceSeconds", key: KEYS.deadVoterGrace, fallback: 10, min: 0, max: 86_400 },
+  { field: "deadVoterGraceSeconds", key: KEYS.deadVoterGrace, fallback: 3, min: 0, max: 86_400 },
   { field: "evictAfterSeconds", key: KEYS.evictAfter, fallback: 3600, min: 0, max: 365 * 86_400 },
   { field: "heartbeatMs", key: KEYS.heartbeatMs, fallback: 100, min: 10, max: 5000 },
   { field: "electionMs", key: KEYS.electionMs, fallback: 1000, min: 50, max: 50_000 },
 ];
 
 /** The folders of `meshnet/` whose direct keys are all settings raptiformica reads (a typo there is silently ignored otherwise). */
-const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`, `${KEY_ROOT}/meshnet/agent/`];
-const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, KEYS.caKey, KEYS.clusterToken]);
+const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`, `${KEY_ROOT}/meshnet/agent/`, `${KEY_ROOT}/meshnet/map/`];
+const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, KEYS.caKey, KEYS.clusterToken, MESH_MAJOR_KEY, MESH_PASSWORD_KEY]);
 
 /** A cluster setting whose value cannot be used, with the sentence that says so and how to fix it. */
 export interface SettingProblem {
@@ -99,10 +110,10 @@ const RESERVED_PORTS: ReadonlyMap<number, string> = new Map([[22, "sshd's port, 
 /**
  * The ports one member listens on: yggdrasil on every address (tcp://[::]), etcd's client port
  * on the mesh address and 127.0.0.1 (a proxy's on 127.0.0.1), its peer port and the agent's
- * liveness port on the mesh address. Two of them on one number: the second to start fails
- * with "address already in use".
+ * liveness port on the mesh address, the map's HTTP port on both. Two of them on one number:
+ * the second to start fails with "address already in use".
  */
-const PORT_FIELDS = ["clientPort", "peerPort", "yggdrasilPort", "agentPort"] as const;
+const PORT_FIELDS = ["clientPort", "peerPort", "yggdrasilPort", "agentPort", "mapPort"] as const;
 
 /** The defaults: what a cluster runs with when no module or `config set` says otherwise. */
 export const DEFAULT_SETTINGS: ClusterSettings = Object.fromEntries(NUMERIC.map((n) => [n.field, n.fallback])) as unknown as ClusterSettings;
@@ -123,13 +134,19 @@ function setFix(key: string, value = "<value>"): string {
   return `Fix it with \`raptiformica config set ${key} ${value}\`.`;
 }
 
-/** The closest known key to a mistyped one, for "did you mean". */
+/**
+ * The closest known key to a mistyped one, for "did you mean": the nearest last part, and of
+ * those equally near, one in the same folder (several folders have a `port`).
+ */
 function nearestKey(key: string): string | undefined {
-  const leaf = key.slice(key.lastIndexOf("/") + 1);
-  let best: { key: string; d: number } | undefined;
+  const cut = key.lastIndexOf("/") + 1;
+  const [folder, leaf] = [key.slice(0, cut), key.slice(cut)];
+  let best: { key: string; score: number } | undefined;
   for (const k of KNOWN_KEYS) {
-    const d = editDistance(leaf, k.slice(k.lastIndexOf("/") + 1));
-    if (d <= 3 && (!best || d < best.d)) best = { key: k, d };
+    const kCut = k.lastIndexOf("/") + 1;
+    const d = editDistance(leaf, k.slice(kCut));
+    const score = 2 * d + (k.slice(0, kCut) === folder ? 0 : 1);
+    if (d <= 3 && (!best || score < best.score)) best = { key: k, score };
   }
   return best?.key;
 }
@@ -158,7 +175,7 @@ export function settingProblems(mapping: FlatMapping): SettingProblem[] {
 
 const keyOf = (field: keyof ClusterSettings): string => (NUMERIC.find((n) => n.field === field) as NumericSetting).key;
 
-/** The three ports of `s` are distinct and none is reserved. */
+/** The ports of `s` (PORT_FIELDS) are distinct and none is reserved. */
 function portsUsable(s: ClusterSettings): boolean {
   const ports = PORT_FIELDS.map((f) => s[f]);
   return new Set(ports).size === ports.length && ports.every((p) => !RESERVED_PORTS.has(p));
@@ -168,7 +185,7 @@ function portsUsable(s: ClusterSettings): boolean {
  * The settings to run with and the problems found. A key with a bad value takes its value from
  * `lastGood` (what this node last ran with), else its default: a bad value in the KV never
  * stops a member, it keeps running as before and reports the problem. Rules that tie keys
- * together fall back together: two ports on one number take all three ports from `lastGood`
+ * together fall back together: two ports on one number take all the ports from `lastGood`
  * (the pair alone could still collide with the third), heartbeat and election likewise.
  * Never throws.
  */
@@ -231,6 +248,10 @@ export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings 
     settings["heartbeatMs"] = lastGood.heartbeatMs;
     settings["electionMs"] = lastGood.electionMs;
   }
+  const majorProblem = meshMajorProblem(mapping[MESH_MAJOR_KEY]);
+  if (majorProblem) problems.push(problem(MESH_MAJOR_KEY, mapping[MESH_MAJOR_KEY], majorProblem, "Set it with `raptiformica migrate-mesh`, or remove it with `raptiformica config delete " + MESH_MAJOR_KEY + "`."));
+  const passwordProblem = meshPasswordProblem(mapping[MESH_PASSWORD_KEY]);
+  if (passwordProblem) problems.push(problem(MESH_PASSWORD_KEY, mapping[MESH_PASSWORD_KEY], passwordProblem, `Set a new one (e.g. \`raptiformica config set ${MESH_PASSWORD_KEY} "$(head -c 32 /dev/urandom | base64 | tr -d '/+=')"\`): every member restarts yggdrasil with it.`));
   for (const key of Object.keys(mapping).sort()) {
     if (KNOWN_KEYS.has(key) || !SETTING_FOLDERS.some((f) => key.startsWith(f) && !key.slice(f.length).includes("/"))) continue;
     const near = nearestKey(key);

@@ -10,6 +10,7 @@ export type VoterAction =
   | { readonly kind: "promote"; readonly member: EtcdMember }
   | { readonly kind: "add-learner"; readonly node: NodeRecord; readonly peerUrl: string }
   | { readonly kind: "remove-stale-learner"; readonly member: EtcdMember }
+  | { readonly kind: "remove-spare-learner"; readonly member: EtcdMember }
   | { readonly kind: "remove-dead-voter"; readonly member: EtcdMember; readonly goneMs: number };
 
 export interface VoterInput {
@@ -36,31 +37,41 @@ export function votersWithoutRecord(members: readonly EtcdMember[], alive: reado
  * 1. a voter whose node record has been gone longer than the grace period is removed — only
  *    while the voters that are alive still form a majority of the smaller set, so a removal
  *    never costs quorum (and a node that is only slow gets the grace period to come back);
- * 2. a learner is promoted once it has started (etcd refuses until it caught up), or removed
- *    if it never starts;
+ * 2. a learner is promoted once it has started (etcd refuses until it caught up) and the voters
+ *    are fewer than the target — never while a voter without a record still counts, so the set
+ *    never grows to an even size around a dead voter; removed if it never starts; removed again
+ *    when it is not needed (every voter has its record back and the voters are at the target:
+ *    the voter was only slow);
  * 3. the set grows towards the target (largest odd number ≤ alive nodes, ≤ max_voters) by
- *    adding one learner — the longest-running alive non-member.
+ *    adding one learner — the longest-running alive non-member. Voters without a record do not
+ *    count here: the replacement of a voter whose record is gone joins as a learner at once and
+ *    catches up during the grace period (a learner has no vote, so this never changes quorum),
+ *    and is promoted as soon as the dead voter is removed.
  * Dead voters go first: while one is counted, the cluster needs more votes for every commit.
  */
 export function nextVoterAction(p: VoterInput): VoterAction {
   const voterCount = p.members.filter((m) => !m.isLearner).length;
-  const dead = votersWithoutRecord(p.members, p.alive, p.peerPort)
+  const withoutRecord = votersWithoutRecord(p.members, p.alive, p.peerPort);
+  const dead = withoutRecord
     .map((member) => ({ member, goneMs: p.voterGoneMs.get(member.id) ?? 0 }))
     .filter((d) => d.goneMs >= p.deadVoterGraceMs)
     .sort((a, b) => b.goneMs - a.goneMs)[0];
   if (dead && voterCount > 1) {
-    const aliveVoters = voterCount - votersWithoutRecord(p.members, p.alive, p.peerPort).length;
+    const aliveVoters = voterCount - withoutRecord.length;
     if (aliveVoters >= Math.floor((voterCount - 1) / 2) + 1) return { kind: "remove-dead-voter", member: dead.member, goneMs: dead.goneMs };
   }
+  const target = targetVoters(p.alive.length, p.maxVoters);
   const learner = p.members.find((m) => m.isLearner);
   if (learner) {
-    if (learner.name) return { kind: "promote", member: learner };
-    if ((p.learnerAgeMs.get(learner.id) ?? 0) > p.learnerStartTimeoutMs) return { kind: "remove-stale-learner", member: learner };
+    if (voterCount < target) {
+      if (learner.name) return { kind: "promote", member: learner };
+    } else if (withoutRecord.length === 0) {
+      return { kind: "remove-spare-learner", member: learner };
+    }
+    if (!learner.name && (p.learnerAgeMs.get(learner.id) ?? 0) > p.learnerStartTimeoutMs) return { kind: "remove-stale-learner", member: learner };
     return { kind: "none" };
   }
-  const voters = p.members.filter((m) => !m.isLearner);
-  const target = targetVoters(p.alive.length, p.maxVoters);
-  if (voters.length >= target) return { kind: "none" };
+  if (voterCount - withoutRecord.length >= target) return { kind: "none" };
   const memberUrls = new Set(p.members.flatMap((m) => m.peerURLs));
   const candidate = [...p.alive]
     .filter((n) => !memberUrls.has(peerUrl(n.meshAddress, p.peerPort)))
@@ -83,6 +94,9 @@ export async function applyVoterAction(client: Etcd3, action: VoterAction, ms = 
     case "remove-stale-learner":
       await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
       return `removed learner ${action.member.id} that never started`;
+    case "remove-spare-learner":
+      await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
+      return `removed learner ${action.member.name || action.member.id} (not needed: every voter has its node record)`;
     case "remove-dead-voter":
       await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
       return `removed voter ${action.member.name || action.member.id} (no node record for ${Math.round(action.goneMs / 1000)} s)`;

@@ -27,6 +27,25 @@ export interface Neighbour {
 
 export const NEIGHBOURS_PREFIX = `${KEY_ROOT}/meshnet/neighbours/`;
 
+/**
+ * The Yggdrasil major the cluster runs from now on, when it was chosen on purpose: written by
+ * `migrate-mesh` (ops/migrate-mesh.ts) at the moment the members switch. Absent in a cluster
+ * that never migrated: its major is then the one its members record (clusterYggdrasilMajor).
+ */
+export const MESH_MAJOR_KEY = `${KEY_ROOT}/meshnet/yggdrasil/major`;
+
+/** The problem with a value of MESH_MAJOR_KEY, if any (the rule `config set` and the agent share). */
+export function meshMajorProblem(value: string | undefined): string | undefined {
+  if (value === undefined || value === "0.4" || value === "0.5") return undefined;
+  return `Config key ${MESH_MAJOR_KEY} is "${value}", but it must be 0.4 or 0.5 (the Yggdrasil major every member runs).`;
+}
+
+/** MESH_MAJOR_KEY of `mapping` when it holds a usable value (see meshMajorProblem), else undefined. */
+export function targetMeshMajor(mapping: FlatMapping): YggdrasilMajor | undefined {
+  const v = mapping[MESH_MAJOR_KEY];
+  return v === "0.4" || v === "0.5" ? v : undefined;
+}
+
 export function neighbourPrefix(publicKey: string): string {
   return `${NEIGHBOURS_PREFIX}${publicKey}/`;
 }
@@ -209,8 +228,23 @@ export function sameNeighbour(a: Neighbour | undefined, b: Neighbour): boolean {
   return a !== undefined && JSON.stringify(neighbourMapping(a)) === JSON.stringify(neighbourMapping(b));
 }
 
-/** Why this node may not mesh with the others (a mix of Yggdrasil 0.4 and 0.5), if so. */
+/**
+ * Why this node may not mesh with the others (a mix of Yggdrasil 0.4 and 0.5), if so. In a
+ * cluster that chose its major (MESH_MAJOR_KEY, set by `migrate-mesh`) that choice decides: a
+ * node running it is fine whatever the others still record (they are switching), and so is a
+ * member already registered here that still runs the other one (its mesh step switches as
+ * soon as the new binary is installed, and warns until then); a newcomer on the other major is
+ * refused.
+ */
 export function mixedMajorProblem(mapping: FlatMapping, self: string, major: YggdrasilMajor): string | undefined {
+  const target = targetMeshMajor(mapping);
+  if (target !== undefined) {
+    if (target === major || parseNeighbours(mapping).some((n) => n.publicKey === self && !n.left)) return undefined;
+    return (
+      `This machine runs Yggdrasil ${major} but the cluster has moved to ${target} (config key ${MESH_MAJOR_KEY}); 0.4 and 0.5 cannot peer, so it would be cut off. ` +
+      `Install Yggdrasil ${target} here (\`raptiformica slave\` of this host installs it), then try again.`
+    );
+  }
   const others = parseNeighbours(mapping)
     .filter((n) => n.publicKey !== self && n.yggdrasilMajor && !n.left)
     .map((n) => ({ node: `${n.name ?? memberName(n.publicKey)} (${n.host ?? n.meshAddress})`, major: n.yggdrasilMajor as YggdrasilMajor }));
@@ -219,12 +253,14 @@ export function mixedMajorProblem(mapping: FlatMapping, self: string, major: Ygg
 }
 
 /**
- * The Yggdrasil major the cluster in `mapping` runs: the one every neighbour that has not left
- * records (`yggdrasil_major`), or undefined when none records one (a new cluster) or they
+ * The Yggdrasil major the cluster in `mapping` runs: the one it chose (MESH_MAJOR_KEY, after a
+ * migration), else the one every neighbour that has not left records (`yggdrasil_major`), or undefined when none records one (a new cluster) or they
  * disagree (already mixed; the mesh step names the odd ones). `slave` hands it to the server
  * type's bootstrap, so a host joining a 0.4 cluster is not given 0.5 (the two cannot peer).
  */
 export function clusterYggdrasilMajor(mapping: FlatMapping): YggdrasilMajor | undefined {
+  const chosen = targetMeshMajor(mapping);
+  if (chosen !== undefined) return chosen;
   const majors = new Set(
     parseNeighbours(mapping)
       .filter((n) => !n.left && n.yggdrasilMajor)

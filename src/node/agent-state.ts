@@ -70,6 +70,8 @@ export interface NodeState {
   voterLogChanges: number;
   /** leader step: a voter change is under way (a dead voter in its grace period, a learner). */
   voterChangePending: boolean;
+  /** leader step: ms until the first dead voter's grace period ends; undefined when none is in one. */
+  voterDueMs: number | undefined;
 }
 
 export function initialState(): NodeState {
@@ -82,6 +84,7 @@ export function initialState(): NodeState {
     recordGone: new Set(),
     voterLogChanges: 0,
     voterChangePending: false,
+    voterDueMs: undefined,
   };
 }
 

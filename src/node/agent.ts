@@ -2,7 +2,7 @@ import type { LocalConfig } from "../config/local.ts";
 import type { CachePaths } from "../config/paths.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
-import { nextInterval } from "./agent-interval.ts";
+import { nextInterval, TickPause } from "./agent-interval.ts";
 import { initialState, phaseOf, statusOf, type ClusterChange, type NodeState } from "./agent-state.ts";
 import { ConfigView, etcdConfigKv } from "./config-view.ts";
 import { HookQueue } from "./hook-queue.ts";
@@ -12,6 +12,12 @@ import { ConsensusStep } from "./step-consensus.ts";
 import { fireClusterChange } from "./step-hooks.ts";
 import { KvSession } from "./step-kv-session.ts";
 import { LeaderDuties, etcdLeaderKv } from "./step-leader.ts";
+import { LinkReporter } from "./step-links.ts";
+import { FailureWatch } from "./failure-watch.ts";
+import { revokeNodeRecord } from "../consensus/registry.ts";
+import { LINKS_PREFIX } from "../consensus/links.ts";
+import { hostAnswers } from "../util/tcp-probe.ts";
+import type { PeerInfo } from "../mesh/yggdrasil/admin.ts";
 import { MeshStep } from "./step-mesh.ts";
 import { Supervisor } from "./supervisor.ts";
 import { applyChange } from "./watch-routing.ts";
@@ -32,12 +38,15 @@ export interface AgentOptions {
   /** Reconcile period once the node is ready; faster while it is converging (see nextInterval). */
   readonly steadyIntervalMs?: number;
   readonly busyIntervalMs?: number;
+  /** Keep this member's link report in the KV (node/step-links.ts); default true. */
+  readonly linkReports?: boolean;
 }
 
 /**
  * The reconcile loop of a member. Each tick runs the steps in order over one NodeState:
  * config view → identity and mesh → consensus (probe → plan → apply) → KV session (client,
- * node record, watch) → on the etcd leader, its duties (voters, eviction). Watched changes
+ * node record, link report on its lease, watch) → on the etcd leader, its duties (voters, eviction);
+ * on every voter, the failure watch (node/failure-watch.ts, between ticks). Watched changes
  * are routed by routeChange and batched into the cluster_change hook. It never deletes state
  * because the cluster is unreachable: it keeps the mesh up from the local cache and retries.
  */
@@ -50,9 +59,11 @@ export class Agent {
   private readonly consensus: ConsensusStep;
   private readonly session: KvSession;
   private readonly leader: LeaderDuties;
+  private readonly links: LinkReporter | undefined;
+  private readonly failures: FailureWatch;
   private lastError?: string;
   private stopped = false;
-  private wake?: () => void;
+  private readonly pause = new TickPause();
   private busyTicks = 0;
 
   constructor(private readonly o: AgentOptions) {
@@ -67,9 +78,33 @@ export class Agent {
       openKv: () => (this.session.client ? etcdConfigKv(this.session.client) : undefined),
     });
     this.hooks = new HookQueue((changes) => fireClusterChange(changes, { mapping: () => this.config.mapping(), installDir: o.installDir, cacheDir: o.cache.root, log }));
-    this.mesh = new MeshStep({ ...ctx, writeShared: (c) => this.config.write(c) });
+    const links = o.linkReports === false ? undefined : new LinkReporter({ log, readPeers: () => this.mesh.peers(), readTreeParent: () => this.mesh.treeParent() });
+    this.links = links;
+    this.mesh = new MeshStep({ ...ctx, writeShared: (c) => this.config.write(c), ...(links ? { onPeers: (peers: PeerInfo[]) => links.observe(peers) } : {}) });
     this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close(), poke });
-    this.session = new KvSession({ ...ctx, config: this.config, version: o.version, startedAt: this.startedAt, onChange: (t, k, v) => applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke }), poke });
+    this.failures = new FailureWatch({
+      log,
+      probe: hostAnswers,
+      revoke: async (publicKey) => {
+        const kv = this.session.client;
+        return kv ? revokeNodeRecord(kv, publicKey) : undefined;
+      },
+      readReports: async () => {
+        const kv = this.session.client;
+        return new Map(kv ? Object.entries(await kv.getAll().prefix(LINKS_PREFIX).strings()) : []);
+      },
+    });
+    this.session = new KvSession({
+      ...ctx,
+      config: this.config,
+      version: o.version,
+      startedAt: this.startedAt,
+      onChange: (t, k, v) => {
+        this.failures.observe(t, k, v);
+        applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke });
+      },
+      poke,
+    });
     this.leader = new LeaderDuties(log, poke);
   }
 
@@ -88,24 +123,17 @@ export class Agent {
       if (this.stopped) break;
       const s = this.state;
       const next = nextInterval(
-        { ready: phaseOf(s) === "ready", leader: s.role === "leader", voterChangePending: s.voterChangePending, busyTicks: this.busyTicks },
+        { ready: phaseOf(s) === "ready", leader: s.role === "leader", voterChangePending: s.voterChangePending, voterDueMs: s.voterDueMs, busyTicks: this.busyTicks },
         { steadyMs: this.o.steadyIntervalMs, busyMs: this.o.busyIntervalMs },
       );
       this.busyTicks = next.busyTicks;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, next.ms);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.pause.wait(next.ms);
     }
   }
 
   /** Reconcile now (SIGUSR1, `members --rejoin`, a watched change). */
   poke(): void {
-    this.wake?.();
+    this.pause.poke();
   }
 
   async stop(): Promise<void> {
@@ -113,6 +141,8 @@ export class Agent {
     this.poke();
     this.hooks.close();
     this.consensus.stop();
+    this.links?.stop();
+    this.failures.stop();
     this.mesh.stop();
     this.config.stop();
     await this.session.stop();
@@ -140,8 +170,11 @@ export class Agent {
     if (!seen) return;
     merge(seen);
     merge(await this.session.register(s, settings));
+    await this.links?.tick({ publicKey: identity.publicKey, major: info.major, lease: this.session.lease });
     await this.session.watch();
     const kv = this.session.client;
+    // Only where this member reports its own links: its report is where the evidence starts.
+    this.failures.follow(kv && (s.role === "leader" || s.role === "voter") && this.links ? { self: identity.publicKey, agentPort: settings.agentPort } : undefined);
     if (kv && s.role === "leader") merge(await this.leader.run(etcdLeaderKv(kv, this.o.node), settings, identity.publicKey, () => this.config.kvCopy, s.voterChangePending));
   }
 

@@ -2,17 +2,26 @@ import { createHash } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { mkdirSync, readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
-import { describeNeighbourProblem, readNeighbours, type Neighbour } from "../mesh/neighbours.ts";
-import { YggdrasilAdmin, changePeers, redial, waitForAdmin } from "../mesh/yggdrasil/admin.ts";
+import { describeNeighbourProblem, memberName, readNeighbours, type Neighbour } from "../mesh/neighbours.ts";
+import { YggdrasilAdmin, changePeers, dialNow, redial, waitForAdmin, type PeerInfo } from "../mesh/yggdrasil/admin.ts";
 import { configHash, peerProblem, peerUri, renderConfig, type PeerSpec } from "../mesh/yggdrasil/config.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
+import { meshPassword } from "../mesh/yggdrasil/password.ts";
 import type { YggdrasilInfo } from "../mesh/yggdrasil/version.ts";
 import type { FlatMapping } from "../config/flatten.ts";
 import type { Logger } from "../util/log.ts";
 import { errorMessage } from "../util/errors.ts";
+import { hostAnswers } from "../util/tcp-probe.ts";
 import type { NodePaths } from "./paths.ts";
 import type { Supervisor } from "./supervisor.ts";
 import { AllowedKeysRefresh } from "./allowed-refresh.ts";
+import { LINK_WATCH, LinkWatchdog } from "./link-watchdog.ts";
+import { AddressWatch } from "./address-watch.ts";
+import { MovedNoticeListener, announceMove, destroySockets, localEndFilter } from "./moved-notice.ts";
+import { DialBackListener, requestDialBack, staleDialBacks, type DialedBack } from "./dial-back.ts";
+import { addressForKey } from "../mesh/yggdrasil/address.ts";
+import { withConfiguredKeys } from "./link-report.ts";
+import type { ServiceSpec } from "./supervisor.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 
@@ -142,6 +151,30 @@ export class MeshService {
   private timer: NodeJS.Timeout | undefined;
   private readonly lastDial = new Map<string, number>();
   private readonly admin: YggdrasilAdmin;
+  private readonly watchdog = new LinkWatchdog();
+  private readonly addressWatch: AddressWatch;
+  /** The agent liveness port the link watchdog probes peers on (the cluster's meshnet/agent/port). */
+  private probePort: number | undefined;
+  private lastProbe = 0;
+  private probing = false;
+  /** What getPeers said at the last look. */
+  private lastPeers: readonly PeerInfo[] = [];
+  /** Where yggdrasil listens for peerings (the cluster's meshnet/yggdrasil/port), once ensured. */
+  private listenPort: number | undefined;
+  /** Moved notices from peers whose address changed (moved-notice.ts), on the probe port's number. */
+  private readonly notices: MovedNoticeListener;
+  /** Dial-back requests from neighbours that moved (dial-back.ts), on the Yggdrasil port's number. */
+  private readonly dialBack: DialBackListener;
+  /** Peerings dialled on dial-back requests, by URI, until staleDialBacks says they may go. */
+  private readonly dialedBack = new Map<string, DialedBack>();
+  /** The cluster's mesh password as last ensured (0.5), for the peerings dialled back. */
+  private password: string | undefined;
+  /** Where the neighbours (not this node, not left) are dialled, as last ensured: where dial-back requests go. */
+  private neighbourEnds: readonly { host: string; port: number }[] = [];
+  /** The yggdrasil service as last ensured, for a restart by the link watchdog. */
+  private lastSpec: ServiceSpec | undefined;
+  /** Told what getPeers said at each look (the link report: node/step-links.ts). */
+  private peersListener: ((peers: PeerInfo[]) => void) | undefined;
 
   constructor(
     private readonly paths: NodePaths,
@@ -152,6 +185,90 @@ export class MeshService {
     private readonly minRestartIntervalMs = 3000,
   ) {
     this.admin = new YggdrasilAdmin(paths.yggdrasilSocket, info.major, { timeoutMs: 2000 });
+    this.addressWatch = new AddressWatch(() => void this.addressesChanged(), log);
+    this.notices = new MovedNoticeListener(() => this.admin.getPeers(), log);
+    this.dialBack = new DialBackListener(
+      {
+        wants: (key) => this.desired.some((p) => p.publicKey === key),
+        dial: async (key, host, port) => {
+          const uri = peerUri({ host, port, publicKey: key, ...(this.password === undefined ? {} : { password: this.password }) });
+          await dialNow(this.admin, uri);
+          this.dialedBack.set(uri, { uri, publicKey: key, at: Date.now() });
+        },
+      },
+      log,
+    );
+  }
+
+  /**
+   * This machine's addresses changed (address-watch.ts), between the agent's ticks: an address
+   * that went away takes the peerings bound to it along, so they are made again at once from
+   * what is left — on 0.5 by removing and adding each outbound peering (yggdrasil keeps running,
+   * so connections over the mesh keep their sessions), on 0.4 by restarting yggdrasil (the rule
+   * ensure() applies at a tick); a new address alone gets every peer that is down dialled now.
+   * Never throws.
+   */
+  private async addressesChanged(): Promise<void> {
+    const now = localAddresses();
+    const before = this.lastAddresses;
+    this.lastAddresses = now;
+    if (before === undefined || !this.lastSpec || !this.supervisor.isRunning(YGGDRASIL_SERVICE)) return;
+    const gone = [...before].filter((a) => !now.has(a));
+    try {
+      const from = now.size > 0 ? [...now].join(", ") : "the next one";
+      if (gone.length > 0 && this.admin.supportsLivePeerChanges) {
+        // 0.5 closes a peering on removePeer: every outbound one is made again from the new
+        // address, and the process (its sessions, so open connections over the mesh) stays.
+        // The peerings others made to the gone address are dead too, but yggdrasil would keep
+        // sending into them until its timeout: they are closed here, and the peers told.
+        this.log.info(`local address ${gone.join(", ")} went away: re-peering from ${from}`);
+        const listenPort = this.listenPort;
+        if (listenPort !== undefined) for (const a of gone) await destroySockets(localEndFilter(a, listenPort), this.log);
+        for (const p of this.desired) await redial(this.admin, peerUri(p)).catch((e: unknown) => this.log.debug(`yggdrasil re-peer: ${errorMessage(e)}`));
+        this.lastDial.clear();
+        this.tellPeersWeMoved(gone);
+        this.askDialBack();
+        return;
+      }
+      if (gone.length > 0) {
+        // 0.4 keeps a peering bound to a gone address until it times out: start over.
+        this.log.info(`local address ${gone.join(", ")} went away: restarting yggdrasil to re-peer from ${from}`);
+        await this.supervisor.ensure(this.lastSpec, { restart: true });
+        this.lastRestart = Date.now();
+        await waitForAdmin(this.paths.yggdrasilSocket, this.info.major, 10_000);
+      } else if ([...now].some((a) => !before.has(a))) {
+        this.lastDial.clear();
+      }
+      if (this.desired.length > 0) await this.syncPeers(this.desired);
+      if (gone.length > 0) {
+        this.tellPeersWeMoved(gone);
+        this.askDialBack();
+      }
+    } catch (e) {
+      this.log.warn(`re-peering after an address change: ${errorMessage(e)}`);
+    }
+  }
+
+  /**
+   * Sends the moved notice (moved-notice.ts) for `gone` to every peer this node was linked to
+   * or dials, in the background over the next seconds. Never throws.
+   */
+  private tellPeersWeMoved(gone: readonly string[]): void {
+    const port = this.probePort;
+    if (port === undefined) return;
+    const targets = [...this.lastPeers.filter((p) => p.address).map((p) => p.address), ...this.desired.map((p) => addressForKey(p.publicKey))];
+    void announceMove(targets, port, gone, this.log).catch((e: unknown) => this.log.debug(`moved notice: ${errorMessage(e)}`));
+  }
+
+  /**
+   * Asks every neighbour to dial this node at its new address (dial-back.ts), in the background
+   * over the next seconds: those whose Yggdrasil predates this node's key refuse it when it
+   * dials in. Never throws.
+   */
+  private askDialBack(): void {
+    const port = this.listenPort;
+    if (port === undefined) return;
+    void requestDialBack(this.neighbourEnds, this.identity, port, this.log).catch((e: unknown) => this.log.debug(`dial-back request: ${errorMessage(e)}`));
   }
 
   private lastAddresses: Set<string> | undefined;
@@ -170,10 +287,24 @@ export class MeshService {
     this.warned = new Set(problems);
   }
 
-  async ensure(mapping: FlatMapping, listenPort: number): Promise<{ started: boolean }> {
-    const { neighbours, peers, problems } = planPeers(mapping, this.identity.publicKey);
+  /**
+   * Keeps yggdrasil running as `mapping` and `listenPort` say (see the class comment);
+   * `probePort`, when given, is where the link watchdog (node/link-watchdog.ts) probes peers.
+   */
+  async ensure(mapping: FlatMapping, listenPort: number, probePort?: number): Promise<{ started: boolean }> {
+    if (probePort !== undefined) this.probePort = probePort;
+    this.listenPort = listenPort;
+    const planned = planPeers(mapping, this.identity.publicKey);
+    const { neighbours, problems } = planned;
     this.warnOnce(problems);
+    // The cluster's mesh password (0.5: every link's handshake carries it; 0.4 has none).
+    const password = this.info.major === "0.5" ? meshPassword(mapping) : undefined;
+    this.password = password;
+    const withPassword = (ps: readonly PeerSpec[]): PeerSpec[] => (password === undefined ? [...ps] : ps.map((p) => ({ ...p, password })));
+    const peers = withPassword(planned.peers);
     const active = neighbours.filter((n) => !n.left);
+    this.neighbourEnds = active.filter((n) => n.publicKey !== this.identity.publicKey && n.host !== undefined).map((n) => ({ host: n.host as string, port: n.yggdrasilPort }));
+    await this.dialBack.ensure(listenPort);
     const allowed = active.map((n) => n.publicKey);
     const common = {
       major: this.info.major,
@@ -182,8 +313,10 @@ export class MeshService {
       listenPort,
       allowedPublicKeys: allowed,
       adminSocket: this.paths.yggdrasilSocket,
+      ...(password === undefined ? {} : { password }),
     };
-    const text = renderConfig({ ...common, peers });
+    // renderConfig adds the password to the peers itself.
+    const text = renderConfig({ ...common, peers: planned.peers });
     // Neither peers nor allowed keys are part of the restart hash: see needsAllowedRestart.
     const restartHash = configHash(renderConfig({ ...common, peers: [], allowedPublicKeys: [] }));
     mkdirSync(this.paths.yggdrasilDir, { recursive: true, mode: 0o700 });
@@ -207,11 +340,19 @@ export class MeshService {
     this.lastAddresses = addresses;
     if (moved && running) this.log.info("a local address went away: restarting yggdrasil to re-peer from the new one");
     // A new neighbour that stays unconnected can only come in itself: see AllowedKeysRefresh.
-    const candidates = dialCandidates(neighbours, this.identity.publicKey);
+    const candidates = withPassword(dialCandidates(neighbours, this.identity.publicKey));
     const links = this.widened ? candidates : peers;
     const missing = allowed.filter((k) => k !== this.identity.publicKey && !runningAllowed.includes(k));
-    const lockedOut = this.allowedRefresh.due({ missing, connected: this.connected, links: links.map((p) => p.publicKey), running });
-    if (lockedOut && running) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
+    // Which peers are up, asked now rather than taken from the peer loop's last look: a restart
+    // drops every link, so it must never follow from a stale view (yggdrasil restarted for keys
+    // whose links were in fact up, at the moment another member restarted, left links that
+    // carried nothing). When yggdrasil does not answer, no restart is decided on this tick.
+    const fresh = running && missing.length > 0 ? await this.admin.getPeers().catch(() => undefined) : undefined;
+    if (fresh) this.connected = new Set(fresh.filter((p) => p.up && p.publicKey).map((p) => p.publicKey));
+    // A restart the interval below would put off is not counted, so the next tick decides again.
+    const canRestart = running && Date.now() - this.lastRestart >= this.minRestartIntervalMs;
+    const lockedOut = (!running || missing.length === 0 || fresh !== undefined) && this.allowedRefresh.due({ missing, connected: this.connected, links: links.map((p) => p.publicKey), running: canRestart });
+    if (lockedOut && canRestart) this.log.info(`${missing.length} neighbour key(s) not connected and not allowed in yet: restarting yggdrasil to let them dial in`);
     const allowedChanged = running && (needsAllowedRestart(runningAllowed, active, this.identity.publicKey) || moved || lockedOut);
     const needsRestart = running && (runningHash !== restartHash || allowedChanged);
     if (needsRestart && Date.now() - this.lastRestart < this.minRestartIntervalMs) {
@@ -219,13 +360,14 @@ export class MeshService {
       this.lastAddresses = previousAddresses;
       return { started: false };
     }
-    const outcome = await this.supervisor.ensure({
+    this.lastSpec = {
       name: YGGDRASIL_SERVICE,
       command: this.info.binary,
       args: ["-useconffile", this.paths.yggdrasilConfig, "-logto", "stdout"],
       configHash: restartHash,
       meta: { allowed: [...allowed].sort() },
-    }, { restart: allowedChanged });
+    };
+    const outcome = await this.supervisor.ensure(this.lastSpec, { restart: allowedChanged });
     if (outcome !== "running") {
       this.lastRestart = Date.now();
       this.log.info(`yggdrasil ${outcome} (${this.info.major}, ${peers.length} peer(s), ${allowed.length} allowed key(s))`);
@@ -250,19 +392,44 @@ export class MeshService {
    */
   startPeerLoop(intervalMs = 1000): void {
     if (this.timer) return;
+    this.addressWatch.start();
     this.timer = setInterval(() => {
       if (this.syncing || this.desired.length === 0 || !this.supervisor.isRunning(YGGDRASIL_SERVICE)) return;
       this.syncing = true;
       void this.syncPeers(this.desired).finally(() => {
         this.syncing = false;
       });
+      if (!this.probing && this.probePort !== undefined && Date.now() - this.lastProbe >= LINK_WATCH.probeEveryMs) {
+        this.probing = true;
+        this.lastProbe = Date.now();
+        void this.watchLinks(this.probePort).finally(() => {
+          this.probing = false;
+        });
+      }
     }, intervalMs);
     this.timer.unref();
   }
 
   stopPeerLoop(): void {
+    this.addressWatch.stop();
+    this.notices.stop();
+    this.dialBack.stop();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * Removes from Yggdrasil's configured peers the dialled-back peerings staleDialBacks names (on
+   * 0.5; 0.4 cannot remove a peer live, and its next restart forgets them). Never throws.
+   */
+  private async forgetStaleDialBacks(current: readonly PeerInfo[], wanted: ReadonlySet<string>): Promise<void> {
+    if (this.dialedBack.size === 0) return;
+    const wantsKey = (k: string) => this.desired.some((p) => p.publicKey === k);
+    for (const d of staleDialBacks([...this.dialedBack.values()], current, wanted, wantsKey, Date.now())) {
+      this.dialedBack.delete(d.uri);
+      if (!this.admin.supportsLivePeerChanges) continue;
+      await this.admin.removePeer(d.uri).catch((e: unknown) => this.log.debug(`yggdrasil: forgetting the dialled-back ${d.uri}: ${errorMessage(e)}`));
+    }
   }
 
   /** Dial configured peers that are not connected; drop peers that are no longer neighbours. */
@@ -274,6 +441,9 @@ export class MeshService {
       this.log.debug(`yggdrasil admin: ${errorMessage(e)}`);
       return;
     }
+    this.lastPeers = current;
+    // Down peerings named by the key they were configured with (0.5 lists them without one).
+    this.peersListener?.(withConfiguredKeys(current, peers));
     const wanted = new Map(peers.map((p) => [peerUri(p), p]));
     const connectedKeys = new Set(current.filter((p) => p.up && p.publicKey).map((p) => p.publicKey));
     this.connected = connectedKeys;
@@ -284,11 +454,13 @@ export class MeshService {
       if (now - (this.lastDial.get(uri) ?? 0) < 2000) continue;
       this.lastDial.set(uri, now);
       try {
-        await redial(this.admin, uri);
+        // Never a remove-and-add here: that would cut a connection still being made.
+        await dialNow(this.admin, uri);
       } catch (e) {
         this.log.debug(`yggdrasil redial ${uri}: ${errorMessage(e)}`);
       }
     }
+    await this.forgetStaleDialBacks(current, new Set(wanted.keys()));
     // Only outbound peers we configured can be removed; inbound ones are governed by AllowedPublicKeys.
     const wantedKeys = new Set(peers.map((p) => p.publicKey));
     const remove = current
@@ -304,7 +476,66 @@ export class MeshService {
     }
   }
 
-  async peers() {
-    return this.admin.getPeers();
+  /**
+   * One round of the link watchdog (node/link-watchdog.ts): every peer with a link up is probed
+   * over the mesh on `port`; a peer linked but unreachable is re-peered, and yggdrasil restarted
+   * when no linked peer is reachable, as LinkWatchdog decides. Never throws.
+   */
+  private async watchLinks(port: number): Promise<void> {
+    const linked = new Map<string, string>();
+    for (const p of this.lastPeers) if (p.up && p.publicKey && p.address) linked.set(p.publicKey, p.address);
+    const round = new Map<string, boolean>();
+    await Promise.all([...linked].map(async ([key, address]) => round.set(key, await hostAnswers(address, port, LINK_WATCH.timeoutMs))));
+    const verdict = this.watchdog.judge(round, Date.now());
+    if (verdict.restart && this.lastSpec && this.supervisor.isRunning(YGGDRASIL_SERVICE)) {
+      this.log.warn(`none of the ${round.size} peer(s) linked to this node has answered over the mesh for ${LINK_WATCH.restartAfterMs / 1000} s: restarting yggdrasil`);
+      try {
+        await this.supervisor.ensure(this.lastSpec, { restart: true });
+        this.lastRestart = Date.now();
+        await waitForAdmin(this.paths.yggdrasilSocket, this.info.major, 10_000);
+      } catch (e) {
+        this.log.warn(`restarting yggdrasil: ${errorMessage(e)}`);
+      }
+      return;
+    }
+    for (const key of verdict.repeer) {
+      this.log.warn(`${memberName(key)} is linked to this node but has not answered over the mesh for ${LINK_WATCH.repeerAfterMs / 1000} s: re-peering it`);
+      // The peering as configured (with the password, if any), else as getPeers shows it.
+      const spec = this.desired.find((p) => p.publicKey === key);
+      const uris = spec ? [peerUri(spec)] : this.lastPeers.filter((p) => p.publicKey === key && p.inbound === false).map((p) => uriOfRemote(p.remote, key));
+      for (const uri of new Set(uris)) {
+        try {
+          await redial(this.admin, uri);
+        } catch (e) {
+          this.log.debug(`yggdrasil re-peer ${uri}: ${errorMessage(e)}`);
+        }
+      }
+    }
+  }
+
+  /** getPeers now, down peerings named by the key they were configured with (see withConfiguredKeys). */
+  async peers(): Promise<PeerInfo[]> {
+    return withConfiguredKeys(await this.admin.getPeers(), this.desired);
+  }
+
+  /** `listener` is told what getPeers said at each look of the peer loop (every second while it has peers to keep). */
+  watchPeers(listener: (peers: PeerInfo[]) => void): void {
+    this.peersListener = listener;
+  }
+
+  /**
+   * 0.5: this node's parent in Yggdrasil's spanning tree (its own key when it is the root);
+   * undefined on 0.4, which has none to ask for, or when this node is not in its own tree yet.
+   * @throws YggdrasilAdminError when yggdrasil does not answer.
+   */
+  async treeParent(): Promise<string | undefined> {
+    if (this.info.major !== "0.5") return undefined;
+    const self = this.identity.publicKey.toLowerCase();
+    return (await this.admin.getTree()).find((e) => e.publicKey === self)?.parent;
+  }
+
+  /** Receives peers' moved notices on [meshAddress]:port (moved-notice.ts). Never throws. */
+  async listenForNotices(meshAddress: string, port: number): Promise<void> {
+    await this.notices.ensure(meshAddress, port);
   }
 }

@@ -71,6 +71,8 @@ export interface RecordFacts {
   readonly hostname: string;
   /** raptiformica's version on the node. */
   readonly version: string;
+  /** Built-in job labels (node/labels.ts). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -89,5 +91,6 @@ export function selfRecord(self: Omit<SelfFacts, "yggdrasilPort">, advertised: A
     hostname: facts.hostname,
     version: facts.version,
     yggdrasilMajor: self.info.major,
+    ...(facts.labels ? { labels: facts.labels } : {}),
   };
 }

@@ -180,7 +180,10 @@ export class ConsensusStep {
           // `recover`: once, etcd rewrites its membership to itself alone, keeping its data.
           this.d.closeKv();
           const spec = this.etcdSpec([...args, "--force-new-cluster"], identity, settings);
-          await sup.ensure({ ...spec, configHash: `${spec.configHash}|force-new-cluster` }, { restart: true });
+          // Recorded under the usual config's hash: the flag acts at start only, so the next tick
+          // must not restart etcd once more without it (that second restart, right after recover
+          // saw etcd answer, refused the user's next write).
+          await sup.ensure({ ...spec, configHash: this.etcdSpec(args, identity, settings).configHash }, { restart: true });
           rmSync(flag, { force: true });
           log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
           return { role: "voter", consensusNote: "recovered" };

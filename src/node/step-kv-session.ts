@@ -7,9 +7,10 @@ import { seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
 import { NodeRegistration } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
 import { readAdvertised } from "./advertised.ts";
+import { builtInLabels } from "./labels.ts";
 import { selfRecord } from "./self.ts";
 import { errorMessage } from "../util/errors.ts";
-import { ETCD_SERVICE, PROXY_SERVICE, displayName, type NodeState, type StepContext } from "./agent-state.ts";
+import { ETCD_SERVICE, PROXY_SERVICE, displayName, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ConfigView } from "./config-view.ts";
 
 export interface KvSessionDeps extends StepContext {
@@ -20,6 +21,19 @@ export interface KvSessionDeps extends StepContext {
   readonly onChange: (type: "put" | "delete", key: string, value?: string) => void;
   /** Reconcile again now. */
   readonly poke: () => void;
+}
+
+/**
+ * Where this node's KV client connects (client URLs): its own etcd or grpc-proxy on
+ * 127.0.0.1, except while it is a learner — a learner cannot serve reads, writes or leases —
+ * then the voters, less those whose node record is gone (`recordGone`: mesh addresses), unless
+ * that leaves none. A learner is most often the replacement of a voter whose record just went:
+ * its keep-alives must not wait on that dead voter, or its own record lapses too.
+ */
+export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "recordGone">, clientPort: number): string[] {
+  if (s.role !== "learner" || s.voterEndpoints.length === 0) return [clientUrl("127.0.0.1", clientPort)];
+  const live = s.voterEndpoints.filter((e) => !s.recordGone.has(hostOfUrl(e)));
+  return [...(live.length > 0 ? live : s.voterEndpoints)];
 }
 
 /**
@@ -44,6 +58,11 @@ export class KvSession {
 
   get seeded(): boolean {
     return this.seededOnce;
+  }
+
+  /** The node record's registration, for keys that live on its lease (link reports); undefined before the first `register`. */
+  get lease(): NodeRegistration | undefined {
+    return this.registration;
   }
 
   close(): void {
@@ -79,9 +98,7 @@ export class KvSession {
       this.close();
       return undefined;
     }
-    // A learner cannot serve reads, writes or leases: while this node is one, talk to the voters.
-    let endpoints: readonly string[] = [clientUrl("127.0.0.1", settings.clientPort)];
-    if (s.role === "learner" && s.voterEndpoints.length > 0) endpoints = s.voterEndpoints;
+    const endpoints = kvEndpoints(s, settings.clientPort);
     const target = endpoints.join(",");
     if (this.kv && this.target !== target) this.close();
     if (!this.kv) {
@@ -119,9 +136,10 @@ export class KvSession {
       startedAt: this.d.startedAt,
       hostname: hostname(),
       version: this.d.version,
+      labels: builtInLabels(),
     });
     await this.replayPending(kv);
-    this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds);
+    this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds, Date.now, () => this.d.poke());
     await this.registration.ensure(record, 3000);
     return { registered: true };
   }

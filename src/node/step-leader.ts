@@ -58,10 +58,17 @@ export class LeaderDuties {
   }
 
   /** Voters, then eviction; returns whether a voter change is under way. Failures are logged, never thrown. */
-  async run(kv: LeaderKv, settings: ClusterSettings, self: string, kvCopy: () => FlatMapping | undefined, pending: boolean): Promise<{ voterChangePending: boolean }> {
+  async run(kv: LeaderKv, settings: ClusterSettings, self: string, kvCopy: () => FlatMapping | undefined, pending: boolean): Promise<{ voterChangePending: boolean; voterDueMs: number | undefined }> {
     const voterChangePending = await this.manageVoters(kv, settings, pending);
     await this.manageGone(kv, settings, self, kvCopy);
-    return { voterChangePending };
+    return { voterChangePending, voterDueMs: this.voterDueMs(settings) };
+  }
+
+  /** ms until the first grace period of a voter without a record ends (undefined: none is running). */
+  private voterDueMs(settings: ClusterSettings): number | undefined {
+    const now = this.now();
+    const left = [...this.voterGoneSince.values()].map((since) => settings.deadVoterGraceSeconds * 1000 - (now - since)).filter((ms) => ms > 0);
+    return left.length > 0 ? Math.min(...left) : undefined;
   }
 
   private async manageVoters(kv: LeaderKv, settings: ClusterSettings, pending: boolean): Promise<boolean> {

@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, wri
 import { join } from "node:path";
 import { setPriority } from "node:os";
 import { waitUntil } from "../util/wait.ts";
+import { processStart, sameProcess } from "./process-identity.ts";
 
 /** A long-running child the agent keeps alive. */
 export interface ServiceSpec {
@@ -36,25 +37,6 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/**
- * When a process started, as `<boot id>/<clock ticks since boot>` (/proc/sys/kernel/random/boot_id
- * and field 22 of /proc/<pid>/stat), and its state (field 3). The start names one process for
- * its whole life: it survives exec (a wrapper that execs the daemon), and a pid handed out again
- * later — by this boot or the next — comes with another one. Undefined when /proc cannot tell.
- */
-function processStart(pid: number): { start: string; state: string } | undefined {
-  try {
-    const bootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) is in parentheses and may itself contain ") ".
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const [state, ticks] = [fields[0], fields[19]];
-    return bootId && state && ticks ? { start: `${bootId}/${ticks}`, state } : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -100,8 +82,7 @@ export class Supervisor {
       // same boot), and not a zombie waiting to be reaped. Pidfiles written before start times
       // were kept: the command line must still name the command.
       if (r.processStart !== undefined) {
-        const p = processStart(r.pid);
-        return p && p.start === r.processStart && p.state !== "Z" && p.state !== "X" ? r : undefined;
+        return sameProcess(r.processStart, processStart(r.pid)) ? r : undefined;
       }
       const cmd = cmdlineOf(r.pid);
       return cmd !== undefined && cmd.includes(r.command) ? r : undefined;

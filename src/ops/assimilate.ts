@@ -1,9 +1,9 @@
 import { KEY_ROOT, type FlatMapping } from "../config/flatten.ts";
 import type { ClusterId } from "../consensus/cluster-id.ts";
-import { UserError } from "../util/errors.ts";
+import { ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE, UserError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { Cluster } from "./cluster/cluster.ts";
-import { MemberCli } from "./cluster/member-cli.ts";
+import { lastLines, MemberCli } from "./cluster/member-cli.ts";
 import { ViaMember } from "./cluster/via-member.ts";
 import { NoMemberAnswered } from "./via-member.ts";
 import type { NodeChannel } from "./cluster/node-channel.ts";
@@ -63,15 +63,34 @@ export async function enlist(e: Enlistment): Promise<IdentityAnswer> {
   return id;
 }
 
+/** How often, and how far apart, the instance id is written again while the new member's KV does not answer. */
+export const UUID_WRITE_TRIES = 4;
+export const UUID_WRITE_PAUSE_MS = 2000;
+
 /**
  * The node starts its agent and joins (`mesh`, bounded by 300 s), then records its instance id
- * in its own neighbour entry when it has one. Throws a UserError naming the node when either
- * command fails there.
+ * in its own neighbour entry when it has one. That write is the new member's first through its
+ * own KV endpoint, seconds after it joined: while that endpoint does not answer (exit
+ * EXIT_CLUSTER_UNAVAILABLE: its grpc-proxy restarting as it learns its upstreams, a learner
+ * not promoted yet) it is made again, {@link UUID_WRITE_TRIES} times in all, `pauseMs` apart
+ * (CI saw one spawn fail on this write, 12 s into the member's first join).
+ * Throws a UserError naming the node when `mesh` fails there, or the write fails otherwise or
+ * every time.
  */
-export async function meshIn(channel: NodeChannel, publicKey: string, o: MeshOptions): Promise<void> {
+export async function meshIn(channel: NodeChannel, publicKey: string, o: MeshOptions, pauseMs = UUID_WRITE_PAUSE_MS): Promise<void> {
   const node = new MemberCli(channel);
   await node.ok(["mesh", ...(o.afterMesh ? [] : ["--no-after-mesh"])], 300_000);
-  if (o.uuid) await node.ok(["config", "set", `${KEY_ROOT}/meshnet/neighbours/${publicKey}/uuid`, o.uuid]);
+  if (!o.uuid) return;
+  const argv = ["config", "set", `${KEY_ROOT}/meshnet/neighbours/${publicKey}/uuid`, o.uuid];
+  for (let attempt = 1; ; attempt++) {
+    const out = await node.run(argv, 120_000);
+    if (out.exitCode === 0) return;
+    if (out.exitCode !== EXIT_CLUSTER_UNAVAILABLE || attempt >= UUID_WRITE_TRIES) {
+      const tries = attempt > 1 ? ` (${attempt} tries, ${pauseMs / 1000} s apart)` : "";
+      throw new UserError(`\`raptiformica ${argv.join(" ")}\` failed on ${node.who}${tries} (exit ${out.exitCode}): ${lastLines(out.stderr)}`);
+    }
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
 }
 
 /**
@@ -136,7 +155,8 @@ export function registerViaMembers(members: readonly NodeChannel[], o: ViaMember
         if (e instanceof NoMemberAnswered) {
           tried.push(...e.tried);
           other ||= e.other !== undefined;
-        } else if (e instanceof UserError) {
+        } else if (e instanceof UserError || e instanceof ClusterUnavailable) {
+          // A member whose etcd did not answer is passed over like one that refused.
           tried.push(`${member.who}: ${e.message}`);
         } else {
           throw e;

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
+import { HostsFile, hostsFilePath } from "../node/hosts-file.ts";
 import { basename, dirname, join, relative } from "node:path";
 import { allInstances } from "../compute/instance.ts";
 import { removeOwnedState, requireOwnedCacheDir, type LeftInCache } from "../config/cache-owner.ts";
@@ -9,6 +10,7 @@ import { peerUrl } from "../consensus/etcd-args.ts";
 import { neighbourPrefix } from "../mesh/neighbours.ts";
 import { ETCD_SERVICE, PROXY_SERVICE } from "../node/agent.ts";
 import { runningAgent } from "../node/agent-lock.ts";
+import { stopKeeper } from "../node/agent-keeper.ts";
 import { YGGDRASIL_SERVICE } from "../node/mesh-service.ts";
 import type { NodePaths } from "../node/paths.ts";
 import { SharedConfig } from "../node/shared-config.ts";
@@ -20,12 +22,14 @@ import { waitUntil } from "../util/wait.ts";
 import type { Logger } from "../util/log.ts";
 import { isMember } from "./cluster/member.ts";
 
+/** The keeper first (it stops the agent it started), so nothing starts the agent again; then any agent left. */
 async function stopAgent(node: NodePaths): Promise<void> {
-  const pid = runningAgent(node.agentPid);
+  await stopKeeper(node);
+  const pid = runningAgent(node);
   if (pid === undefined) return;
   process.kill(pid, "SIGTERM");
-  await waitUntil(() => runningAgent(node.agentPid) === undefined, { timeoutMs: 5000, intervalMs: 50 });
-  if (runningAgent(node.agentPid) !== undefined) process.kill(pid, "SIGKILL");
+  await waitUntil(() => runningAgent(node) === undefined, { timeoutMs: 5000, intervalMs: 50 });
+  if (runningAgent(node) !== undefined) process.kill(pid, "SIGKILL");
 }
 
 /**
@@ -64,6 +68,8 @@ export async function cleanNode(cache: CachePaths, node: NodePaths, local: Local
   const status = readStatus(node.status);
   // The agent first: running, it would re-register this node over the `left` mark.
   await stopAgent(node);
+  // The member names the agent kept in /etc/hosts go with it.
+  if (status?.publicKey) new HostsFile(hostsFilePath(), log).remove();
   if (status?.publicKey && isMember({ node })) {
     const shared = await SharedConfig.open(local, node, log);
     try {

@@ -32,7 +32,7 @@ export async function registerNeighbour(ctx: Context, r: NeighbourRegistration):
     const { mapping } = await shared.snapshot();
     const port = r.yggdrasilPort ?? clusterSettings(mapping).yggdrasilPort;
     const after = await shared.update((m) => withRegisteredNeighbour(m, { publicKey: r.publicKey, host, sshPort: r.sshPort, yggdrasilPort: port }));
-    pokeAgent(ctx.node.agentPid);
+    pokeAgent(ctx.node);
     return { mapping: after, inCluster: shared.isCluster };
   } finally {
     shared.close();

@@ -44,10 +44,11 @@ function roleOf(meshAddress: string, peerPort: number, members: readonly EtcdMem
 /**
  * The cluster as the KV sees it: neighbours joined with the live node records (alive = a record
  * exists, failed = none, left = left on purpose) and the etcd member list for roles; and the
- * problems to act on (keys no config can hold, bad cluster settings in the KV, etcd alarms).
+ * problems to act on (keys no config can hold, bad cluster settings in the KV, etcd alarms);
+ * and the node records the rows were made from (versions, hostnames: what the map shows besides).
  * @throws ClusterUnavailable when the KV (config, node records, leader, member list) does not answer in time.
  */
-export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[] }> {
+export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.now()): Promise<{ rows: MemberRow[]; problems: ClusterProblem[]; records: NodeRecord[] }> {
   const [{ mapping, unusable }, records, status] = await Promise.all([readKvConfig(client, 3000), readNodeRecords(client, 3000), leaderOf(client, 3000)]);
   // A bad value in the KV must not keep `members` from answering: show it instead.
   const { settings, problems: bad } = resolveSettings(mapping);
@@ -62,39 +63,52 @@ export async function clusterMembers(client: Etcd3, tls: TlsFiles, now = Date.no
   ]);
   if (typeof alarms === "string") problems.push({ kind: "unchecked", subject: "alarms", message: `Could not ask etcd for its alarms (${alarms}); run \`raptiformica members\` again.` });
   else problems.push(...alarmProblems(alarms.alarms, members, alarms.revision, clientPort));
+  const rows: MemberRow[] = memberStatuses(mapping, records).map(({ record: rec, ...m }) => {
+    const role = roleOf(m.meshAddress, peerPort, members, status.leader, rec);
+    return { ...m, ...(role ? { role } : {}), ...(rec ? { uptimeSeconds: Math.max(0, Math.round((now - rec.startedAt) / 1000)) } : {}) };
+  });
+  return { rows, problems, records };
+}
+
+/** A member by name and status, as `members` shows it, with its live node record when it has one. */
+export interface MemberStatusRow {
+  readonly name: string;
+  readonly publicKey: string;
+  readonly meshAddress: string;
+  readonly host?: string;
+  readonly status: MemberStatus;
+  readonly record?: NodeRecord;
+}
+
+/**
+ * The members of the cluster by name and status: every neighbour of `mapping` joined with the
+ * live node records (alive = a record, failed = none, left = left on purpose), then records of
+ * nodes no neighbour entry names (alive). A member's name is the one its record gives, else its
+ * neighbour entry's, else the first 16 hex digits of its key. Sorted by name, then key. The one
+ * rule `members` and `links` name members by. Pure; throws nothing.
+ */
+export function memberStatuses(mapping: FlatMapping, records: readonly NodeRecord[]): MemberStatusRow[] {
   const byKey = new Map(records.map((r) => [r.publicKey, r]));
-  const rows: MemberRow[] = [];
+  const rows: MemberStatusRow[] = [];
   const seen = new Set<string>();
   for (const n of parseNeighbours(mapping)) {
     seen.add(n.publicKey);
     const rec = byKey.get(n.publicKey);
-    const status2: MemberStatus = n.left ? "left" : rec ? "alive" : "failed";
-    const role = roleOf(n.meshAddress, peerPort, members, status.leader, rec);
     rows.push({
       name: rec?.name ?? n.name ?? memberName(n.publicKey),
       publicKey: n.publicKey,
       meshAddress: n.meshAddress,
       ...(n.host ? { host: n.host } : {}),
-      status: status2,
-      ...(role ? { role } : {}),
-      ...(rec ? { uptimeSeconds: Math.max(0, Math.round((now - rec.startedAt) / 1000)) } : {}),
+      status: n.left ? "left" : rec ? "alive" : "failed",
+      ...(rec ? { record: rec } : {}),
     });
   }
   for (const rec of records) {
     if (seen.has(rec.publicKey)) continue;
-    const role = roleOf(rec.meshAddress, peerPort, members, status.leader, rec);
-    rows.push({
-      name: rec.name,
-      publicKey: rec.publicKey,
-      meshAddress: rec.meshAddress,
-      ...(rec.host ? { host: rec.host } : {}),
-      status: "alive",
-      ...(role ? { role } : {}),
-      uptimeSeconds: Math.max(0, Math.round((now - rec.startedAt) / 1000)),
-    });
+    seen.add(rec.publicKey);
+    rows.push({ name: rec.name, publicKey: rec.publicKey, meshAddress: rec.meshAddress, ...(rec.host ? { host: rec.host } : {}), status: "alive", record: rec });
   }
-  rows.sort((a, b) => a.name.localeCompare(b.name) || a.publicKey.localeCompare(b.publicKey));
-  return { rows, problems };
+  return rows.sort((a, b) => a.name.localeCompare(b.name) || a.publicKey.localeCompare(b.publicKey));
 }
 
 /**

@@ -47,7 +47,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   const { mapping } = ctx.config.snapshot();
   const { clientPort } = memberSettings(mapping, ctx.node);
   const here = clientUrl("127.0.0.1", clientPort);
-  if (runningAgent(ctx.node.agentPid) === undefined) await ensureAgent(ctx.paths);
+  if (runningAgent(ctx.node) === undefined) await ensureAgent(ctx.paths);
 
   const local = openClient([here], ctx.node, 1500);
   // Any failure of the read (timeout, no leader) is what recover is for.
@@ -76,7 +76,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
 
   mkdirSync(ctx.node.runDir, { recursive: true, mode: 0o700 });
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
-  pokeAgent(ctx.node.agentPid);
+  pokeAgent(ctx.node);
   let last = "";
   // The agent removes the marker once it restarted etcd; then etcd must answer a read.
   const back = await waitUntil(

@@ -7,6 +7,7 @@ import { clusterYggdrasilMajor, parseNeighbours } from "../mesh/neighbours.ts";
 import { REMOTE_CACHE_DIR, REMOTE_INSTALL_DIR, remoteCommand, sshSettings } from "../remote/settings.ts";
 import { describeTarget, sshRun, type SshSettings, type SshTarget } from "../remote/ssh.ts";
 import { pushFile, pushTree } from "../remote/transfer.ts";
+import { LAUNCHER_PATH, installLauncher } from "../remote/launcher.ts";
 import { UserError } from "../util/errors.ts";
 import { cacheSource } from "./artifacts.ts";
 import type { Context } from "./context.ts";
@@ -115,6 +116,7 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   if (version.exitCode !== 0) {
     throw new UserError(`raptiformica does not run on ${who} (${rfRemote} --version exited ${version.exitCode}: ${lastLines(version.stderr)}). It needs node 18 or newer there.`);
   }
+  await putOnPath(ctx, settings, t);
 
   progress("after_slave");
   await fireLocalHook(ctx, "after_slave", { host: t.host, port: t.port, serverType: req.serverType, ...(req.uuid ? { uuid: req.uuid } : {}) });
@@ -128,6 +130,28 @@ export async function slaveMachine(ctx: Context, req: SlaveRequest, progress: Sl
   }
   progress("done");
   return result;
+}
+
+/**
+ * `raptiformica` becomes a command on the machine (README, "What runs on a member"): a launcher
+ * in /usr/local/bin, or nothing when its login environment already has the install on PATH. A
+ * file there that is not ours stays as it is, and so does the machine when the launcher cannot
+ * be written: both are said, neither stops the slave (the install itself works).
+ */
+async function putOnPath(ctx: Context, s: SshSettings, t: SshTarget): Promise<void> {
+  const who = describeTarget(t);
+  try {
+    const done = await installLauncher(s, t);
+    if (done === "foreign") {
+      ctx.log.warn(
+        `${LAUNCHER_PATH} on ${who} is not a launcher raptiformica wrote, so it was left as it is: typing \`raptiformica\` there runs that file, ` +
+          `not this install. Run ${REMOTE_INSTALL_DIR}/bin/raptiformica there instead, or move that file away and run slave again.`,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    ctx.log.warn(`${e.message} \`raptiformica\` is not a command there; run ${REMOTE_INSTALL_DIR}/bin/raptiformica instead.`);
+  }
 }
 
 async function hostFacts(s: SshSettings, t: SshTarget): Promise<HostFacts> {
@@ -168,16 +192,45 @@ async function provision(
     progress("provision", `${p.name}: running its bootstrap`);
     // The bootstrap learns the Yggdrasil major the cluster runs (when it has one), so a host
     // joining a 0.4 cluster is not upgraded out of its mesh (modules/server/headless/bootstrap.sh).
-    const major = clusterYggdrasilMajor(mapping) ?? "";
-    const script = '[ -z "$3" ] || export RAPTIFORMICA_YGGDRASIL_MAJOR="$3"; cd "$1" && eval "$2"';
-    const out = await sshRun(s, t, ["sh", "-c", script, "sh", dir, p.bootstrap, major], { timeoutMs: 1_800_000 });
-    if (ctx.log.verbose && out.stdout.trim()) ctx.log.debug(out.stdout.trimEnd());
-    if (out.exitCode !== 0) {
-      throw new UserError(
-        `Provisioning ${describeTarget(t)} failed: server type ${serverType}, provisioner ${p.name} exited ${out.exitCode}${out.timedOut ? " (timed out)" : ""}: ${lastLines(out.stderr || out.stdout, 5)}`,
-      );
-    }
+    await runBootstrap(ctx, s, t, { ...p, bootstrap: p.bootstrap, dir }, serverType, clusterYggdrasilMajor(mapping) ?? requestedMajor());
   }
+}
+
+/**
+ * Runs one provisioner's bootstrap (shell by contract) as root on `t`, in `p.dir`, with
+ * RAPTIFORMICA_YGGDRASIL_MAJOR set to `major` when given. `slave` runs it after pushing the
+ * provisioner's files; `migrate-mesh` runs it again where they already are.
+ * @throws UserError naming the host, server type and provisioner when it exits non-zero or times out (30 min).
+ */
+export async function runBootstrap(
+  ctx: Context,
+  s: SshSettings,
+  t: SshTarget,
+  p: { readonly name: string; readonly bootstrap: string; readonly dir: string },
+  serverType: string,
+  major: "0.4" | "0.5" | undefined,
+): Promise<void> {
+  const script = '[ -z "$3" ] || export RAPTIFORMICA_YGGDRASIL_MAJOR="$3"; cd "$1" && eval "$2"';
+  const out = await sshRun(s, t, ["sh", "-c", script, "sh", p.dir, p.bootstrap, major ?? ""], { timeoutMs: 1_800_000 });
+  if (ctx.log.verbose && out.stdout.trim()) ctx.log.debug(out.stdout.trimEnd());
+  if (out.exitCode !== 0) {
+    throw new UserError(
+      `Provisioning ${describeTarget(t)} failed: server type ${serverType}, provisioner ${p.name} exited ${out.exitCode}${out.timedOut ? " (timed out)" : ""}: ${lastLines(out.stderr || out.stdout, 5)}`,
+    );
+  }
+}
+
+/**
+ * The Yggdrasil major the operator asks a new cluster to run (RAPTIFORMICA_YGGDRASIL_MAJOR in
+ * this process's environment: 0.4 to start a cluster that peers with 0.4 machines), used only
+ * while the cluster records none. Undefined when unset.
+ * @throws UserError when it is set to anything but 0.4 or 0.5.
+ */
+export function requestedMajor(env: NodeJS.ProcessEnv = process.env): "0.4" | "0.5" | undefined {
+  const v = env["RAPTIFORMICA_YGGDRASIL_MAJOR"];
+  if (v === undefined || v === "") return undefined;
+  if (v === "0.4" || v === "0.5") return v;
+  throw new UserError(`RAPTIFORMICA_YGGDRASIL_MAJOR is "${v}" in this environment: give 0.4 (a new cluster on Yggdrasil 0.4) or 0.5, or unset it. A cluster that already records its major keeps it; \`raptiformica migrate-mesh\` moves it to 0.5.`);
 }
 
 interface Provisioner {

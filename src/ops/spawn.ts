@@ -1,4 +1,7 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Context } from "./context.ts";
+import { UserError } from "../util/errors.ts";
 import { cleanUpInstance, startInstance, type StartedInstance } from "../compute/instance.ts";
 import { hostPort } from "../mesh/host.ts";
 import { pinHostKey } from "../remote/known-hosts.ts";
@@ -39,8 +42,29 @@ export async function spawnMachine(ctx: Context, req: SpawnRequest, progress: Sp
     const result = await slaveMachine(ctx, { target: { host: inst.host, port: inst.port }, serverType: req.serverType, flags: req.flags, uuid: inst.uuid }, progress);
     return { ...inst, ...result };
   } catch (e) {
+    // Read before the clean-up removes the instance dir: why its sshd turned us away.
+    const said = e instanceof UserError ? sshdSaid(inst.dir) : undefined;
     ctx.log.info(`spawn failed; removing instance ${inst.uuid} (${inst.host})`);
     await cleanUpInstance(computeEnv(ctx), mapping, inst);
-    throw e;
+    throw said ? new UserError(`${(e as UserError).message} The instance's sshd logged: ${said}`, (e as UserError).exitCode) : e;
+  }
+}
+
+/**
+ * What an instance's own sshd said about refused logins, when its compute type keeps the
+ * server's log in the instance dir as `sshd.log` (netns does): its last lines that name a
+ * refusal, joined, at most 3; undefined when there is no such log or line. Never throws.
+ */
+export function sshdSaid(instanceDir: string): string | undefined {
+  const file = join(instanceDir, "sshd.log");
+  try {
+    if (!existsSync(file)) return undefined;
+    const lines = readFileSync(file, "utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => /not allowed|refused|Invalid user|Authentication|account is locked|bad ownership|error/i.test(l));
+    return lines.length > 0 ? lines.slice(-3).join(" | ") : undefined;
+  } catch {
+    return undefined;
   }
 }

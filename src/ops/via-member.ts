@@ -2,7 +2,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { clusterLabel, type ClusterId } from "../consensus/cluster-id.ts";
 import { parseNeighbours } from "../mesh/neighbours.ts";
 import type { SshSettings, SshTarget } from "../remote/ssh.ts";
-import { UserError, errorMessage } from "../util/errors.ts";
+import { EXIT_CLUSTER_UNAVAILABLE, UserError, errorMessage } from "../util/errors.ts";
 import type { Outcome } from "../util/exec.ts";
 import { SshNodeChannel, type NodeChannel } from "./cluster/node-channel.ts";
 
@@ -83,12 +83,20 @@ export async function onFirstChannel<C extends NodeChannel>(
   }
   const tried: string[] = [];
   let other: OtherCluster | undefined;
+  // A member whose own etcd did not answer (exit 75: a learner not promoted yet, a member cut
+  // off) is passed over for the next one; its answer is used only when no member did better.
+  let unavailable: { member: C; out: Outcome } | undefined;
   for (const member of members) {
     try {
       const early = await check.before?.(member);
       const out = early ? undefined : await member.run(argv, 60_000);
       const late = out ? check.after?.(member, out) : undefined;
       const skip = early ?? late;
+      if (out && !skip && out.exitCode === EXIT_CLUSTER_UNAVAILABLE && members.length > 1) {
+        unavailable ??= { member, out };
+        tried.push(`${member.who}: its etcd did not answer (exit ${EXIT_CLUSTER_UNAVAILABLE})`);
+        continue;
+      }
       if (out && !skip) return { member, out };
       if (skip) {
         other = skip;
@@ -98,6 +106,7 @@ export async function onFirstChannel<C extends NodeChannel>(
       tried.push(`${member.who}: ${errorMessage(e)}`);
     }
   }
+  if (unavailable) return unavailable;
   if (other) {
     throw new NoMemberAnswered(
       `No member of ${clusterLabel(other.mine)} (the cluster this machine manages) answered; nothing was sent to a member of another cluster:\n  ${tried.join("\n  ")}\n` +

@@ -53,6 +53,9 @@ export function renderSshConfig(s: SshSettings): string {
     `  UserKnownHostsFile ${q(s.knownHosts)}`,
     "  StrictHostKeyChecking accept-new",
     "  HashKnownHosts no",
+    // Never the user's agent on a member for raptiformica's own commands: only the user's
+    // interactive `raptiformica ssh` asks for it (-A, which wins over this line).
+    "  ForwardAgent no",
     `  ConnectTimeout ${s.connectTimeoutSeconds ?? 5}`,
     // A shared master to a host that died would otherwise stall every command on it for long.
     "  ServerAliveInterval 5",
@@ -123,6 +126,22 @@ export function sshArgv(s: SshSettings, t: SshTarget, remoteArgv: readonly strin
   return [...sshOptions(s, t), `${t.user ?? "root"}@${t.host}`, "--", remoteCommandLine(remoteArgv)];
 }
 
+/**
+ * The ssh argv (without `ssh` itself) for the user's own session on `t`: an interactive login
+ * (`-t`) when `command` is empty, else `command` run there — each word quoted for the remote
+ * shell, so data is never interpreted by it — with its exit status. The user's SSH agent is
+ * forwarded (`-A`, over a connection of its own) only when `forwardAgent` says so; otherwise
+ * `ForwardAgent no` is explicit (it is also the ssh_config's default). Pure; throws nothing.
+ */
+export function sessionArgv(s: SshSettings, t: SshTarget, command: readonly string[], forwardAgent: boolean): string[] {
+  // A shared master connection (ensureMaster) was opened without the agent, and a session
+  // multiplexed over it cannot have one: a forwarding session connects on its own.
+  const agent = forwardAgent ? ["-A", "-o", "ControlPath=none"] : ["-o", "ForwardAgent=no"];
+  const login = `${t.user ?? "root"}@${t.host}`;
+  if (command.length === 0) return ["-t", ...agent, ...sshOptions(s, t), login];
+  return [...agent, ...sshOptions(s, t), login, "--", remoteCommandLine(command)];
+}
+
 /** Writes raptiformica's ssh_config when it changed; deploy calls it once before its concurrent slaves. */
 export function writeSshConfig(s: SshSettings): void {
   mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
@@ -170,6 +189,31 @@ export async function sshRun(s: SshSettings, t: SshTarget, remoteArgv: readonly 
   await ensureMaster(s, t);
   const out = await run("ssh", sshArgv(s, t, remoteArgv), { timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
   if (out.failedToStart) throw new UserError(`Cannot run ssh (${out.failedToStart}). Install OpenSSH's client (apt-get install openssh-client).`);
+  const failure = sshFailure(t, s, out);
+  if (failure) throw new UserError(failure);
+  return out;
+}
+
+/**
+ * Runs argv on the target (each word quoted for the remote shell, as sshRun does) with its
+ * stdout written to `onStdout` as it comes, not gathered: for commands that go on (a log
+ * followed). Resolves once it ended with its exit code and its stderr (stdout empty), whatever
+ * the code; `ssh` itself ending (Ctrl-C) ends it.
+ * @throws UserError naming the host when ssh cannot be run or cannot reach it (sshFailure).
+ */
+export async function sshStream(s: SshSettings, t: SshTarget, remoteArgv: readonly string[], onStdout: (chunk: Buffer) => void): Promise<Outcome> {
+  writeSshConfig(s);
+  await ensureMaster(s, t);
+  const child = spawn("ssh", sshArgv(s, t, remoteArgv), { stdio: ["ignore", "pipe", "pipe"] });
+  const err: Buffer[] = [];
+  child.stdout.on("data", onStdout);
+  child.stderr.on("data", (b: Buffer) => err.push(b));
+  const ended = await new Promise<number | Error>((resolve) => {
+    child.on("error", resolve);
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 + (signal === "SIGINT" ? 2 : 15) : 255)));
+  });
+  if (ended instanceof Error) throw new UserError(`Cannot run ssh (${ended.message}). Install OpenSSH's client (apt-get install openssh-client).`);
+  const out: Outcome = { exitCode: ended, stdout: "", stderr: Buffer.concat(err).toString("utf8"), timedOut: false };
   const failure = sshFailure(t, s, out);
   if (failure) throw new UserError(failure);
   return out;

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createCa, issueCertificate } from "../../src/consensus/tls.ts";
@@ -8,6 +8,7 @@ import { Lab, waitFor } from "../lab/index.ts";
 import { LabCluster } from "../helpers/cluster.ts";
 import { ROOT } from "../helpers/cli.ts";
 import { buildId } from "../../src/node/status.ts";
+import { yggdrasil05 } from "../helpers/netns-pair.ts";
 
 /*
  * The node runtime for real: yggdrasil, etcd and the agent in network namespaces of the lab,
@@ -47,13 +48,12 @@ describe("a 3-node cluster", { skip, timeout: 240_000 }, () => {
   let c: LabCluster;
 
   it("forms: 3 alive in members, a value written on one is read on the others", async () => {
-    c = await lab(3, "full");
-    await c.first(0);
     // A cluster_change handler on the first member records every event it is given.
-    await c.rfOk(0, ["config", "set", "platform/default/hooks/cluster_change/record/command", 'cat >> "$RAPTIFORMICA_CACHE_DIR/cluster_change.jsonl"']);
-    await c.join(1);
-    await c.join(2);
-    for (const i of [0, 1, 2]) await c.waitAlive(i, 3, 30_000);
+    c = await (await lab(3, "full")).form(3, {
+      config: { "platform/default/hooks/cluster_change/record/command": 'cat >> "$RAPTIFORMICA_CACHE_DIR/cluster_change.jsonl"' },
+      aliveTimeoutMs: 30_000,
+    });
+    for (const i of [1, 2]) await c.waitAlive(i, 3, 30_000);
     await c.rfOk(1, ["config", "set", "test/written/on", "n1"]);
     for (const i of [0, 2]) {
       await waitFor(`n${i} reads the value written on n1`, async () => (await c.rfOk(i, ["config", "get", "test/written/on"])).trim() === "n1", {
@@ -70,6 +70,18 @@ describe("a 3-node cluster", { skip, timeout: 240_000 }, () => {
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
+    // Each node keeps every member's name → mesh address in its hosts file (the lab gives each its own).
+    const rows = (await c.members(0)).members;
+    for (const i of [0, 1, 2]) {
+      await waitFor(
+        `n${i}'s hosts file names all 3 members`,
+        () => {
+          const text = existsSync(join(c.lab.nodes[i]!.dir, "hosts")) ? readFileSync(join(c.lab.nodes[i]!.dir, "hosts"), "utf8") : "";
+          return rows.every((r) => text.includes(`${r.meshAddress}\t${r.name}\n`));
+        },
+        { timeoutMs: 15_000, intervalMs: 500 },
+      );
+    }
   });
 
   it("fires cluster_change on members with the change as payload, debounced", async () => {
@@ -197,11 +209,7 @@ describe("a 3-node cluster", { skip, timeout: 240_000 }, () => {
 describe("line topology A–B–C", { skip, timeout: 240_000 }, () => {
   it("A reaches C's mesh address through B; cutting a redundant link keeps traffic flowing", async () => {
     // A ring: 0–1, 1–2, 2–0. Node 2 is registered via node 1, so 0 learns of it through the KV.
-    const c = await lab(3, { links: [[0, 1], [1, 2], [0, 2]] });
-    await c.first(0);
-    await c.join(1, 0);
-    await c.join(2, 1);
-    await c.waitAlive(0, 3, 60_000);
+    const c = await (await lab(3, { links: [[0, 1], [1, 2], [0, 2]] })).form(3, { via: "previous" });
     const c2 = (await c.identity(2)).meshAddress;
     await waitFor("A pings C over the mesh", () => ping6(c, 0, c2), { timeoutMs: 20_000, intervalMs: 300 });
     await c.lab.cutLink(0, 2);
@@ -210,11 +218,7 @@ describe("line topology A–B–C", { skip, timeout: 240_000 }, () => {
   });
 
   it("in a pure line, A reaches C only through B", async () => {
-    const c = await lab(3, "line");
-    await c.first(0);
-    await c.join(1, 0);
-    await c.join(2, 1);
-    await c.waitAlive(0, 3, 60_000);
+    const c = await (await lab(3, "line")).form(3, { via: "previous" });
     const c2 = (await c.identity(2)).meshAddress;
     // No IP route from A to C's underlay address: only the mesh gets there.
     const direct = await c.lab.exec(0, ["ping", "-c1", "-W1", c.lab.addressOf(2, 1)], { timeoutMs: 5000 });
@@ -227,14 +231,9 @@ describe("line topology A–B–C", { skip, timeout: 240_000 }, () => {
 
 describe("voters at 4 and 6 nodes", { skip, timeout: 300_000 }, () => {
   it("keeps an odd voter count (3, then 5); the others use their local proxy", async () => {
-    const c = await lab(6, "full");
-    await c.first(0);
-    for (const i of [1, 2, 3]) await c.join(i);
+    // 4 of the 6 first: 3 voters of 4.
+    const c = await (await lab(6, "full")).form(4, { voters: 3, aliveTimeoutMs: 90_000, votersTimeoutMs: 90_000 });
     const votersOf = async () => Object.values(await roles(c, 0)).filter((r) => r === "leader" || r === "voter").length;
-    await waitFor("3 voters of 4", async () => (await votersOf()) === 3 && (await c.members(0)).members.filter((m) => m.status === "alive").length === 4, {
-      timeoutMs: 90_000,
-      intervalMs: 500,
-    });
     const r4 = await roles(c, 0);
     const proxy = Object.entries(r4).find(([, r]) => r === "proxy")?.[0];
     assert.ok(proxy, `one proxy among ${JSON.stringify(r4)}`);
@@ -273,18 +272,12 @@ describe("Yggdrasil majors", { skip, timeout: 180_000 }, () => {
   });
 
   it("forms a cluster on Yggdrasil 0.5 too", async (t) => {
-    const fetched = spawnSync("bash", ["scripts/fetch-yggdrasil-0.5.sh"], { encoding: "utf8" });
-    const bin = fetched.stdout.trim().split("\n").pop() ?? "";
-    if (fetched.status !== 0 || !bin) {
-      // No 0.5 binary here: the fetch script says why on stderr.
-      return t.skip(`no Yggdrasil 0.5 binary: ${fetched.stderr.trim().split("\n").pop() || `fetch-yggdrasil-0.5.sh exited ${fetched.status}`}`);
-    }
+    const y05 = yggdrasil05();
+    if ("skip" in y05) return t.skip(y05.skip);
+    const { bin } = y05;
     const l = await Lab.create({ nodes: 2, topology: "full" });
     labs.push(l);
-    const c = new LabCluster(l, { RAPTIFORMICA_YGGDRASIL: bin });
-    await c.first(0);
-    await c.join(1);
-    await c.waitAlive(0, 2, 60_000);
+    const c = await new LabCluster(l, { RAPTIFORMICA_YGGDRASIL: bin }).form(2);
     const n1 = (await c.identity(1)).meshAddress;
     await waitFor("n0 pings n1 over 0.5", () => ping6(c, 0, n1), { timeoutMs: 20_000, intervalMs: 300 });
     const cfg = readFileSync(join(l.nodes[0]!.cacheDir, "node", "yggdrasil", "yggdrasil.conf"), "utf8");

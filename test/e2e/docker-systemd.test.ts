@@ -34,12 +34,14 @@ describe("a docker member with systemd as PID 1", { skip, timeout: 900_000 }, ()
   /** systemctl on the member: its stdout, trimmed (whatever its exit code). */
   const systemctl = (...args: string[]) => op.onNode(host, ["systemctl", ...args]).stdout.trim();
   const mainPid = () => Number(systemctl("show", "-p", "MainPID", "--value", UNIT));
-  const aliveInMembers = () => {
+  /** This member's row in `members` (status, role), as the member itself answers it. */
+  const ownRow = () => {
     const r = op.onNode(host, [RF, "members", "--json"]);
     if (r.code !== 0) throw new Error(`members: ${r.stderr}`);
-    const m = (JSON.parse(r.stdout) as { members: { meshAddress: string; status: string }[] }).members;
-    return m.some((x) => x.meshAddress === meshAddress && x.status === "alive");
+    const m = (JSON.parse(r.stdout) as { members: { meshAddress: string; status: string; role?: string }[] }).members;
+    return m.find((x) => x.meshAddress === meshAddress);
   };
+  const aliveInMembers = () => ownRow()?.status === "alive";
 
   before(async () => {
     op = new DockerOperator();
@@ -81,8 +83,10 @@ describe("a docker member with systemd as PID 1", { skip, timeout: 900_000 }, ()
     await waitFor("the member alive in members", aliveInMembers, { timeoutMs: 60_000, intervalMs: 250 });
   });
 
-  it("kill -9 of the agent: systemd starts it again, the member stays alive", async () => {
+  it("kill -9 of the agent: systemd starts it again, the member is alive with its role", async () => {
     assert.ok(host, "spawned");
+    const role = ownRow()?.role;
+    assert.ok(role, "the member has a role");
     const before = mainPid();
     const t0 = performance.now();
     assert.equal(op.onNode(host, ["kill", "-9", String(before)]).code, 0);
@@ -98,7 +102,10 @@ describe("a docker member with systemd as PID 1", { skip, timeout: 900_000 }, ()
     assert.match(systemctl("show", "-p", "NRestarts", "--value", UNIT), /^[1-9]/);
     const s = op.onNode(host, [RF, "config", "set", "systemd/after-kill", "yes"]);
     assert.equal(s.code, 0, s.stderr);
-    await waitFor("the member alive in members", aliveInMembers, { timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor("the member alive in members with its role", () => {
+      const r = ownRow();
+      return r?.status === "alive" && r.role === role;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
   });
 
   it("docker restart: systemd boots again, starts the agent, the member comes back with its identity", async () => {

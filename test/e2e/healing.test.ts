@@ -5,6 +5,8 @@
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Lab, waitFor } from "../lab/index.ts";
 import { LabCluster } from "../helpers/cluster.ts";
@@ -85,13 +87,13 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
   it("a killed voter, then the killed leader, are replaced: writes go on, back to 3 voters", async () => {
     const lab = await Lab.create({ nodes: 5, topology: "full" });
     labs.push(lab);
-    const c = new LabCluster(lab);
-    await c.first(0);
-    await c.rfOk(0, ["config", "set", "meshnet/etcd/max_voters", "3"]);
-    for (const i of [1, 2, 3, 4]) await c.prepare(i);
-    await Promise.all([1, 2, 3, 4].map((i) => c.rfOk(i, ["mesh", "--no-after-mesh"])));
-    await c.waitAlive(0, 5, 60_000);
-    await waitFor("3 voters", async () => healthyVoters(await roles(c, 0)).length === 3, { timeoutMs: 60_000, intervalMs: 500 });
+    const c = await new LabCluster(lab).form(5, {
+      config: { "meshnet/etcd/max_voters": "3" },
+      joins: "together",
+      meshTimeoutMs: 120_000,
+      voters: 3,
+      votersTimeoutMs: 60_000,
+    });
 
     const r0 = await roles(c, 0);
     const leader = Number(Object.entries(r0).find(([, v]) => v.role === "leader")?.[0].slice(1));
@@ -138,15 +140,37 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
 async function threeNodeCluster(): Promise<LabCluster> {
   const lab = await Lab.create({ nodes: 3, topology: "full" });
   labs.push(lab);
-  const c = new LabCluster(lab);
-  await c.first(0);
-  await c.prepare(1);
-  await c.prepare(2);
-  await Promise.all([1, 2].map((i) => c.rfOk(i, ["mesh", "--no-after-mesh"])));
-  await c.waitAlive(0, 3, 60_000);
-  await waitFor("3 voters", async () => healthyVoters(await roles(c, 0)).length === 3, { timeoutMs: 60_000, intervalMs: 500 });
-  return c;
+  return new LabCluster(lab).form(3, { joins: "together", meshTimeoutMs: 120_000, voters: 3, votersTimeoutMs: 60_000 });
 }
+
+describe("fast failure detection", { skip, timeout: 240_000 }, () => {
+  it("a killed member's record is ended by a voter that sees no live member linked to it, long before its lease's TTL", async () => {
+    // node_ttl 30 s: the lease alone would keep the killed member's record for 30 s after its
+    // last keep-alive, so a record gone within 20 s was ended by the failure watch (the voters
+    // see its peerings go down in their link reports, probe it over the mesh, revoke its lease).
+    const lab = await Lab.create({ nodes: 3, topology: "full" });
+    labs.push(lab);
+    const c = await new LabCluster(lab).form(3, { config: { "meshnet/etcd/node_ttl": "30" }, joins: "together", meshTimeoutMs: 120_000, voters: 3, votersTimeoutMs: 60_000 });
+    // Every member's link report in place (written within 2 s of the agent's first tick).
+    await waitFor("3 link reports", async () => (JSON.parse(await c.rfOk(0, ["links", "--json"])) as { members: { reportedAt?: number }[] }).members.filter((m) => m.reportedAt).length === 3, {
+      timeoutMs: 30_000,
+      intervalMs: 1000,
+    });
+    const victim = (await c.identity(2)).publicKey;
+    const t0 = Date.now();
+    await c.lab.killNode(2);
+    await waitFor("n2 shown failed", async () => (await roles(c, 0))["n2"]?.status === "failed", { timeoutMs: 20_000, intervalMs: 250 });
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`# killed member shown failed after ${seconds.toFixed(1)} s (node_ttl 30 s)`);
+    const logs = [0, 1].map((i) => readFileSync(join(lab.nodes[i]!.cacheDir, "node", "log", "agent.log"), "utf8")).join("\n");
+    assert.match(logs, new RegExp(`${victim.slice(0, 16)} \\([0-9a-f:]+\\): no live member reports an up link to it and it did not answer over the mesh within 1000 ms: its node record is ended now`));
+    // The survivors go on: writes work and both are alive.
+    await c.rfOk(0, ["config", "set", "seq/after-fast-failure", "yes"]);
+    const r = await roles(c, 1);
+    assert.equal(r["n0"]?.status, "alive");
+    assert.equal(r["n1"]?.status, "alive");
+  });
+});
 
 describe("partition", { skip, timeout: 240_000 }, () => {
   it("the minority side cannot write and says why; healed, it catches up and its queued change lands", async () => {
@@ -302,11 +326,7 @@ describe("link cut", { skip, timeout: 240_000 }, () => {
     // A ring 0–1, 1–2, 2–0; node 2 registered through node 1.
     const lab = await Lab.create({ nodes: 3, topology: { links: [[0, 1], [1, 2], [0, 2]] } as never });
     labs.push(lab);
-    const c = new LabCluster(lab);
-    await c.first(0);
-    await c.join(1, 0);
-    await c.join(2, 1);
-    await c.waitAlive(0, 3, 60_000);
+    const c = await new LabCluster(lab).form(3, { via: "previous" });
     const target = (await c.identity(2)).meshAddress;
     const w = writer(c, () => 2, "linkcut");
     await w.more(3, "before the link is cut");

@@ -1,11 +1,11 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Lab, waitFor } from "../lab/index.ts";
 import { LabCluster } from "../helpers/cluster.ts";
-import { ROOT } from "../helpers/cli.ts";
+import { BIN, ROOT } from "../helpers/cli.ts";
 import { startSshd } from "../helpers/sshd.ts";
 
 const skip =
@@ -18,15 +18,14 @@ const skip =
 /** An operator machine (lab node 3, no member) asks the cluster through SSH to its members. */
 describe("from an operator machine", { skip, timeout: 240_000 }, () => {
   let lab: Lab | undefined;
+  let c: LabCluster;
+  /** The id of the run of job `everywhere` that member n0 ran (its log is on n0 only). */
+  let n0Run = "";
   after(async () => lab?.destroy());
 
   it("members and ssh --info-only go through the first reachable member", async () => {
     lab = await Lab.create({ nodes: 4, topology: "full" });
-    const c = new LabCluster(lab);
-    await c.first(0);
-    await c.join(1);
-    await c.join(2);
-    await c.waitAlive(0, 3, 60_000);
+    c = await new LabCluster(lab).form(3);
 
     const op = lab.nodes[3]!;
     mkdirSync(join(op.home, ".ssh"), { recursive: true, mode: 0o700 });
@@ -43,7 +42,8 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     const table = await c.rfOk(3, ["members"]);
     assert.equal(table.split("\n").filter((l) => /\balive\b/.test(l)).length, 3, table);
     const info = (await c.rfOk(3, ["ssh", "--info-only"])).trim();
-    assert.match(info, /^ssh -F \S+ssh_config -p 22 root@198\.18\.0\.\d+$/);
+    // An interactive login, with the operator's agent, on a connection of its own.
+    assert.match(info, /^ssh -t -A -o ControlPath=none -F \S+ssh_config -p 22 root@198\.18\.0\.\d+$/);
 
     // Config commands from the operator go to the cluster's KV through a member: written
     // there (a member reads it), read back, and a refusal is the member's own message and exit code.
@@ -64,7 +64,45 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     const again = await c.rf(3, ["config", "delete", "--recursive", "app/colour"]);
     assert.equal(again.exitCode, 66, again.stderr);
     assert.match(again.stderr, /^raptiformica: Config key raptiformica\/app\/colour is not set; nothing was deleted\./m);
+  });
 
+  it("job logs --follow streams a running job's log from the member that ran it, as it is written, and exits as the run ends", async () => {
+    assert.ok(lab);
+    const t0 = performance.now();
+    await c.rfOk(3, ["job", "run", "--name", "ticker", "--", "sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; sleep 1; done"]);
+    await waitFor(
+      "ticker running",
+      async () => (JSON.parse(await c.rfOk(3, ["job", "show", "--json", "ticker"])) as { runs: { outcome: string }[] }).runs.some((r) => r.outcome === "running"),
+      { timeoutMs: 20_000, intervalMs: 300 },
+    );
+    // Its output as it comes, in the file the lab writes a spawned process's stdout and stderr to.
+    const follower = lab.spawn(3, [BIN, "job", "logs", "--follow", "ticker"], { env: { ...c.env, RAPTIFORMICA_NODE_NAME: "n3" }, label: "follow-ticker" });
+    const exited = new Promise<number | null>((resolve) => follower.once("exit", (code) => resolve(code)));
+    const file = join(lab.nodes[3]!.dir, "logs", "follow-ticker.log");
+    const seen = () => (existsSync(file) ? readFileSync(file, "utf8") : "");
+    const early = await waitFor("the first lines through the operator", () => (/^line2$/m.test(seen()) ? seen() : undefined), { timeoutMs: 20_000, intervalMs: 100 });
+    assert.doesNotMatch(early, /^line6$/m, "lines arrive while the run goes on, not at its end");
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running after 30 s"), 30_000))]);
+    assert.equal(code, 0, seen());
+    assert.match(seen(), /^line1\nline2\nline3\nline4\nline5\nline6\n/m, "the whole output, in order");
+    const j = JSON.parse(await c.rfOk(3, ["job", "show", "--json", "ticker"])) as { state: string };
+    assert.equal(j.state, "succeeded");
+    console.error(`# job logs --follow from the operator: first lines and the end of the run in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    // A run on each member, for the unreachable case below.
+    await c.rfOk(3, ["job", "run", "--name", "everywhere", "--on", "all", "--", "echo", "hi"]);
+    n0Run = await waitFor(
+      "everywhere done",
+      async () => {
+        const a = JSON.parse(await c.rfOk(3, ["job", "show", "--json", "everywhere"])) as { state: string; runs: { id: string; member: string }[] };
+        return a.state === "succeeded" ? a.runs.find((r) => r.member === "n0")?.id : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 300 },
+    );
+  });
+
+  it("the first member going away: the next one answers; following a log on it says it cannot be reached", async () => {
+    assert.ok(lab);
     // The first member goes away (once all three vote, so quorum survives): the next one
     // answers, and reports it failed.
     await waitFor(
@@ -81,5 +119,9 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
       },
       { timeoutMs: 60_000, intervalMs: 1000 },
     );
+    const cut = await c.rf(3, ["job", "logs", "--follow", "--run", n0Run, "everywhere"], 60_000);
+    assert.notEqual(cut.exitCode, 0, cut.stdout);
+    assert.match(cut.stderr, new RegExp(`^raptiformica: Cannot follow the log of run ${n0Run} of job everywhere on member n0, the member that ran it \\(its whole log is there only\\): Cannot reach root@198\\.18\\.0\\.\\d+ over SSH`, "m"));
+    assert.match(cut.stderr, /without --follow prints the run's last 4 KiB/);
   });
 });

@@ -165,4 +165,21 @@ describe("concurrent writers", () => {
     for (let i = 0; i < N; i++) assert.equal(mapping[`raptiformica/test/concurrent/key${i}`], `value${i}`);
     assert.ok(!existsSync(join(sb.cache, "mutable_config.json.lock")), "lock released");
   });
+
+  it("the first commands run at once on a new cache dir all claim it (none takes the other's marker for foreign state)", async () => {
+    // CI once refused writer 9 here: it found the dir made, no marker yet, then listed the
+    // marker another writer had just put there and took it for someone else's file.
+    for (let round = 0; round < 4; round++) {
+      const fresh = sandbox();
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => fresh.run(["config", "set", `test/first/key${i}`, `v${i}`])),
+        );
+        results.forEach((r, i) => assert.equal(r.code, 0, `round ${round}, writer ${i}: ${r.stderr}`));
+        assert.ok(existsSync(join(fresh.cache, ".raptiformica-cache")), "the dir is marked");
+      } finally {
+        fresh.cleanup();
+      }
+    }
+  });
 });

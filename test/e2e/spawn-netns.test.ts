@@ -81,6 +81,14 @@ describe("spawn --compute-type netns", { skip, timeout: 420_000 }, () => {
         });
       }
     }
+    // Every member's sshd answers on its mesh address, from another member (over the mesh).
+    for (const [a, b] of [
+      [spawned[0]!, spawned[1]!],
+      [spawned[2]!, spawned[0]!],
+    ] as const) {
+      const banner = onNode(a.host, ["timeout", "5", "bash", "-c", 'exec 3<>"/dev/tcp/$1/22" && head -c 4 <&3', "bash", b.meshAddress]);
+      assert.equal(banner.stdout, "SSH-", `${a.host} → sshd on [${b.meshAddress}]:22: ${banner.stderr}`);
+    }
     // Each instance has its own root home and install: the node state is not the operator's.
     const dirs = readdirSync(join(op.cache, "var", "machines", "netns", "headless"));
     assert.equal(dirs.length, 3);

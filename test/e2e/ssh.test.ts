@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { Lab } from "../lab/index.ts";
 import { ROOT } from "../helpers/cli.ts";
-import { startSshd } from "../helpers/sshd.ts";
+import { LAB_PATH, startSshd } from "../helpers/sshd.ts";
 import type { SshSettings, SshTarget } from "../../src/remote/ssh.ts";
 
 const skip =
@@ -45,6 +45,12 @@ describe("SSH layer", { skip, timeout: 120_000 }, () => {
     assert.ok(r.ok, r.error);
     assert.equal(r.stdout, "a b|it's|$(touch /tmp/pwned)|*|");
     assert.match(readFileSync(settings.knownHosts, "utf8"), new RegExp(lab.addressOf(1, 0).replace(/\./g, "\\.")));
+  });
+
+  it("gives a lab node's sessions the install on PATH, as a machine sharing its host's /usr has it (slave then writes no launcher)", async () => {
+    const r = await op({ host: lab.addressOf(1, 0), port: 22 }, ["sh", "-c", 'printf %s "$PATH"']);
+    assert.ok(r.ok, r.error);
+    assert.equal(r.stdout, LAB_PATH);
   });
 
   it("reaches a host behind another through ProxyJump, with the same host-key policy", async () => {

@@ -1,9 +1,8 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
-import { ROOT } from "../helpers/cli.ts";
+import { yggdrasil05 } from "../helpers/netns-pair.ts";
 
 /*
  * A member moved from Yggdrasil 0.4 to 0.5 keeps its key (node/yggdrasil/private.key), and so
@@ -22,10 +21,9 @@ function binaries(): { y04?: string; y05?: string; why?: string } {
   if (!sys) return { why: "needs yggdrasil" };
   const usage = spawnSync(sys, ["-h"], { encoding: "utf8" });
   if (/-publickey/.test(`${usage.stdout}${usage.stderr}`)) return { why: "the system's yggdrasil is 0.5: no 0.4 binary to compare with" };
-  const f = spawnSync("sh", [join(ROOT, "scripts", "fetch-yggdrasil-0.5.sh")], { encoding: "utf8" });
-  const y05 = f.stdout.trim().split("\n").pop();
-  if (f.status !== 0 || !y05) return { why: `no Yggdrasil 0.5: ${f.stderr.trim().split("\n").pop() || `fetch-yggdrasil-0.5.sh exited ${f.status}`}` };
-  return { y04: sys, y05 };
+  const y05 = yggdrasil05();
+  if ("skip" in y05) return { why: y05.skip };
+  return { y04: sys, y05: y05.bin };
 }
 
 describe("Yggdrasil 0.4 and 0.5 give one key the same mesh address", () => {

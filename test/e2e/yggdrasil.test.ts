@@ -89,8 +89,9 @@ describe("yggdrasil mesh between network namespaces", () => {
       let closed = false;
       const logs = () => Object.values(nodes).map((n) => `--- ${n.label} (${n.logFile})\n${readLog(n.logFile)}`).join("\n");
 
-      function config(n: Node, peers: PeerSpec[], allowed: string[]): string {
+      function config(n: Node, peers: PeerSpec[], allowed: string[], password?: string): string {
         return renderConfig({
+          ...(password === undefined ? {} : { password }),
           major,
           privateKey: n.identity.privateKey,
           publicKey: n.identity.publicKey,
@@ -253,6 +254,31 @@ describe("yggdrasil mesh between network namespaces", () => {
         assert.equal(again.address, first.address);
         await until("A to see the restarted B", 40, 300, async () => upPeer(await admin(a).getPeers(), b.identity.publicKey));
         await until("A to ping the restarted B", 30, 300, () => ping(a, again.address));
+      });
+
+      it("with a mesh password, B peers only while it has A's (an allowed key alone is not enough)", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+        if (skip) return t.skip(skip);
+        if (major === "0.4") return t.skip("Yggdrasil 0.4 has no link password");
+        const [a, b] = [nodes["a"]!, nodes["b"]!];
+        const right = "cluster-password-0123456789";
+        const wrong = "another-password-0123456789";
+        await stop(a);
+        await start(a, config(a, [], [b.identity.publicKey], right));
+        await stop(b);
+        await start(b, config(b, [aFor("b")], [a.identity.publicKey], wrong));
+        await until("B to see its dials to A refused", 30, 300, async () => {
+          const toA = (await admin(b).getPeers()).find((p) => p.remote === `tcp://${lab!.addr("a", "b")}:${PORT}`);
+          return toA !== undefined && !toA.up && toA.lastError !== undefined;
+        });
+        for (let i = 0; i < 4; i++) {
+          assert.equal(upPeer(await admin(a).getPeers(), b.identity.publicKey), undefined, "A lists B although B has the wrong password");
+          await sleep(300);
+        }
+        assert.equal(await ping(a, b.identity.address), false, "A reaches B without B knowing the password");
+        await stop(b);
+        await start(b, config(b, [aFor("b")], [a.identity.publicKey], right));
+        await until("A to see B with the password", 40, 300, async () => upPeer(await admin(a).getPeers(), b.identity.publicKey));
+        await until("A to ping B", 30, 300, () => ping(a, b.identity.address));
       });
     });
   }

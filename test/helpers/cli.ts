@@ -24,7 +24,8 @@ export interface Sandbox {
 export function sandbox(): Sandbox {
   const home = mkdtempSync(join(tmpdir(), "rf-test-"));
   const cache = join(home, ".raptiformica.d");
-  const baseEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: home, LANG: "C.UTF-8" };
+  // A member made here (mesh, agent) keeps its member names in the sandbox, not this host's /etc/hosts.
+  const baseEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: home, LANG: "C.UTF-8", RAPTIFORMICA_HOSTS_FILE: join(home, "hosts") };
   return {
     home,
     cache,

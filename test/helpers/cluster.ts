@@ -52,6 +52,39 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) 
  * identity, `inject --key` on a member through the Cluster interface (a ViaMember over that
  * member's channel), the member's config handed to it, then `mesh`.
  */
+/**
+ * Directories the lab's members look in for programs before the system's: RAPTIFORMICA_LAB_PATH
+ * (colon-separated), so a test or benchmark runs on other yggdrasil / etcd builds than the
+ * machine's own without a change to its code — e.g. Yggdrasil 0.5 and etcd 3.5 from
+ * scripts/fetch-yggdrasil-0.5.sh and scripts/fetch-etcd-3.5.sh. Empty when unset.
+ */
+export function labPathDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env["RAPTIFORMICA_LAB_PATH"] ?? "").split(":").filter((d) => d !== "");
+}
+
+/** The PATH of a lab member: raptiformica's bin/, then RAPTIFORMICA_LAB_PATH, then ours. */
+export function labMemberPath(env: NodeJS.ProcessEnv = process.env): string {
+  return [join(ROOT, "bin"), ...labPathDirs(env), env["PATH"] ?? ""].join(":");
+}
+
+/** How `LabCluster.form` brings a cluster up; every field is optional. */
+export interface FormOptions {
+  /** Cluster settings set on node 0 before the others come in: `config set` key → value. */
+  readonly config?: Readonly<Record<string, string>>;
+  /** "one-by-one" (default): each node's `join` in turn; "together": all prepared, then meshed at once. */
+  readonly joins?: "one-by-one" | "together";
+  /** Whom each node registers through: node 0 (default) or the node before it. */
+  readonly via?: "first" | "previous";
+  /** Also wait for exactly this many alive voters (voter or leader) seen from node 0. */
+  readonly voters?: number;
+  /** ms to wait for all n alive (default 60 000). */
+  readonly aliveTimeoutMs?: number;
+  /** ms each "together" `mesh` run may take (default 180 000). */
+  readonly meshTimeoutMs?: number;
+  /** ms to wait for `voters` (default 120 000). */
+  readonly votersTimeoutMs?: number;
+}
+
 export class LabCluster {
   readonly env: NodeJS.ProcessEnv;
 
@@ -59,7 +92,7 @@ export class LabCluster {
     readonly lab: Lab,
     extraEnv: NodeJS.ProcessEnv = {},
   ) {
-    this.env = { PATH: `${join(ROOT, "bin")}:${process.env["PATH"]}`, ...extraEnv };
+    this.env = { PATH: labMemberPath(), ...extraEnv };
   }
 
   async rf(i: number, args: string[], timeoutMs = 120_000) {
@@ -144,6 +177,51 @@ export class LabCluster {
       await this.rfOk(i, ["advertise", this.lab.addressOf(i, via)]);
       onReady(i);
     });
+  }
+
+  /**
+   * Forms a cluster of nodes 0..n-1 of the lab (a lab may hold more, for nodes that join later):
+   * node 0 starts it (`first`), each `opts.config` entry is set on it with `config set KEY VALUE`
+   * before anyone else comes in, then the others come in — `joins: "one-by-one"` (the default):
+   * each `join`s, its `mesh` done before the next is registered; `"together"`: each is
+   * `prepare`d in turn, then all their `mesh --no-after-mesh` runs go at once. Each registers
+   * through node 0, or through the node before it with `via: "previous"` (for line topologies).
+   * Then waits until node 0 sees n members alive and, with `opts.voters`, exactly that many alive
+   * voters (role voter or leader).
+   *
+   * Timeouts in ms: `aliveTimeoutMs` (default 60 000), `meshTimeoutMs` for each "together" mesh
+   * run (default 180 000), `votersTimeoutMs` (default 120 000).
+   *
+   * Returns this cluster. Throws on the first failed step: a CLI run that exits non-zero (with
+   * its output), or a wait that times out (naming what it waited for and what it last saw).
+   */
+  async form(n: number, opts: FormOptions = {}): Promise<this> {
+    if (n < 1 || n > this.lab.nodes.length) throw new Error(`form(${n}): the lab has ${this.lab.nodes.length} nodes`);
+    await this.first(0);
+    for (const [key, value] of Object.entries(opts.config ?? {})) await this.rfOk(0, ["config", "set", key, value]);
+    const others = Array.from({ length: n - 1 }, (_, k) => k + 1);
+    const via = (i: number) => (opts.via === "previous" ? i - 1 : 0);
+    if (opts.joins === "together") {
+      for (const i of others) await this.prepare(i, via(i));
+      await Promise.all(others.map((i) => this.rfOk(i, ["mesh", "--no-after-mesh"], opts.meshTimeoutMs ?? 180_000)));
+    } else {
+      for (const i of others) await this.join(i, via(i));
+    }
+    await this.waitAlive(0, n, opts.aliveTimeoutMs ?? 60_000);
+    const want = opts.voters;
+    if (want !== undefined) {
+      await waitFor(
+        `${want} alive voters seen from n0`,
+        async () => {
+          const m = await this.members(0);
+          const voters = m.members.filter((x) => x.status === "alive" && (x.role === "voter" || x.role === "leader"));
+          if (voters.length !== want) throw new Error(`${voters.length} voters: ${JSON.stringify(m.members.map((x) => [x.name, x.status, x.role]))}`);
+          return true;
+        },
+        { timeoutMs: opts.votersTimeoutMs ?? 120_000, intervalMs: 500 },
+      );
+    }
+    return this;
   }
 
   async members(i: number): Promise<{ quorum: boolean; members: { name: string; status: string; role?: string; meshAddress: string }[] }> {

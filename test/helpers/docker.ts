@@ -99,6 +99,30 @@ export class DockerOperator {
     return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
+  /**
+   * What a member was doing, for a failed check's message: its processes (raptiformica's, its
+   * node, yggdrasil and etcd ones, sshd and the container's init), the peerings its yggdrasil
+   * lists (`yggdrasilctl getPeers`), and the last `lines` lines of the log of the image's
+   * restart of the member (/var/log/raptiformica/restart.log, written by the docker
+   * entrypoint's `mesh` when a container starts again) and of the agent's, yggdrasil's and
+   * etcd's logs. Asked over SSH; with `container` (a docker container id or name) through
+   * `docker exec` instead, for a member whose sshd may be what is not answering. 30 s bound.
+   * Never throws: an unreachable member says so.
+   */
+  async diagnose(host: string, lines = 30, container?: string): Promise<string> {
+    const logs = ["/var/log/raptiformica/restart.log", ...["agent", "yggdrasil", "etcd"].map((n) => `/root/.raptiformica.d/node/log/${n}.log`)].join(" ");
+    const script =
+      // Kernel threads (args all in brackets) are left out; sshd's "[listener]" is not one.
+      "ps -eo pid,etimes,args | grep -vE '^ *[0-9]+ +[0-9]+ \\[[^]]*\\]$' | grep -E 'yggdrasil|etcd|raptiformica|node |sshd|init' | grep -v grep; " +
+      "s=$(ls /root/.raptiformica.d/node/run/*.sock 2>/dev/null | head -n1); echo \"== getPeers ($s)\"; " +
+      "[ -n \"$s\" ] && yggdrasilctl -endpoint unix://$s getPeers 2>&1 | head -n 20; " +
+      `for f in ${logs}; do echo "== $f"; tail -n ${lines} "$f"; done`;
+    const asked = container !== undefined ? docker(["exec", container, "sh", "-c", script], 30_000) : this.onNodeAsync(host, ["sh", "-c", script], 30_000);
+    const r = await asked.catch((e: unknown) => ({ code: -1, stdout: "", stderr: String(e) }));
+    const where = container !== undefined ? `${host} (container ${container.slice(0, 12)})` : host;
+    return `==== ${where} (exit ${r.code})\n${r.stdout}${r.stderr ? `\n${r.stderr}` : ""}`;
+  }
+
   /** `members --json` from this operator (answered by a member over SSH). */
   async members(): Promise<{ name: string; meshAddress: string; host?: string; status: string; role?: string }[]> {
     const r = await this.rf(["members", "--json"], 60_000);

@@ -76,9 +76,10 @@ ip -n "$vns" addr add "$theirs/30" dev "$link"
 ip -n "$vns" link set "$link" up
 ip -n "$ns" addr add "$mine/30" dev eth1
 ip -n "$ns" link set eth1 up
-# Only the bridge address moves; other listeners (e.g. 127.0.0.1) stay.
+# sshd listens on every address of the namespace (ListenAddress 0.0.0.0 / ::): only an
+# instance made before that listened on its bridge address, which moves.
 sed -i "s/^ListenAddress $(cat address)\\$/ListenAddress $mine/" sshd_config
-grep -qx "ListenAddress $mine" sshd_config
+grep -qx -e "ListenAddress $mine" -e "ListenAddress 0.0.0.0" sshd_config
 printf %s "$mine" > address
 sh "$netns_module/run_sshd.sh" "$(pwd)" "$ns"
 `;

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +15,26 @@ import { ROOT } from "./cli.ts";
 export const YGG05_DIR = process.env["RAPTIFORMICA_YGG05_DIR"] ?? "/opt/raptiformica-test/yggdrasil-0.5";
 export const YGG05_BIN = join(YGG05_DIR, "root", "usr", "sbin", "yggdrasil");
 const FETCH_SCRIPT = join(ROOT, "scripts", "fetch-yggdrasil-0.5.sh");
+
+let ygg05: { bin: string } | { skip: string } | undefined;
+
+/**
+ * The Yggdrasil 0.5 binary for a test or benchmark, or why there is none (the reason to skip
+ * with): scripts/fetch-yggdrasil-0.5.sh is run for YGG05_DIR, which reuses a working binary at
+ * once and otherwise fetches Debian trixie's package (serialised by a lock in that dir; up to
+ * 300 s). `skip` is the script's last line on stderr, or its exit status. Synchronous, so a
+ * `describe` can use it for its `skip`; asked once per process, the answer kept. Never throws.
+ */
+export function yggdrasil05(): { bin: string } | { skip: string } {
+  if (ygg05) return ygg05;
+  const r = spawnSync("sh", [FETCH_SCRIPT, YGG05_DIR], { encoding: "utf8", timeout: 300_000 });
+  const bin = (r.stdout ?? "").trim().split("\n").pop() ?? "";
+  ygg05 =
+    r.status === 0 && bin
+      ? { bin }
+      : { skip: `no Yggdrasil 0.5 binary: ${(r.stderr ?? "").trim().split("\n").pop() || (r.error ? r.error.message : `fetch-yggdrasil-0.5.sh exited ${r.status}`)}` };
+  return ygg05;
+}
 
 export interface Binaries {
   /** Per major: the binary, or why tests of that major are skipped. */

@@ -3,6 +3,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lab } from "../lab/index.ts";
 
+/** A lab node's login PATH: slave's install dir first, then the usual ones. */
+export const LAB_PATH = "/usr/etc/raptiformica/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /** Starts a real sshd in lab node `i` with its own host key and authorized_keys (nothing global). */
 export async function startSshd(
   lab: Lab,
@@ -22,6 +25,8 @@ export async function startSshd(
     [
       "Port 22",
       "ListenAddress 0.0.0.0",
+      // And IPv6: the node's mesh address (ssh between members over the mesh).
+      "ListenAddress ::",
       `HostKey ${hostKey}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
       "PermitRootLogin prohibit-password",
@@ -35,8 +40,11 @@ export async function startSshd(
       // HOME: the lab node's, so the machine's own root dotfiles (.bashrc) stay out of the test.
       // RAPTIFORMICA_PACKAGES=keep: /usr and /etc are this machine's, so a bootstrap run over
       // this sshd installs only what is missing and never upgrades the machine's packages.
+      // PATH: like a netns instance, a lab node shares /usr with this machine, so its login
+      // environment has the install on PATH (slave then puts no launcher in /usr/local/bin).
       // One SetEnv line: OpenSSH 9 takes only the first SetEnv line of sshd_config.
-      `SetEnv ${Object.entries({ HOME: lab.nodes[i]!.home, RAPTIFORMICA_PACKAGES: "keep", ...opts.env }).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+      // RAPTIFORMICA_HOSTS_FILE: the node's member names in a file of its own, not this machine's /etc/hosts.
+      `SetEnv ${Object.entries({ HOME: lab.nodes[i]!.home, PATH: LAB_PATH, RAPTIFORMICA_PACKAGES: "keep", RAPTIFORMICA_HOSTS_FILE: join(lab.nodes[i]!.dir, "hosts"), ...opts.env }).map(([k, v]) => `${k}=${v}`).join(" ")}`,
       "",
     ].join("\n"),
   );

@@ -204,6 +204,15 @@ function installExitHook(): void {
   process.on("exit", () => {
     for (const lab of liveLabs) lab.destroySync();
   });
+  // Ctrl-C or `timeout` (SIGTERM) ends a process without its "exit" event: without this, an
+  // interrupted benchmark left its lab's yggdrasil and etcd running, loading every later run.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      for (const lab of liveLabs) lab.destroySync();
+      liveLabs.clear();
+      process.kill(process.pid, signal);
+    });
+  }
 }
 
 function exited(child: ChildProcess): boolean {
@@ -578,6 +587,8 @@ export class Lab {
     const env: NodeJS.ProcessEnv = {
       HOME: node.home,
       RAPTIFORMICA_CACHE_DIR: node.cacheDir,
+      // Lab nodes share the host's /etc: each keeps its member names in a file of its own.
+      RAPTIFORMICA_HOSTS_FILE: join(node.dir, "hosts"),
       PATH: process.env["PATH"] ?? DEFAULT_PATH,
     };
     for (const [k, v] of Object.entries(extra ?? {})) {

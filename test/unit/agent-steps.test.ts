@@ -7,8 +7,9 @@ import type { NodeRecord } from "../../src/consensus/registry.ts";
 import { DEFAULT_SETTINGS, KEYS, type ClusterSettings } from "../../src/consensus/settings.ts";
 import type { VoterAction, VoterLogEntry } from "../../src/consensus/voters.ts";
 import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
-import { nextInterval } from "../../src/node/agent-interval.ts";
+import { TickPause, VOTER_DUE_SLACK_MS, nextInterval } from "../../src/node/agent-interval.ts";
 import { hostOfUrl, initialState, type ClusterChange } from "../../src/node/agent-state.ts";
+import { kvEndpoints } from "../../src/node/step-kv-session.ts";
 import { proxyUpstreams } from "../../src/node/step-consensus.ts";
 import { EVICTION_INTERVAL_MS, LEARNER_START_TIMEOUT_MS, LeaderDuties, type LeaderKv } from "../../src/node/step-leader.ts";
 import { applyChange, routeChange } from "../../src/node/watch-routing.ts";
@@ -50,6 +51,14 @@ describe("back-off between ticks (nextInterval)", () => {
     assert.equal(nextInterval({ ready: true, leader: true, voterChangePending: true, busyTicks: 0 }, { steadyMs: 300 }).ms, 300);
     assert.equal(nextInterval({ ready: false, leader: false, voterChangePending: false, busyTicks: 0 }).busyTicks, 1);
   });
+
+  it("a leader looks again just after a dead voter's grace period ends, not up to a second later", () => {
+    const pending = { ready: true, leader: true, voterChangePending: true, busyTicks: 0 };
+    assert.equal(nextInterval({ ...pending, voterDueMs: 300 }).ms, 300 + VOTER_DUE_SLACK_MS);
+    assert.equal(nextInterval({ ...pending, voterDueMs: 0 }).ms, VOTER_DUE_SLACK_MS);
+    assert.equal(nextInterval({ ...pending, voterDueMs: 2_500 }).ms, 1000, "still each second before that");
+    assert.equal(nextInterval({ ...pending, leader: false, voterDueMs: 300 }).ms, 5000, "only the leader");
+  });
 });
 
 // ---- leader duties over a fake KV --------------------------------------------------------
@@ -78,7 +87,7 @@ class FakeLeaderKv implements LeaderKv {
   async applyVoterAction(a: VoterAction) {
     if (a.kind === "none") return undefined;
     this.applied.push(a);
-    if (a.kind === "remove-dead-voter" || a.kind === "remove-stale-learner") this.list = this.list.filter((m) => m.id !== a.member.id);
+    if (a.kind === "remove-dead-voter" || a.kind === "remove-stale-learner" || a.kind === "remove-spare-learner") this.list = this.list.filter((m) => m.id !== a.member.id);
     if (a.kind === "promote") this.list = this.list.map((m) => (m.id === a.member.id ? { ...m, isLearner: false } : m));
     if (a.kind === "add-learner") this.list.push({ id: `new-${a.node.publicKey}`, name: "", peerURLs: [a.peerUrl], clientURLs: [], isLearner: true });
     return a.kind;
@@ -94,6 +103,24 @@ class FakeLeaderKv implements LeaderKv {
 }
 
 const settings: ClusterSettings = { ...DEFAULT_SETTINGS, deadVoterGraceSeconds: 10, maxVoters: 5, peerPort: 2380, evictAfterSeconds: 600 };
+
+describe("the pause between ticks (TickPause)", () => {
+  it("ends after its time, or at once on a poke; a poke with no pause under way does nothing to the next one", async () => {
+    const p = new TickPause();
+    let t0 = performance.now();
+    await p.wait(60);
+    assert.ok(performance.now() - t0 >= 55, "waited its time");
+    t0 = performance.now();
+    const waiting = p.wait(10_000);
+    setTimeout(() => p.poke(), 20);
+    await waiting;
+    assert.ok(performance.now() - t0 < 5000, "ended by the poke");
+    p.poke();
+    t0 = performance.now();
+    await p.wait(60);
+    assert.ok(performance.now() - t0 >= 55, "an earlier poke did not end this pause");
+  });
+});
 
 describe("leader duties: the voter grace period and one change at a time", () => {
   it("removes a voter without a node record only once it has been gone for the grace period, and logs it", async () => {
@@ -115,6 +142,19 @@ describe("leader duties: the voter grace period and one change at a time", () =>
     assert.equal(kv.log.length, 1);
     assert.equal(kv.log[0]?.time, new Date(clock.now()).toISOString());
     assert.equal(pokes, 1);
+  });
+
+  it("says when the first grace period ends, so the agent can wake just then", async () => {
+    const clock = fakeClock();
+    const kv = new FakeLeaderKv([member(1), member(2), member(3)], [record(1), record(2)], clock);
+    const duties = new LeaderDuties(quiet, () => undefined, clock.now);
+    assert.equal((await duties.run(kv, settings, "k1", () => undefined, false)).voterDueMs, 10_000);
+    clock.set(9_400);
+    assert.equal((await duties.run(kv, settings, "k1", () => undefined, true)).voterDueMs, 600);
+    clock.set(10_000);
+    const r = await duties.run(kv, settings, "k1", () => undefined, true);
+    assert.deepEqual(kv.applied.map((a) => a.kind), ["remove-dead-voter"]);
+    assert.equal(r.voterDueMs, undefined, "no grace period running once the voter is removed");
   });
 
   it("a voter whose record comes back starts its grace period over", async () => {
@@ -153,14 +193,44 @@ describe("leader duties: the voter grace period and one change at a time", () =>
     }
     assert.ok(perTick.every((n) => n <= 1), `changes per tick: ${perTick.join(",")}`);
     const kinds = kv.applied.map((a) => a.kind);
-    assert.deepEqual(kinds.slice(0, 2), ["remove-dead-voter", "remove-dead-voter"], "dead voters go first");
+    // The replacement joins as a learner at once (no vote, so no quorum change) and is held
+    // until the dead voters are gone: both removals come before any promotion.
+    assert.equal(kinds[0], "add-learner", "the first replacement starts catching up during the grace period");
+    assert.deepEqual(kinds.slice(1, 3), ["remove-dead-voter", "remove-dead-voter"], "dead voters go before any promotion");
     assert.ok(kinds.includes("add-learner") && kinds.includes("promote"), kinds.join(","));
     assert.equal(kv.list.filter((m) => !m.isLearner).length, 5, "grown back to 5 voters");
   });
 
+  it("with the default settings a dead voter is replaced as the grace period ends: the learner joined when its record went", async () => {
+    const clock = fakeClock();
+    // max_voters 3, 5 nodes; n3's record just lapsed; n4 is the longest-running non-member.
+    const kv = new FakeLeaderKv([member(1), member(2), member(3)], [record(1), record(2), record(4), record(5)], clock);
+    const defaults: ClusterSettings = { ...DEFAULT_SETTINGS, maxVoters: 3, peerPort: 2380 };
+    let pokes = 0;
+    const duties = new LeaderDuties(quiet, () => pokes++, clock.now);
+    const tick = async (t: number) => {
+      clock.set(t);
+      // A poke reconciles again at once: run until the leader has nothing more to do now.
+      for (let before = -1; before !== pokes; ) {
+        before = pokes;
+        await duties.run(kv, defaults, "k1", () => undefined, true);
+      }
+      kv.list = kv.list.map((m) => (m.isLearner && !m.name ? { ...m, name: `started-${m.id}` } : m));
+    };
+    await tick(0);
+    assert.deepEqual(kv.applied.map((a) => a.kind), ["add-learner"], "the replacement joins as a learner while the voter has its grace");
+    for (let t = 1_000; t < DEFAULT_SETTINGS.deadVoterGraceSeconds * 1000; t += 1_000) await tick(t);
+    assert.equal(kv.applied.length, 1, "nothing else during the grace period");
+    await tick(DEFAULT_SETTINGS.deadVoterGraceSeconds * 1000);
+    assert.deepEqual(kv.applied.map((a) => a.kind), ["add-learner", "remove-dead-voter", "promote"]);
+    assert.deepEqual(kv.list.filter((m) => !m.isLearner).map((m) => m.id).sort(), ["m1", "m2", "new-k4"]);
+    assert.ok(DEFAULT_SETTINGS.deadVoterGraceSeconds + DEFAULT_SETTINGS.nodeTtlSeconds <= 8, "record lapse + grace leaves room for a 10 s replacement");
+  });
+
   it("removes a learner that never started after the start timeout", async () => {
     const clock = fakeClock();
-    const kv = new FakeLeaderKv([member(1), member(4, true, false)], [record(1), record(4)], clock);
+    // 3 alive nodes: the target is 3 voters, so the learner is needed, only it never starts.
+    const kv = new FakeLeaderKv([member(1), member(4, true, false)], [record(1), record(4), record(5)], clock);
     const duties = new LeaderDuties(quiet, () => undefined, clock.now);
     await duties.run(kv, settings, "k1", () => undefined, false);
     clock.set(LEARNER_START_TIMEOUT_MS);
@@ -257,6 +327,19 @@ describe("proxy endpoint choice", () => {
     assert.deepEqual([v.poke, v.voterLog, v.hook, v.config], [true, true, false, false]);
     const c = routeChange("put", "raptiformica/meshnet/evict_after", s);
     assert.deepEqual([c.poke, c.hook, c.config, c.voterLog], [false, false, true, false]);
+    // Link reports are live data under a member's lease, like node records: never config, no
+    // hook (they change every few seconds), nobody woken.
+    const l = routeChange("put", `raptiformica/links/${key("a")}`, s);
+    assert.deepEqual([l.poke, l.hook, l.config, l.voterLog], [false, false, false, false]);
+  });
+
+  it("a link report (raptiformica/links/KEY) is no config, fires no hook and wakes no one, the leader neither", () => {
+    for (const role of ["leader", "voter", "proxy"] as const) {
+      for (const type of ["put", "delete"] as const) {
+        const r = routeChange(type, `${KEYS.links}${key("a")}`, { role, proxyEndpoints: [urlOf(key("a"))] });
+        assert.deepEqual([r.config, r.hook, r.poke, r.voterLog, r.record], [false, false, false, false, undefined], `${role} ${type}`);
+      }
+    }
   });
 });
 
@@ -283,5 +366,18 @@ describe("a watched change applied to the agent", () => {
     assert.deepEqual(patched, ["raptiformica/meshnet/evict_after"]);
     assert.equal(mirrors, 1);
     assert.equal(pokes, 3);
+  });
+});
+
+describe("KV endpoints of a learner", () => {
+  const v = (i: number) => clientUrl(addr(i), 2379);
+  it("a learner talks to the voters that have a node record, not to the dead voter it is about to replace", () => {
+    const s = { role: "learner" as const, voterEndpoints: [v(1), v(2), v(3)], recordGone: new Set([hostOfUrl(v(3))]) };
+    assert.deepEqual(kvEndpoints(s, 2379), [v(1), v(2)]);
+  });
+  it("all voters when none has a record, the local member otherwise", () => {
+    const gone = new Set([v(1), v(2)].map(hostOfUrl));
+    assert.deepEqual(kvEndpoints({ role: "learner", voterEndpoints: [v(1), v(2)], recordGone: gone }, 2379), [v(1), v(2)]);
+    assert.deepEqual(kvEndpoints({ role: "voter", voterEndpoints: [v(1), v(2)], recordGone: gone }, 2379), ["https://127.0.0.1:2379"]);
   });
 });

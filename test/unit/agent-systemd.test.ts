@@ -10,18 +10,21 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { acquireAgentLock } from "../../src/node/agent-lock.ts";
 import { renderUnit } from "../../src/node/systemd.ts";
+import { nodePaths } from "../../src/node/paths.ts";
 
 describe("the agent started by systemd", () => {
   it("takes its pidfile when the node's run dir does not exist yet (made 0700)", () => {
     const root = mkdtempSync(join(tmpdir(), "rf-agent-lock-"));
     try {
-      const pidFile = join(root, "node", "run", "agent.pid");
-      const lock = acquireAgentLock(pidFile);
+      const node = nodePaths(join(root, "node"));
+      const pidFile = node.agentPid;
+      const lock = acquireAgentLock(node);
       assert.equal(lock.ok, true);
       assert.equal(readFileSync(pidFile, "utf8").trim(), String(process.pid));
       assert.equal(statSync(join(root, "node", "run")).mode & 0o777, 0o700);
       if (lock.ok) lock.release();
       assert.ok(!existsSync(pidFile));
+      assert.ok(!existsSync(node.agentLock));
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

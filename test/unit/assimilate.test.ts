@@ -2,11 +2,12 @@ import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
 import type { FlatMapping } from "../../src/config/flatten.ts";
 import type { ClusterId } from "../../src/consensus/cluster-id.ts";
-import { assimilate, enlist, registerViaMembers, type Registrar } from "../../src/ops/assimilate.ts";
+import { assimilate, enlist, meshIn, registerViaMembers, UUID_WRITE_TRIES, type Registrar } from "../../src/ops/assimilate.ts";
 import type { NodeChannel } from "../../src/ops/cluster/node-channel.ts";
 import { onFirstChannel, onFirstMember } from "../../src/ops/via-member.ts";
 import type { SshSettings } from "../../src/remote/ssh.ts";
-import { UserError } from "../../src/util/errors.ts";
+import { ClusterUnavailable, UserError } from "../../src/util/errors.ts";
+import { memberFailure } from "../../src/ops/cluster/member-cli.ts";
 import type { Outcome } from "../../src/util/exec.ts";
 import type { Logger } from "../../src/util/log.ts";
 
@@ -95,6 +96,23 @@ describe("the assimilate sequence (ops/assimilate.ts)", () => {
     assert.equal(registered, false);
     assert.equal(node.calls.length, 1);
   });
+
+  it("the instance id is written again while the new member's KV does not answer (exit 75), and only then", async () => {
+    const unavailable = { exitCode: 75, stderr: "raptiformica: the cluster's etcd did not answer (14 UNAVAILABLE: Connection dropped).\n" };
+    // Answers on the third try.
+    let tries = 0;
+    const node = newNode({ config: () => (++tries < 3 ? unavailable : {}) });
+    await meshIn(node, KEY, { afterMesh: true, uuid: "i-1" }, 1);
+    assert.equal(node.calls.filter((c) => c.startsWith("config set")).length, 3);
+    // Never answers: UUID_WRITE_TRIES tries, then an error that says so.
+    const never = newNode({ config: unavailable });
+    await assert.rejects(meshIn(never, KEY, { afterMesh: true, uuid: "i-1" }, 1), /failed on root@198\.18\.0\.9:22 \(4 tries, 0\.001 s apart\) \(exit 75\)/);
+    assert.equal(never.calls.filter((c) => c.startsWith("config set")).length, UUID_WRITE_TRIES);
+    // Any other failure is not tried again.
+    const refused = newNode({ config: { exitCode: 1, stderr: "raptiformica: no.\n" } });
+    await assert.rejects(meshIn(refused, KEY, { afterMesh: true, uuid: "i-1" }, 1), /\(exit 1\): raptiformica: no\./);
+    assert.equal(refused.calls.filter((c) => c.startsWith("config set")).length, 1);
+  });
 });
 
 describe("registering through members (registerViaMembers: Cluster.inject over a ViaMember)", () => {
@@ -181,6 +199,18 @@ describe("the members an error says were asked (onFirstChannel, onFirstMember)",
         throw new UserError(`Cannot reach ${who}.`);
       },
     });
+
+  it("a member whose etcd did not answer (exit 75: a learner not promoted yet) is passed over for the next; its answer only when none did better", async () => {
+    const learner = new ScriptedChannel("m1", { members: { exitCode: 75, stderr: "raptiformica: the cluster's etcd did not answer (etcdserver: rpc not supported for learner).\n" } });
+    const voter = new ScriptedChannel("m2", { members: { stdout: "{}" } });
+    const got = await onFirstChannel([learner, voter], ["members", "--json"]);
+    assert.equal(got.member.who, "m2");
+    assert.equal(got.out.exitCode, 0);
+    const alone = await onFirstChannel([learner, new ScriptedChannel("m3", { members: { exitCode: 75 } })], ["members", "--json"]);
+    assert.equal(alone.member.who, "m1", "every member's etcd is down: the first such answer is the answer");
+    assert.equal(alone.out.exitCode, 75);
+    assert.ok(memberFailure(alone.out, ["members", "--json"]) instanceof ClusterUnavailable, "and it is a ClusterUnavailable here too (exit 75)");
+  });
 
   it("names the members tried: all of those given, or the first few of those the config names", async () => {
     await assert.rejects(onFirstChannel([refuse("m1"), refuse("m2")], ["identity", "--json"]), (e: Error) => {

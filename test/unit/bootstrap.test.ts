@@ -131,7 +131,7 @@ describe("headless bootstrap", () => {
   it("a host with 0.5 joining a 0.4 cluster: refused, saying the two cannot peer and what to do", () => {
     const r = bootstrapWith({ yggdrasil: "0.5", etcd: "3.5.16", real: ["hostname"] }, { RAPTIFORMICA_YGGDRASIL_MAJOR: "0.4" });
     assert.equal(r.status, 3);
-    assert.match(r.stderr, /the cluster \S+ joins runs Yggdrasil 0\.4, but \S+ has Yggdrasil 0\.5 installed; the two cannot peer\. Migrate the cluster to 0\.5/);
+    assert.match(r.stderr, /the cluster \S+ joins runs Yggdrasil 0\.4, but \S+ has Yggdrasil 0\.5 installed; the two cannot peer\. Move the cluster to 0\.5 with `raptiformica migrate-mesh`/);
   });
 
   it("refuses unknown values of its settings, naming them", () => {

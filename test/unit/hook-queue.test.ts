@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { afterEach, beforeEach, describe, it, mock } from "node:test";
 import { HookQueue } from "../../src/node/hook-queue.ts";
+import { mulberry32 } from "../chaos/prng.ts";
 
 /*
  * The hook queue under node:test's mock timers (setTimeout and Date): the clock moves one
@@ -183,15 +184,3 @@ describe("hook queue (real clock)", () => {
     assert.equal(q.runs, batches.length);
   });
 });
-
-/** A small seeded PRNG, so a failing schedule can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

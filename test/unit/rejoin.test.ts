@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { cachePaths } from "../../src/config/paths.ts";
 import { nodePaths } from "../../src/node/paths.ts";
+import { claimText } from "../../src/node/agent-lock.ts";
+import { processStart } from "../../src/node/process-identity.ts";
 import { rejoinNow } from "../../src/ops/node.ts";
 import { UserError } from "../../src/util/errors.ts";
 
@@ -35,7 +37,7 @@ describe("members --rejoin (ops/node.ts rejoinNow)", () => {
     try {
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
       await new Promise((resolve) => child.stdout.once("data", resolve));
-      writeFileSync(ctx.node.agentPid, `${child.pid}\n`);
+      writeFileSync(ctx.node.agentLock, claimText(child.pid!, processStart(child.pid!)!.start));
       assert.equal(await rejoinNow(ctx), "poked");
       assert.equal(await exited, 0, "the agent got SIGUSR1");
     } finally {

@@ -89,6 +89,22 @@ describe("ports a member listens on", () => {
     assert.throws(() => refuseNewSettingProblems({}, { [k("yggdrasil/port")]: "22" }, "Setting port"), /Setting port was refused/);
   });
 
+  it("the map port (meshnet/map/port, default 4865) is checked like the other ports: range, sshd's port, collisions", () => {
+    assert.equal(DEFAULT_SETTINGS.mapPort, 4865);
+    assert.equal(resolveSettings({ [k("map/port")]: "8080" }).settings.mapPort, 8080);
+    const lastGood = { ...DEFAULT_SETTINGS, mapPort: 4999 };
+    const range = resolveSettings({ [k("map/port")]: "70000" }, lastGood);
+    assert.equal(range.settings.mapPort, 4999, "a bad value keeps the last good one");
+    assert.match(range.problems[0]?.message ?? "", /map\/port is "70000", but it must be a whole number from 1 to 65535/);
+    assert.match(resolveSettings({ [k("map/port")]: "22" }).problems[0]?.message ?? "", /map\/port is 22, but that is sshd's port/);
+    const clash = resolveSettings({ [k("map/port")]: "4864" }, lastGood);
+    assert.deepEqual(clash.problems.map((p) => [...p.keys].sort()), [[k("agent/port"), k("map/port")]]);
+    assert.equal(clash.problems[0]?.key, k("map/port"), "the key moved away from its default is the one to fix");
+    assert.deepEqual([clash.settings.mapPort, clash.settings.agentPort], [4999, 4864]);
+    // A typo in the map's folder is named, like one in the others.
+    assert.match(settingProblems({ [k("map/prot")]: "1" })[0]?.message ?? "", /Did you mean raptiformica\/meshnet\/map\/port\?/);
+  });
+
   it("a swap of two ports is no collision, and a last good value that collides is not used", () => {
     assert.deepEqual(settingProblems({ [k("etcd/client_port")]: "2380", [k("etcd/peer_port")]: "2379" }), []);
     const { settings } = resolveSettings({ [k("etcd/client_port")]: "2380" }, { ...DEFAULT_SETTINGS, clientPort: 2380 });

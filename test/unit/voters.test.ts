@@ -34,7 +34,7 @@ describe("voter manager", () => {
   it("waits out the grace period before removing a voter without a node record", () => {
     const members = [member(1), member(2), member(3)];
     const alive = [record(1), record(2), record(4)];
-    assert.equal(nextVoterAction(input({ members, alive, voterGoneMs: new Map([["m3", 9_999]]) })).kind, "none");
+    assert.notEqual(nextVoterAction(input({ members, alive, voterGoneMs: new Map([["m3", 9_999]]) })).kind, "remove-dead-voter");
     const a = nextVoterAction(input({ members, alive, voterGoneMs: new Map([["m3", 10_000]]) }));
     assert.equal(a.kind, "remove-dead-voter");
     assert.equal(a.kind === "remove-dead-voter" && a.member.id, "m3");
@@ -64,5 +64,42 @@ describe("voter manager", () => {
     const members = [member(1), member(2), member(3), member(4, true, false)];
     const a = nextVoterAction(input({ members, alive: [record(1), record(2), record(3)], voterGoneMs: new Map([["m4", 60_000]]) }));
     assert.notEqual(a.kind, "remove-dead-voter");
+  });
+
+  it("adds the replacement as a learner as soon as a voter's record is gone, before the grace period ends", () => {
+    // max_voters 3, 5 nodes: n3 (a voter) lost its record 1 s ago; n4 is the longest-running non-member.
+    const members = [member(1), member(2), member(3)];
+    const alive = [record(1), record(2), record(4, 10), record(5, 20)];
+    const a = nextVoterAction(input({ members, alive, maxVoters: 3, voterGoneMs: new Map([["m3", 1_000]]) }));
+    assert.equal(a.kind, "add-learner");
+    assert.equal(a.kind === "add-learner" && a.node.name, "n4");
+  });
+
+  it("holds the early learner during the grace period, removes the dead voter when it ends, then promotes the learner", () => {
+    const alive = [record(1), record(2), record(4, 10), record(5, 20)];
+    const withLearner = [member(1), member(2), member(3), member(4, true, true)];
+    // Caught up, but promoting now would make 4 voters around a dead one: held.
+    assert.equal(nextVoterAction(input({ members: withLearner, alive, maxVoters: 3, voterGoneMs: new Map([["m3", 9_999]]) })).kind, "none");
+    const remove = nextVoterAction(input({ members: withLearner, alive, maxVoters: 3, voterGoneMs: new Map([["m3", 10_000]]) }));
+    assert.equal(remove.kind === "remove-dead-voter" && remove.member.id, "m3");
+    const promote = nextVoterAction(input({ members: [member(1), member(2), member(4, true, true)], alive, maxVoters: 3 }));
+    assert.equal(promote.kind === "promote" && promote.member.id, "m4");
+  });
+
+  it("a voter whose record comes back within the grace period keeps its seat; the early learner is removed again", () => {
+    const members = [member(1), member(2), member(3), member(4, true, true)];
+    const alive = [record(1), record(2), record(3), record(4, 10), record(5, 20)];
+    const a = nextVoterAction(input({ members, alive, maxVoters: 3 }));
+    assert.equal(a.kind === "remove-spare-learner" && a.member.id, "m4");
+    // Also when it has not started yet.
+    const b = nextVoterAction(input({ members: [member(1), member(2), member(3), member(4, true, false)], alive, maxVoters: 3 }));
+    assert.equal(b.kind === "remove-spare-learner" && b.member.id, "m4");
+  });
+
+  it("never promotes a learner while a voter without a record still counts, even when it cannot be removed", () => {
+    // 3 voters, 2 dead for long: no removal (quorum), and a 4th voter would not bring it back.
+    const members = [member(1), member(2), member(3), member(4, true, true)];
+    const a = nextVoterAction(input({ members, alive: [record(1), record(4)], maxVoters: 3, voterGoneMs: new Map([["m2", 60_000], ["m3", 60_000]]) }));
+    assert.equal(a.kind, "none");
   });
 });

@@ -15,7 +15,7 @@ const ANSWERS: Record<"0.4" | "0.5", Record<string, unknown>> = {
     getself: { build_name: "unknown", build_version: "unknown", key: KA, address: "201:9e3:2644:fad9:e9d9:822a:fb67:ba87", coords: [], subnet: "301:9e3:2644:fad9::/64" },
     getpeers: {
       peers: [
-        { address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", key: KB, port: 1, priority: 0, coords: [], remote: "tcp://198.18.0.2:60284", bytes_recvd: 692, bytes_sent: 1239, uptime: 3.0 },
+        { address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", key: KB, port: 1, priority: 0, coords: [], remote: "tcp://198.18.0.2:60284", bytes_recvd: 692, bytes_sent: 1239, uptime: 3.220795206 },
       ],
     },
   },
@@ -23,8 +23,33 @@ const ANSWERS: Record<"0.4" | "0.5", Record<string, unknown>> = {
     getself: { build_name: "yggdrasil", build_version: "0.5.12", key: KA, address: "201:9e3:2644:fad9:e9d9:822a:fb67:ba87", routing_entries: 1, subnet: "301:9e3:2644:fad9::/64" },
     getpeers: {
       peers: [
-        { remote: "tcp://198.18.0.9:4863", up: false, inbound: false, key: "", port: 0, priority: 0, cost: 0, last_error: "dial tcp 198.18.0.9:4863: connect: no route to host" },
-        { remote: "tcp://198.18.0.2:35030", up: true, inbound: true, address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", key: KB, port: 1, priority: 0, cost: 1, uptime: 3.0 },
+        { remote: "tcp://198.18.0.9:4863", up: false, inbound: false, key: "", port: 0, priority: 0, cost: 0, last_error_time: 3648911385, last_error: "dial tcp 198.18.0.9:4863: connect: no route to host" },
+        // What 0.5.12 wrote for a peering up for 3.6 s after one refused dial 5.6 s ago.
+        {
+          remote: "tcp://198.18.0.2:35030",
+          up: true,
+          inbound: true,
+          address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50",
+          key: KB,
+          port: 1,
+          priority: 0,
+          cost: 1,
+          bytes_recvd: 1594,
+          bytes_sent: 1514,
+          rate_recvd: 696,
+          rate_sent: 868,
+          uptime: 3.648763076,
+          latency: 470000,
+          last_error_time: 5649595008,
+          last_error: "dial tcp 198.18.0.2:4863: connect: connection refused",
+        },
+      ],
+    },
+    gettree: {
+      tree: [
+        { address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", key: KB, parent: KB, sequence: 1 },
+        { address: "201:9e3:2644:fad9:e9d9:822a:fb67:ba87", key: KA, parent: KB, sequence: 2 },
+        { address: "200::1", key: "not a key", parent: KB, sequence: 2 },
       ],
     },
   },
@@ -110,8 +135,9 @@ describe("yggdrasil admin client", () => {
       assert.equal(admin.supportsLivePeerChanges, false);
       assert.deepEqual(await admin.getSelf(), { publicKey: KA, address: "201:9e3:2644:fad9:e9d9:822a:fb67:ba87", subnet: "301:9e3:2644:fad9::/64", buildVersion: "unknown" });
       assert.deepEqual(await admin.getPeers(), [
-        { publicKey: KB, address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", remote: "tcp://198.18.0.2:60284", up: true, inbound: null },
+        { publicKey: KB, address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", remote: "tcp://198.18.0.2:60284", up: true, inbound: null, port: 1, rxBytes: 692, txBytes: 1239, uptimeSeconds: 3.220795206 },
       ]);
+      await assert.rejects(admin.getTree(), (e: unknown) => e instanceof YggdrasilAdminError && e.kind === "unsupported");
       assert.deepEqual(fake.requests[0], { request: "getSelf", arguments: {}, keepalive: false });
     } finally {
       await fake.close();
@@ -125,8 +151,29 @@ describe("yggdrasil admin client", () => {
       assert.equal(admin.supportsLivePeerChanges, true);
       assert.equal((await admin.getSelf()).buildVersion, "0.5.12");
       assert.deepEqual(await admin.getPeers(), [
-        { publicKey: "", address: "", remote: "tcp://198.18.0.9:4863", up: false, inbound: false, lastError: "dial tcp 198.18.0.9:4863: connect: no route to host" },
-        { publicKey: KB, address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50", remote: "tcp://198.18.0.2:35030", up: true, inbound: true },
+        { publicKey: "", address: "", remote: "tcp://198.18.0.9:4863", up: false, inbound: false, lastError: "dial tcp 198.18.0.9:4863: connect: no route to host", lastErrorAgeSeconds: 3.648911385 },
+        {
+          publicKey: KB,
+          address: "201:dd1a:edc3:c1f2:7aac:66d:f3ed:4d50",
+          remote: "tcp://198.18.0.2:35030",
+          up: true,
+          inbound: true,
+          lastError: "dial tcp 198.18.0.2:4863: connect: connection refused",
+          lastErrorAgeSeconds: 5.649595008,
+          port: 1,
+          rxBytes: 1594,
+          txBytes: 1514,
+          rxRate: 696,
+          txRate: 868,
+          uptimeSeconds: 3.648763076,
+          // 470000 ns
+          latencyMs: 0.47,
+        },
+      ]);
+      // The root is its own parent; an entry without two keys is left out.
+      assert.deepEqual(await admin.getTree(), [
+        { publicKey: KB, parent: KB },
+        { publicKey: KA, parent: KB },
       ]);
     } finally {
       await fake.close();

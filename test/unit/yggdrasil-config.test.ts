@@ -6,6 +6,8 @@ import { after, before, describe, it } from "node:test";
 import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
 import { configHash, peerUri, renderConfig, type RenderOptions } from "../../src/mesh/yggdrasil/config.ts";
 import { writeConfigFile } from "../../src/mesh/yggdrasil/config-file.ts";
+import { MESH_PASSWORD_KEY, meshPassword, meshPasswordProblem, newMeshPassword } from "../../src/mesh/yggdrasil/password.ts";
+import { settingProblems } from "../../src/consensus/settings.ts";
 import type { Major } from "../../src/mesh/yggdrasil/version.ts";
 import { run } from "../../src/util/exec.ts";
 import { findYggdrasilBinaries, type Binaries } from "../helpers/netns-pair.ts";
@@ -47,6 +49,34 @@ describe("yggdrasil peer URIs", () => {
     assert.throws(() => peerUri({ host: "h", port: 0, publicKey: K1 }), /port/);
     assert.throws(() => peerUri({ host: "h", port: 65536, publicKey: K1 }), /port/);
     assert.throws(() => peerUri({ host: "h", port: 1, publicKey: "abc" }), /public key/);
+  });
+});
+
+describe("the mesh password (0.5)", () => {
+  const P = "abcdefghijklmnopqrstuvwxyz_-0123";
+  it("goes on the listener and on every peer URI, after the pinned key", () => {
+    const c = JSON.parse(renderConfig(opts("0.5", { password: P }))) as { Listen: string[]; Peers: string[] };
+    assert.deepEqual(c.Listen, [`tcp://[::]:4863?password=${P}`]);
+    assert.deepEqual(c.Peers, [`tcp://198.18.0.1:4863?key=${K1}&password=${P}`, `tcp://[2001:db8::7]:4863?key=${K2}&password=${P}`]);
+    assert.equal(peerUri({ host: "198.18.0.1", port: 4863, publicKey: K1, password: P }), `tcp://198.18.0.1:4863?key=${K1}&password=${P}`);
+  });
+
+  it("is refused when it could not go into a URI or is too long for yggdrasil, and on 0.4 (which has none)", () => {
+    assert.throws(() => peerUri({ host: "198.18.0.1", port: 4863, publicKey: K1, password: "a&key=evil-0123456789" }), /password/);
+    assert.throws(() => renderConfig(opts("0.5", { password: "x".repeat(65) })), /password/);
+    assert.throws(() => renderConfig(opts("0.5", { password: "short" })), /password/);
+    assert.throws(() => renderConfig(opts("0.4", { password: P })), /0\.4 has no link password/);
+  });
+
+  it("config set takes only a usable one (the agent's rule), and a new cluster's is random and usable", () => {
+    assert.deepEqual(settingProblems({ [MESH_PASSWORD_KEY]: P }), []);
+    const bad = settingProblems({ [MESH_PASSWORD_KEY]: "has spaces in it, see" });
+    assert.equal(bad.length, 1);
+    assert.equal(bad[0]?.key, MESH_PASSWORD_KEY);
+    const a = newMeshPassword();
+    assert.equal(meshPasswordProblem(a), undefined);
+    assert.notEqual(a, newMeshPassword());
+    assert.equal(meshPassword({ [MESH_PASSWORD_KEY]: "bad one" }), undefined);
   });
 });
 

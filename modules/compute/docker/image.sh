@@ -21,6 +21,9 @@
 #              (the server type's bootstrap.sh run at build time)
 # $RAPTIFORMICA_DOCKER_INIT=systemd: images whose instances boot systemd as PID 1 (the agent then
 # runs as a systemd unit), tagged <release>-systemd; default docker (docker's init, sshd).
+# $RAPTIFORMICA_YGGDRASIL_MAJOR=0.4: a packaged image for a cluster that still runs Yggdrasil 0.4
+# (the bootstrap then installs Debian 12's own 0.4), tagged <release>-yggdrasil0.4; instances
+# spawned with it set run that image. Unset or 0.5: the default images.
 # $RAPTIFORMICA_DOCKER_IMAGE, when set, is the image instances run, as is.
 # $RAPTIFORMICA_DOCKER_NO_CACHE=1: `package` rebuilds every layer (fresh packages from the mirror)
 # instead of reusing docker's build cache.
@@ -62,8 +65,14 @@ suite=${RAPTIFORMICA_DOCKER_SUITE:-${release:-$(suite_of "$base")}}
 # Image tags per release (a base that is no debian:<suite>, with no release given: per base).
 tag=${release:-$(printf %s "$base" | tr -c 'a-z0-9.\n-' '-')}
 [ "$init" = docker ] || tag=$tag-$init
+ygg_major=${RAPTIFORMICA_YGGDRASIL_MAJOR:-0.5}
+case "$ygg_major" in
+0.4 | 0.5) ;;
+*) die "RAPTIFORMICA_YGGDRASIL_MAJOR=$ygg_major: give 0.4 (images for a cluster that still runs Yggdrasil 0.4) or 0.5, or leave it unset for 0.5." ;;
+esac
 instance_image=raptiformica-docker:sshd-$tag
 packaged_image=raptiformica-docker:$server-$tag
+[ "$ygg_major" = 0.5 ] || packaged_image=$packaged_image-yggdrasil$ygg_major
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 # An image a rebuild replaced (now untagged): removed, unless a container still runs it.
@@ -152,7 +161,7 @@ package() {
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/raptiformica-docker-build.XXXXXX")
     cp "$here/Dockerfile.packaged" "$ctx/Dockerfile"
     cp "$bootstrap" "$ctx/bootstrap.sh"
-    if ! build "$ctx" --build-arg "FROM=$instance_image" -t "$packaged_image" --label "raptiformica.image=$server" --label "raptiformica.release=$tag"; then
+    if ! build "$ctx" --build-arg "FROM=$instance_image" --build-arg "RAPTIFORMICA_YGGDRASIL_MAJOR=$ygg_major" -t "$packaged_image" --label "raptiformica.image=$server" --label "raptiformica.release=$tag"; then
         rm -rf "$ctx"
         die "building $packaged_image failed"
     fi

@@ -4,8 +4,9 @@
 #     range RFC 2544 reserves for benchmarking, never routed) with the lowest free address;
 #   - its own mount and UTS namespaces, where this dir's root/ is /root, usr-etc/ is
 #     /usr/etc/raptiformica and a fresh tmpfs is /run: its own home, cache dir and install;
-#   - its own sshd on port 22 with a host key made here (spawn pins it) and the operator's
-#     public keys as root's authorized keys.
+#   - its own sshd on port 22 (every address of its namespace, the mesh address included) with
+#     a host key made here (spawn pins it) and the operator's public keys as root's authorized
+#     keys, accepted even where root's password is locked (see run_sshd.sh).
 # Everything else (/usr, /etc) is this host's, so what the host has installed, the instance has.
 set -eu
 inst=$(pwd)
@@ -58,6 +59,17 @@ flock -u 9
 
 mkdir -p root usr-etc
 chmod 700 root
+# `raptiformica` as a command in the instance: /usr/local/bin is the host's, so no launcher goes
+# there (slave sees the install already on PATH and leaves it alone); the instance's own login
+# environment puts its own install first on PATH instead. .profile for login shells, .bashrc
+# for bash's others (bash also reads it for commands run over SSH).
+for f in .profile .bashrc; do
+    [ -e "root/$f" ] || cat > "root/$f" <<'RC'
+# This netns instance shares /usr with its host: its own raptiformica (in /usr/etc/raptiformica,
+# the instance's own) comes first on PATH. Written by the netns compute type.
+case ":$PATH:" in *:/usr/etc/raptiformica/bin:*) ;; *) PATH=/usr/etc/raptiformica/bin:$PATH; export PATH ;; esac
+RC
+done
 rm -f ssh_host_ed25519_key ssh_host_ed25519_key.pub
 ssh-keygen -q -t ed25519 -N '' -C "$ns" -f ssh_host_ed25519_key
 
@@ -70,10 +82,12 @@ done
 grep -q . authorized_keys || { echo "netns: no public key to let the operator in (no SSH agent keys, no ~/.ssh/id_*.pub)" >&2; exit 1; }
 chmod 600 authorized_keys
 
+# Every address of the instance's own namespace (it has no other): its bridge address, 127.0.0.1
+# and, once the mesh is up, its mesh address, so members reach each other's sshd over the mesh.
 cat > sshd_config <<CONF
 Port 22
-ListenAddress $address
-ListenAddress 127.0.0.1
+ListenAddress 0.0.0.0
+ListenAddress ::
 HostKey /run/instance/ssh_host_ed25519_key
 AuthorizedKeysFile /run/instance/authorized_keys .ssh/authorized_keys
 PermitRootLogin prohibit-password

@@ -92,7 +92,7 @@ if [ -z "$have_major" ]; then
     need_ygg=1
 elif [ "$have_major" != "$want_ygg" ] && [ "$mode" = upgrade ]; then
     [ "$want_ygg" = 0.5 ] ||
-        die "the cluster $host joins runs Yggdrasil 0.4, but $host has Yggdrasil 0.5 installed; the two cannot peer. Migrate the cluster to 0.5 (README, \"Distributions\"), or install Yggdrasil 0.4 on $host and run slave again."
+        die "the cluster $host joins runs Yggdrasil 0.4, but $host has Yggdrasil 0.5 installed; the two cannot peer. Move the cluster to 0.5 with \`raptiformica migrate-mesh\` (README, \"Distributions\"), or install Yggdrasil 0.4 on $host and run slave again."
     need_ygg=1
 fi
 if ! have etcd || ! have etcdctl; then

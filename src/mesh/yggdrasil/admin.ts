@@ -15,11 +15,24 @@ import type { Major } from "./version.ts";
  * - getSelf: both {"key", "address", "subnet", "build_version", ...}; 0.4 adds "coords",
  *   0.5 "routing_entries".
  * - getPeers: {"peers": [...]}.
- *   0.4 lists connected peers only: {"key", "address", "remote", "port", "coords", "uptime", ...};
- *   it says nothing about direction.
+ *   0.4 lists connected peers only, one per key: {"key", "address", "remote", "port",
+ *   "priority", "coords", "bytes_recvd", "bytes_sent", "uptime"}; it says nothing about
+ *   direction and measures no latency.
  *   0.5 also lists configured peers that are down: {"remote", "up", "inbound", "key" ("" while
- *   down), "address" (absent while down), "last_error"?, ...}.
- *   Both write "remote" without the ?key= query: "tcp://198.18.0.1:4863".
+ *   down), "address" (absent while down), "port" (0 while down), "priority", "cost",
+ *   "bytes_recvd", "bytes_sent", "rate_recvd"?, "rate_sent"? (bytes/s, not on every peering),
+ *   "uptime", "latency", "last_error"?, "last_error_time"?}. Two members that dial each other
+ *   are two peerings on 0.5 (one outbound, one inbound, sharing the one "port" of that key).
+ *   Units, as measured on 0.4.7 and 0.5.12: "uptime" seconds (a float); "latency" and
+ *   "last_error_time" Go durations, i.e. integer *nanoseconds* ("last_error_time" is how long
+ *   ago the error was: it stays on a peering that came up since); bytes are since the peering
+ *   came up. "port" is the peering's switch port on the answering node.
+ *   Both write "remote" without the ?key= query: "tcp://198.18.0.1:4863"; for an inbound
+ *   peering it is the address and source port the other end came from.
+ * - getTree (0.5 only): {"tree": [{"key", "parent", "address", "sequence"}]}, every node of the
+ *   spanning tree this node knows, the root being its own parent. (0.5's getPaths lists, per
+ *   destination with a session, that destination's *coordinates* — the ports from the tree's
+ *   root down to it — not a route from here: it is not used.)
  * - addPeer / removePeer {"uri", "interface"?}: both versions have them, and addPeer dials at
  *   once on both. removePeer on 0.5 drops the connection. On 0.4.7 removePeer answers
  *   "success" but the connection stays up and is re-dialled after it breaks, until yggdrasil
@@ -46,8 +59,28 @@ export interface PeerInfo {
   up: boolean;
   /** null on 0.4, which does not report the direction of a peering. */
   inbound: boolean | null;
-  /** 0.5: why the last connection attempt failed. */
+  /** 0.5: why the last connection attempt failed (it stays after the peering came up since). */
   lastError?: string;
+  /** 0.5: how long ago that failure was, seconds. */
+  lastErrorAgeSeconds?: number;
+  /** This node's switch port for the peer (0.5 shares one between two peerings with one key); absent while down. */
+  port?: number;
+  /** Bytes received from / sent to the peer over this peering since it came up. */
+  rxBytes?: number;
+  txBytes?: number;
+  /** 0.5, on the peering that carries the traffic: bytes per second now. */
+  rxRate?: number;
+  txRate?: number;
+  /** How long this peering has been up, seconds. */
+  uptimeSeconds?: number;
+  /** 0.5: the round-trip latency Yggdrasil measured, milliseconds. */
+  latencyMs?: number;
+}
+
+/** One node of Yggdrasil 0.5's spanning tree: its key and its parent's (the root is its own parent). */
+export interface TreeEntry {
+  publicKey: string;
+  parent: string;
 }
 
 export type AdminErrorKind = "not-running" | "permission" | "timeout" | "protocol" | "refused-request" | "unsupported";
@@ -85,6 +118,19 @@ function isObject(v: unknown): v is Json {
 
 function str(v: unknown): string {
   return typeof v === "string" ? v : "";
+}
+
+/** A finite number ≥ 0 that yggdrasil sent, else undefined (a field this version does not give). */
+function amount(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+const NS_PER_MS = 1e6;
+const NS_PER_S = 1e9;
+
+/** `value` under `name`, left out when undefined (exactOptionalPropertyTypes). */
+function opt<K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: V };
 }
 
 export class YggdrasilAdmin {
@@ -191,18 +237,54 @@ export class YggdrasilAdmin {
 
   private normalisePeer(p: Json): PeerInfo {
     const publicKey = str(p["key"]).toLowerCase();
+    const port = amount(p["port"]);
+    // Counters and times, in the units above; a field the version lacks is left out.
+    const figures = {
+      // 0.5 writes port 0 for a peering that is down: no port.
+      ...opt("port", port !== undefined && port > 0 && Number.isInteger(port) ? port : undefined),
+      ...opt("rxBytes", amount(p["bytes_recvd"])),
+      ...opt("txBytes", amount(p["bytes_sent"])),
+      ...opt("rxRate", amount(p["rate_recvd"])),
+      ...opt("txRate", amount(p["rate_sent"])),
+      ...opt("uptimeSeconds", amount(p["uptime"])),
+    };
     if (this.major === "0.4") {
-      return { publicKey, address: str(p["address"]), remote: str(p["remote"]), up: true, inbound: null };
+      return { publicKey, address: str(p["address"]), remote: str(p["remote"]), up: true, inbound: null, ...figures };
     }
     const lastError = str(p["last_error"]);
+    const latency = amount(p["latency"]);
+    const errorAge = amount(p["last_error_time"]);
+    const up = p["up"] === true;
     return {
       publicKey,
       address: str(p["address"]),
       remote: str(p["remote"]),
-      up: p["up"] === true,
+      up,
       inbound: p["inbound"] === true,
-      ...(lastError ? { lastError } : {}),
+      ...(lastError ? { lastError, ...opt("lastErrorAgeSeconds", errorAge === undefined ? undefined : errorAge / NS_PER_S) } : {}),
+      ...figures,
+      // A peering that is down has measured nothing (0.5 writes 0).
+      ...opt("latencyMs", up && latency !== undefined ? latency / NS_PER_MS : undefined),
     };
+  }
+
+  /**
+   * Yggdrasil 0.5's spanning tree as this node knows it (every node it has heard of, with its
+   * parent). On 0.4, which has no such request, throws kind "unsupported" without asking.
+   * @throws YggdrasilAdminError as `request` does, or kind "protocol" for an answer without a tree.
+   */
+  async getTree(): Promise<TreeEntry[]> {
+    if (this.major !== "0.5") throw new YggdrasilAdminError("unsupported", `Yggdrasil ${this.major} has no spanning tree to ask for (getTree is 0.5's).`);
+    const r = await this.request("getTree");
+    const tree = isObject(r) ? r["tree"] : undefined;
+    if (tree === null) return [];
+    if (!Array.isArray(tree)) {
+      throw new YggdrasilAdminError("protocol", `yggdrasil's getTree answer on ${this.socketPath} has no tree: ${JSON.stringify(r)?.slice(0, 200)}`);
+    }
+    return tree
+      .filter(isObject)
+      .map((e) => ({ publicKey: str(e["key"]).toLowerCase(), parent: str(e["parent"]).toLowerCase() }))
+      .filter((e) => isPublicKeyHex(e.publicKey) && isPublicKeyHex(e.parent));
   }
 
   /**
@@ -247,10 +329,26 @@ export class YggdrasilAdmin {
 }
 
 /**
- * Dials a configured peer that is not connected *now*. Yggdrasil retries a failed peer with a
- * growing back-off (on 0.4 over a minute), which is what makes a restarted or new node slow to
- * reach; forgetting the peer and adding it again starts a fresh dial at once. Only for peers
- * that are down: on 0.4 removing a connected peer would leave it half-forgotten.
+ * Dials a configured peer that is not connected *now*, without touching a connection to it
+ * that is up or being made. Yggdrasil retries a failed peer with a growing back-off (on 0.4 over
+ * a minute), which is what makes a restarted or new node slow to reach. On 0.5, adding a peer
+ * that is configured already cuts its back-off short ("kicks" it) and nothing else; on 0.4 the
+ * peer is forgotten and added again (see redial). A peer not configured yet is added.
+ * @throws YggdrasilAdminError as addPeer / redial do; Error for a `uri` that is no peer URI.
+ */
+export async function dialNow(admin: YggdrasilAdmin, uri: string): Promise<void> {
+  if (!admin.supportsLivePeerChanges) return redial(admin, uri);
+  checkUri(uri);
+  await admin.addPeer(uri);
+}
+
+/**
+ * Re-peers `uri`: forgets the peer and adds it again, so it is dialled afresh. On 0.5 that
+ * closes a connection to it that is up — for a peering that is dead although it looks up (its
+ * local address went away; the link watchdog) — so never use it on a healthy peer: dialNow
+ * dials a peer that is down. On 0.4 a connected peer stays connected (0.4 cannot remove it)
+ * and half-forgotten, so only for peers that are down there.
+ * @throws YggdrasilAdminError for a failure other than "not configured"; Error for a bad `uri`.
  */
 export async function redial(admin: YggdrasilAdmin, uri: string): Promise<void> {
   checkUri(uri);

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { describeHostProblem, parseHost } from "../host.ts";
 import { isPublicKeyHex } from "./address.ts";
+import { meshPasswordProblem } from "./password.ts";
 import type { Major } from "./version.ts";
 
 export interface PeerSpec {
@@ -9,6 +10,8 @@ export interface PeerSpec {
   port: number;
   /** The peer's public key: the connection is dropped unless the remote end proves it holds it. */
   publicKey: string;
+  /** The cluster's mesh password (0.5 only; password.ts), sent in the handshake. */
+  password?: string;
 }
 
 export interface RenderOptions {
@@ -23,6 +26,8 @@ export interface RenderOptions {
   allowedPublicKeys: readonly string[];
   /** Path of the admin unix socket. */
   adminSocket: string;
+  /** The cluster's mesh password (password.ts): on the listener and every peer; 0.5 only (0.4 has none: refused). */
+  password?: string;
   /** TUN interface name; default "auto". */
   ifName?: string;
   mtu?: number;
@@ -53,7 +58,14 @@ export function peerUri(peer: PeerSpec): string {
   const { kind, value } = parsed.value;
   // In a URI the zone's % must be escaped (RFC 6874).
   const host = kind === "ipv6" ? `[${value.replace("%", "%25")}]` : value;
-  return `tcp://${host}:${peer.port}?key=${key}`;
+  return `tcp://${host}:${peer.port}?key=${key}${passwordQuery(peer.password, "&")}`;
+}
+
+function passwordQuery(password: string | undefined, sep: "?" | "&"): string {
+  if (password === undefined) return "";
+  const problem = meshPasswordProblem(password);
+  if (problem) throw new Error(problem);
+  return `${sep}password=${password}`;
 }
 
 /** Why `peer` cannot be dialled (bad host, port or key), or undefined when `peerUri` accepts it. */
@@ -91,12 +103,13 @@ export function renderConfig(opts: RenderOptions): string {
   // AllowedPublicKeys: [] means "accept everybody", the opposite of a closed mesh. Our own key
   // keeps the list non-empty for a cluster of one, and nobody else can present it.
   const allowed = [...new Set([publicKey, ...opts.allowedPublicKeys.map((k) => checkKey(k, "allowed key"))])].sort();
-  const peers = [...new Set(opts.peers.map(peerUri))].sort();
+  if (opts.password !== undefined && opts.major === "0.4") throw new Error("Yggdrasil 0.4 has no link password");
+  const peers = [...new Set(opts.peers.map((p) => peerUri(opts.password === undefined ? p : { ...p, password: opts.password })))].sort();
 
   const common = {
     Peers: peers,
     InterfacePeers: {},
-    Listen: [`tcp://[::]:${opts.listenPort}`],
+    Listen: [`tcp://[::]:${opts.listenPort}${passwordQuery(opts.password, "?")}`],
     AdminListen: `unix://${opts.adminSocket}`,
     // Multicast would peer with anything on the LAN that speaks yggdrasil.
     MulticastInterfaces: [],

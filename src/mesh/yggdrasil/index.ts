@@ -7,6 +7,7 @@ export {
   type AdminErrorKind,
   type AdminOptions,
   type PeerInfo,
+  type TreeEntry,
   type SelfInfo,
 } from "./admin.ts";
 export { configHash, peerUri, renderConfig, type PeerSpec, type RenderOptions } from "./config.ts";

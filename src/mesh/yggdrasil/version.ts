@@ -24,6 +24,16 @@ export interface YggdrasilInfo {
 const DETECT_TIMEOUT_MS = 10_000;
 
 /**
+ * The major of a Yggdrasil build from what `yggdrasil -h` prints (pure): 0.5 added `-publickey`
+ * and `-exportkey`. The usage must be Yggdrasil's (it lists `-useconffile`); undefined otherwise.
+ * The rule modules/server/headless/bootstrap.sh applies in shell, and `migrate-mesh` on a member.
+ */
+export function majorFromUsage(usage: string): Major | undefined {
+  if (!/-useconffile\b/.test(usage)) return undefined;
+  return /-publickey\b/.test(usage) && /-exportkey\b/.test(usage) ? "0.5" : "0.4";
+}
+
+/**
  * Works out which Yggdrasil `binary` is. The flags decide the major: 0.5 added `-publickey` and
  * `-exportkey`, and Debian's 0.4 build prints "Build version: unknown", so `-version` alone
  * cannot be trusted. A version number, when the build has one, must agree with the flags.
@@ -36,10 +46,10 @@ export async function detectYggdrasil(binary = "yggdrasil"): Promise<Result<Yggd
     );
   }
   const usage = `${help.stdout}\n${help.stderr}`;
-  if (help.timedOut || !/-useconffile\b/.test(usage)) {
+  const flagMajor = help.timedOut ? undefined : majorFromUsage(usage);
+  if (flagMajor === undefined) {
     return err(`${binary} does not look like Yggdrasil: \`${binary} -h\` did not list -useconffile.`);
   }
-  const flagMajor: Major = /-publickey\b/.test(usage) && /-exportkey\b/.test(usage) ? "0.5" : "0.4";
 
   const ver = await run(binary, ["-version"], { timeoutMs: DETECT_TIMEOUT_MS });
   const m = /Build version:\s*v?(\d+)\.(\d+)(\.\d+)?\S*/.exec(`${ver.stdout}\n${ver.stderr}`);

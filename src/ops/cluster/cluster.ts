@@ -5,7 +5,9 @@ import { memberTargets } from "../via-member.ts";
 import { LocalCluster } from "./local.ts";
 import { isMember } from "./member.ts";
 import { ViaMember, sshMembers } from "./via-member.ts";
-import type { MembersAnswer } from "./wire.ts";
+import type { LinksAnswer, MembersAnswer } from "./wire.ts";
+import type { FenceAnswer, JobAnswer, JobSubmitted, JobsAnswer } from "./job-wire.ts";
+import type { JobRequest } from "../job/jobs.ts";
 
 /**
  * The cluster as a command sees it, wherever it runs: on a member through the KV
@@ -18,6 +20,8 @@ export interface Cluster {
   readonly where: "here" | "member";
   /** The members and the cluster's problems; `quorum` false when only a cache could answer. */
   members(): Promise<MembersAnswer>;
+  /** Every member's link report merged into links (ops/links.ts); `quorum` false when only a cache could answer. */
+  links(): Promise<LinksAnswer>;
   /** The whole shared config. */
   readConfig(): Promise<FlatMapping>;
   /** Sets one key, refused (UserError) when it cannot be held or breaks the cluster's settings. */
@@ -32,6 +36,23 @@ export interface Cluster {
   inject(r: NeighbourRegistration): Promise<{ inCluster: boolean; config?: FlatMapping }>;
   /** Removes the neighbour entries of these public keys; keys not there are skipped. */
   forgetNeighbours(publicKeys: readonly string[]): Promise<void>;
+  /** Stores a job (ops/job/jobs.ts submitLocal); refused (UserError) when its name is taken or no member matches. */
+  jobRun(r: JobRequest): Promise<JobSubmitted>;
+  /** Every job, and the entries under raptiformica/jobs/ that cannot be used. */
+  jobList(): Promise<JobsAnswer>;
+  /** One job with its runs; UserError (exit 66) when there is none of that name. */
+  jobShow(name: string): Promise<JobAnswer>;
+  /** Marks a job cancelled: true when now, false when it already was; UserError (exit 66) when there is none. */
+  jobCancel(name: string): Promise<boolean>;
+  /** Whether a run's fencing token is still a standing claim's; UserError (exit 66) when there is no such job. */
+  jobFenceCheck(name: string, fence: string): Promise<FenceAnswer>;
+  /** Removes a finished or cancelled job and its runs; UserError while it runs or may start, exit 66 when there is none. */
+  jobRemove(name: string): Promise<{ runs: number }>;
+  /**
+   * Writes the log of a run of job `name` (`run`, else the latest) to `out` (ops/job/logs.ts
+   * jobLogsLocal); `follow`: until the run ends. Through a member: what it prints, once.
+   */
+  jobLogs(name: string, o: { run?: string; follow?: boolean }, out: (b: Buffer | string) => void, note: (s: string) => void): Promise<void>;
 }
 
 /**

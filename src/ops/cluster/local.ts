@@ -4,15 +4,21 @@ import { readOnceMoreIfDropped } from "../../consensus/client.ts";
 import { neighbourPrefix, withoutNeighbours } from "../../mesh/neighbours.ts";
 import { runningAgent } from "../../node/agent-lock.ts";
 import { SharedConfig } from "../../node/shared-config.ts";
-import { KeyNotSet, UserError, errorMessage } from "../../util/errors.ts";
+import { EXIT_CLUSTER_UNAVAILABLE, KeyNotSet, UserError, errorMessage } from "../../util/errors.ts";
 import { refuseNewConfigProblems } from "../config-checks.ts";
 import type { Context } from "../context.ts";
 import { registerNeighbour, type NeighbourRegistration } from "../inject.ts";
 import { cachedMembers, clusterMembers } from "../members.ts";
+import { readClusterLinks } from "../links.ts";
 import { NO_MEMBER_KNOWN } from "../via-member.ts";
 import { isMember } from "./member.ts";
 import type { Cluster } from "./cluster.ts";
-import type { ClusterProblem, MemberRow, MembersAnswer } from "./wire.ts";
+import type { ClusterProblem, LinksAnswer, MemberRow, MembersAnswer } from "./wire.ts";
+import type { FenceAnswer, JobAnswer, JobSubmitted, JobsAnswer } from "./job-wire.ts";
+import { jobLogsLocal } from "../job/logs.ts";
+import { readStatus } from "../../node/status.ts";
+import { cancelLocal, fenceCheckLocal, removeLocal, listLocal, showLocal, submitLocal, type JobRequest } from "../job/jobs.ts";
+import type { Etcd3 } from "etcd3";
 
 /** A key that would be both a value and a folder cannot be represented in the module format. */
 function conflictFor(mapping: FlatMapping, key: string): string | undefined {
@@ -70,11 +76,37 @@ export class LocalCluster implements Cluster {
           const error =
             `The cluster KV does not answer on this member (${why}): etcd has lost quorum or is not running here. ` +
             `Showing what the local cache knows; statuses are unknown. The agent keeps retrying` +
-            (runningAgent(ctx.node.agentPid) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".") +
+            (runningAgent(ctx.node) === undefined ? " — but no agent runs here: start it with `raptiformica mesh`." : ".") +
             " If voters are gone for good (quorum cannot come back), run `raptiformica recover` on the surviving voter with the newest data.";
           return { quorum: false, error, members: cachedMembers(mapping) };
         }
         return { quorum: true, members: rows, voterChanges: changes, problems };
+      },
+      { quiet: true },
+    );
+  }
+
+  /**
+   * The links from the KV's link reports. Throws a UserError when this machine is no member and
+   * knows none; a member whose KV does not answer gets the members its cache knows and no links
+   * (`quorum` false, `error` saying why).
+   */
+  async links(): Promise<LinksAnswer> {
+    const ctx = this.ctx;
+    if (!isMember(ctx)) throw new UserError(NO_MEMBER_KNOWN);
+    return this.withShared(
+      async (shared) => {
+        try {
+          if (!shared.client) throw new Error("no member answers on 127.0.0.1 or over the mesh");
+          const client = shared.client;
+          return { quorum: true, ...(await readOnceMoreIfDropped(() => readClusterLinks(client))) };
+        } catch (e) {
+          const error =
+            `The cluster KV does not answer on this member (${errorMessage(e)}): etcd has lost quorum or is not running here, ` +
+            "and the link reports live only there. Showing the members the local cache knows, without links; `raptiformica members` says more.";
+          const members = cachedMembers(ctx.config.snapshot().mapping).map((m) => ({ name: m.name, publicKey: m.publicKey, status: m.status }));
+          return { quorum: false, error, members, links: [], problems: [] };
+        }
       },
       { quiet: true },
     );
@@ -145,5 +177,55 @@ export class LocalCluster implements Cluster {
       const present = publicKeys.filter((key) => Object.keys(mapping).some((k) => k.startsWith(neighbourPrefix(key))));
       if (present.length > 0) await shared.update((m) => withoutNeighbours(m, present));
     });
+  }
+
+  /**
+   * Runs `fn` with the cluster KV's client. Throws a UserError when this machine is no member
+   * (and knows none), or when the KV does not answer here (jobs live only there).
+   */
+  private withKv<T>(what: string, fn: (client: Etcd3) => Promise<T>): Promise<T> {
+    if (!isMember(this.ctx)) throw new UserError(NO_MEMBER_KNOWN);
+    return this.withShared(
+      async (shared) => {
+        if (!shared.client) {
+          throw new UserError(
+            `The cluster KV does not answer on this member, and jobs live only there: cannot ${what}. ` +
+              "`raptiformica members` says whether the cluster has quorum; try again once it does.",
+            EXIT_CLUSTER_UNAVAILABLE,
+          );
+        }
+        return fn(shared.client);
+      },
+      { quiet: true },
+    );
+  }
+
+  jobRun(r: JobRequest): Promise<JobSubmitted> {
+    return this.withKv(`store job ${r.name}`, (c) => submitLocal(c, r));
+  }
+
+  jobList(): Promise<JobsAnswer> {
+    return this.withKv("list the jobs", (c) => readOnceMoreIfDropped(() => listLocal(c)));
+  }
+
+  jobShow(name: string): Promise<JobAnswer> {
+    return this.withKv(`show job ${name}`, (c) => readOnceMoreIfDropped(() => showLocal(c, name)));
+  }
+
+  jobCancel(name: string): Promise<boolean> {
+    return this.withKv(`cancel job ${name}`, (c) => cancelLocal(c, name));
+  }
+
+  jobLogs(name: string, o: { run?: string; follow?: boolean }, out: (b: Buffer | string) => void, note: (s: string) => void): Promise<void> {
+    const self = readStatus(this.ctx.node.status)?.publicKey;
+    return this.withKv(`read the log of job ${name}`, (c) => jobLogsLocal(c, name, { ...o, logDir: this.ctx.node.logDir, ...(self ? { self } : {}), out, note }));
+  }
+
+  jobRemove(name: string): Promise<{ runs: number }> {
+    return this.withKv(`remove job ${name}`, (c) => removeLocal(c, name));
+  }
+
+  jobFenceCheck(name: string, fence: string): Promise<FenceAnswer> {
+    return this.withKv(`check a fence of job ${name}`, (c) => fenceCheckLocal(c, name, fence));
   }
 }

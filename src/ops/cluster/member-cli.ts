@@ -1,6 +1,6 @@
 import type { FlatMapping } from "../../config/flatten.ts";
 import type { SshSettings, SshTarget } from "../../remote/ssh.ts";
-import { EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../util/errors.ts";
+import { ClusterUnavailable, EXIT_CLUSTER_UNAVAILABLE, EXIT_KEY_NOT_SET, KeyNotSet, UserError } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import { SshNodeChannel, type NodeChannel } from "./node-channel.ts";
 import { decodeAnswer, decodeFullConfig, identityAnswer, membersAnswer, type IdentityAnswer, type MembersAnswer } from "./wire.ts";
@@ -30,11 +30,14 @@ export function memberError(stderr: string): { before: string; message: string }
  * The error for a command that failed on a member (`out`: its outcome, `command`: its argv):
  * the member's own message (memberError) with its exit code, so the command fails here as it
  * did there. Exit {@link EXIT_KEY_NOT_SET} for a command about config key `key` is a
- * {@link KeyNotSet}: callers tell "not set" by that type, never by the message's words.
+ * {@link KeyNotSet}: callers tell "not set" by that type, never by the message's words; exit
+ * {@link EXIT_CLUSTER_UNAVAILABLE} (the member's etcd did not answer) is a
+ * {@link ClusterUnavailable}, which callers may wait out.
  * Pure; throws nothing (it returns the error to throw).
  */
-export function memberFailure(out: Pick<Outcome, "exitCode" | "stderr">, command: readonly string[], key?: string): UserError {
+export function memberFailure(out: Pick<Outcome, "exitCode" | "stderr">, command: readonly string[], key?: string): UserError | ClusterUnavailable {
   const message = memberError(out.stderr).message || `\`raptiformica ${command[0] ?? ""}\` exited ${out.exitCode} on a member without saying why`;
+  if (out.exitCode === EXIT_CLUSTER_UNAVAILABLE) return new ClusterUnavailable(message);
   return out.exitCode === EXIT_KEY_NOT_SET && key !== undefined ? new KeyNotSet(key, message) : new UserError(message, out.exitCode);
 }
 

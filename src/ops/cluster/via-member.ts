@@ -1,7 +1,7 @@
 import { normalizeKey, type FlatMapping } from "../../config/flatten.ts";
 import { NEIGHBOURS_PREFIX } from "../../mesh/neighbours.ts";
 import { remoteCommand, sshSettings } from "../../remote/settings.ts";
-import type { SshTarget } from "../../remote/ssh.ts";
+import { sshStream, type SshTarget } from "../../remote/ssh.ts";
 import { KeyNotSet, errorMessage } from "../../util/errors.ts";
 import type { Outcome } from "../../util/exec.ts";
 import type { Logger } from "../../util/log.ts";
@@ -13,7 +13,13 @@ import type { Cluster } from "./cluster.ts";
 import { memberError, memberFailure } from "./member-cli.ts";
 import { SshNodeChannel, type NodeChannel } from "./node-channel.ts";
 import { checkAnswer, checkBeforeWrite, reportedClusterId, shownConfigClusterId } from "./same-cluster.ts";
-import { decodeAnswer, decodeFullConfig, membersAnswer, type MembersAnswer } from "./wire.ts";
+import { UserError } from "../../util/errors.ts";
+import { fenceAnswer, jobAnswer, jobSubmitted, jobsAnswer, type FenceAnswer, type JobAnswer, type JobSubmitted, type JobsAnswer } from "./job-wire.ts";
+import { jobRunArgv, type JobRequest } from "../job/jobs.ts";
+import { pickRun } from "../job/logs.ts";
+import { memberTargetByKey } from "../pick-member.ts";
+import { z } from "zod";
+import { decodeAnswer, decodeFullConfig, linksAnswer, membersAnswer, type LinksAnswer, type MembersAnswer } from "./wire.ts";
 
 /**
  * The members a {@link ViaMember} may ask, in the order it asks them, and what it knows of its
@@ -26,6 +32,14 @@ export interface MemberPool {
   /** The cluster this machine manages (its copy's CA), undefined when it knows none. */
   mine(): ClusterId | undefined;
   readonly log: Logger;
+  /**
+   * Runs `raptiformica ARGV` on one given member (by its key; `name` for messages), reached the
+   * way `raptiformica ssh NAME` reaches it (its host in this machine's config, else in the
+   * cluster's, read through `clusterConfig`), with its stdout written to `out` as it comes.
+   * Resolves with its outcome (stdout empty). Absent where members cannot be reached one by one.
+   * @throws UserError when that member has no host or cannot be reached over SSH.
+   */
+  streamOn?(member: { publicKey: string; name: string }, argv: readonly string[], out: (b: Buffer) => void, clusterConfig: () => Promise<FlatMapping>): Promise<Outcome>;
 }
 
 /**
@@ -44,6 +58,17 @@ export function sshMembers(ctx: Context, mapping: FlatMapping, opts: { targets?:
       if (targets.length === 0) return [];
       const settings = await sshSettings(ctx.paths, ctx.log);
       return targets.map((t) => new SshNodeChannel(settings, t, launcher));
+    },
+    streamOn: async (member, argv, out, clusterConfig) => {
+      // This machine's copy first; a member that joined after it was last written is in the cluster's.
+      const target = memberTargetByKey(mapping, member.publicKey) ?? memberTargetByKey(await clusterConfig(), member.publicKey);
+      if (!target) {
+        throw new UserError(
+          `Member ${member.name} (key ${member.publicKey.slice(0, 16)}…) is not among the neighbours in this machine's config nor the cluster's, so it cannot be reached over SSH from here (it left, or was evicted). Its log stayed on that machine.`,
+        );
+      }
+      const settings = await sshSettings(ctx.paths, ctx.log);
+      return sshStream(settings, target, [launcher, ...argv], out);
     },
   };
 }
@@ -98,6 +123,11 @@ export class ViaMember implements Cluster {
     return decodeAnswer(membersAnswer, out, who, "members --json");
   }
 
+  async links(): Promise<LinksAnswer> {
+    const { who, out } = await this.run(["links", "--json"], checkAnswer(this.pool.mine(), (out) => reportedClusterId(out.stdout)));
+    return decodeAnswer(linksAnswer, out, who, "links --json");
+  }
+
   async readConfig(): Promise<FlatMapping> {
     const argv = ["config", "show", "--json"];
     const { who, out } = await this.run(argv, checkAnswer(this.pool.mine(), (out) => (out.exitCode === 0 ? shownConfigClusterId(out.stdout) : undefined)));
@@ -141,5 +171,82 @@ export class ViaMember implements Cluster {
         if (!(e instanceof KeyNotSet)) throw e;
       }
     }
+  }
+
+  /** A read of jobs there: its answer names its cluster; a failure there fails here with its message and exit code. */
+  private async readJson<S extends z.ZodTypeAny>(schema: S, argv: readonly string[]): Promise<z.infer<S>> {
+    const { who, out } = await this.run(argv, checkAnswer(this.pool.mine(), (o) => (o.exitCode === 0 ? reportedClusterId(o.stdout) : undefined)));
+    if (out.exitCode !== 0) {
+      this.pass(memberError(out.stderr).before);
+      throw memberFailure(out, argv);
+    }
+    this.pass(out.stderr);
+    return decodeAnswer(schema, out, who, argv.join(" "));
+  }
+
+  async jobRun(r: JobRequest): Promise<JobSubmitted> {
+    const argv = jobRunArgv(r);
+    const { member, stdout } = await this.ok(argv);
+    return decodeAnswer(jobSubmitted, { stdout, stderr: "", exitCode: 0 }, member.who, "job run --json");
+  }
+
+  jobList(): Promise<JobsAnswer> {
+    return this.readJson(jobsAnswer, ["job", "ls", "--json"]);
+  }
+
+  jobShow(name: string): Promise<JobAnswer> {
+    return this.readJson(jobAnswer, ["job", "show", "--json", "--", name]);
+  }
+
+  async jobCancel(name: string): Promise<boolean> {
+    const { member, stdout } = await this.ok(["job", "cancel", "--json", "--", name]);
+    return decodeAnswer(z.object({ cancelled: z.boolean() }), { stdout, stderr: "", exitCode: 0 }, member.who, "job cancel --json").cancelled;
+  }
+
+  jobFenceCheck(name: string, fence: string): Promise<FenceAnswer> {
+    return this.readJson(fenceAnswer, ["job", "fence-check", "--json", "--", name, fence]);
+  }
+
+  async jobLogs(name: string, o: { run?: string; follow?: boolean }, out: (b: Buffer | string) => void, note: (s: string) => void): Promise<void> {
+    if (o.follow) return this.followLog(name, o.run, out, note);
+    const { stdout } = await this.ok(["job", "logs", ...(o.run !== undefined ? ["--run", o.run] : []), "--", name]);
+    out(stdout);
+    note(`(through a member: the whole log when it ran the run, else the last 4 KiB and where the whole log is)`);
+  }
+
+  /**
+   * `job logs --follow` from an operator machine: the run (`run`, else the latest started, as
+   * on a member: pickRun) is looked up through the first reachable member, then `raptiformica
+   * job logs NAME --run ID --follow` runs on the member that ran it, over SSH (argv, quoted word
+   * by word), its output written to `out` as it comes, until the run ends there (or ssh is
+   * ended: Ctrl-C). A non-zero exit there is thrown with its own message and exit code.
+   * @throws UserError naming the member and what to do when it cannot be reached; the errors of
+   * jobShow (no such job, exit 66) and pickRun (no such run).
+   */
+  private async followLog(name: string, runId: string | undefined, out: (b: Buffer | string) => void, note: (s: string) => void): Promise<void> {
+    const job = await this.jobShow(name);
+    const run = pickRun(job, runId);
+    if (!this.pool.streamOn) throw new UserError(`\`job logs --follow\` needs the member that ran the run: \`raptiformica ssh ${run.member} -- raptiformica job logs ${name} --run ${run.id} --follow\`.`);
+    const argv = ["job", "logs", "--run", run.id, "--follow", "--", name];
+    let res: Outcome;
+    try {
+      res = await this.pool.streamOn({ publicKey: run.publicKey, name: run.member }, argv, out, () => this.readConfig());
+    } catch (e) {
+      throw new UserError(
+        `Cannot follow the log of run ${run.id} of job ${name} on member ${run.member}, the member that ran it (its whole log is there only): ${errorMessage(e).replace(/\.?$/, ".")} ` +
+          `Once ${run.member} is reachable over SSH, run this again (or \`raptiformica ssh ${run.member} -- raptiformica job logs ${name} --run ${run.id} --follow\`); ` +
+          `\`raptiformica job logs ${name} --run ${run.id}\` without --follow prints the run's last 4 KiB from the KV through any member.`,
+      );
+    }
+    if (res.exitCode !== 0) {
+      this.pass(memberError(res.stderr).before);
+      throw memberFailure(res, argv);
+    }
+    if (res.stderr.trim()) note(res.stderr.replace(/\n$/, ""));
+  }
+
+  async jobRemove(name: string): Promise<{ runs: number }> {
+    const { member, stdout } = await this.ok(["job", "rm", "--json", "--", name]);
+    return decodeAnswer(z.object({ runs: z.number() }), { stdout, stderr: "", exitCode: 0 }, member.who, "job rm --json");
   }
 }

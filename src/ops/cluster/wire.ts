@@ -85,6 +85,87 @@ export const membersAnswer = z.object({
 });
 export type MembersAnswer = z.infer<typeof membersAnswer>;
 
+/**
+ * One end of a link in `links`: a member (its key and the name `members` shows), or an end no
+ * member's report names by key (a configured peer that is down and unknown: its remote address
+ * as the name).
+ */
+export const linkEnd = z.object({
+  publicKey: z.string().optional(),
+  name: z.string(),
+  /** For an end known by its address only. */
+  remote: z.string().optional(),
+});
+export type LinkEnd = z.infer<typeof linkEnd>;
+
+/** One end's view of a link, from its link report (consensus/links.ts): bytes as that end counts them. */
+export const linkView = z.object({
+  /** The reporting member's public key. */
+  by: z.string(),
+  up: z.boolean(),
+  /** When the member read this from Yggdrasil, ms since the epoch (its clock). */
+  reportedAt: z.number(),
+  port: z.number().optional(),
+  latencyMs: z.number().optional(),
+  /** Received / sent by the reporting end. */
+  rxBytes: z.number().optional(),
+  txBytes: z.number().optional(),
+  rxBytesPerSecond: z.number().optional(),
+  txBytesPerSecond: z.number().optional(),
+  uptimeSeconds: z.number().optional(),
+  lastError: z.string().optional(),
+  lastErrorAgeSeconds: z.number().optional(),
+});
+export type LinkView = z.infer<typeof linkView>;
+
+/**
+ * One link of `links`, shown once though both ends report it: `from` dialled `to` when
+ * `dialled` (Yggdrasil 0.5 says which end did; two members that dial each other are two links),
+ * else the version does not say (0.4) and `from` is the end whose name sorts first. `status`:
+ * up or down as every reporting end says, "disputed" when they disagree (one report older than
+ * the change). `views`: each reporting end's numbers, `from`'s first.
+ */
+export const linkRow = z.object({
+  from: linkEnd,
+  to: linkEnd,
+  dialled: z.boolean(),
+  status: z.enum(["up", "down", "disputed"]),
+  views: z.array(linkView),
+});
+export type LinkRow = z.infer<typeof linkRow>;
+
+/** A member as `links` knows it: `members`' name and status, and what its link report says of it. */
+export const linkMember = z.object({
+  name: z.string(),
+  publicKey: z.string(),
+  status: z.enum(["alive", "failed", "left", "unknown"]),
+  /** Absent: no (valid) link report from it. */
+  reportedAt: z.number().optional(),
+  yggdrasilMajor: z.string().optional(),
+  /** Yggdrasil 0.5: its parent in the spanning tree (its own key at the root). */
+  treeParent: z.string().optional(),
+});
+export type LinkMember = z.infer<typeof linkMember>;
+
+/** Something `links` could not use: a link report that is not one (named by its key). */
+export const linkProblem = z.object({ subject: z.string(), message: z.string() });
+export type LinkProblem = z.infer<typeof linkProblem>;
+
+/**
+ * `raptiformica links --json`: every member (as `members` names them), every link the members
+ * report, and the reports that could not be read. Without quorum: `quorum` false, `error` says
+ * why, and the members are what the cache knows (no links).
+ */
+export const linksAnswer = z.object({
+  clusterId,
+  quorum: z.boolean(),
+  error: z.string().optional(),
+  members: z.array(linkMember),
+  links: z.array(linkRow),
+  problems: z.array(linkProblem),
+});
+export type LinksAnswer = z.infer<typeof linksAnswer>;
+
 /** `raptiformica config show --json`: key → value, every value a string. */
 export const configAnswer = z.record(z.string(), z.string());
 export type ConfigAnswer = z.infer<typeof configAnswer>;
