@@ -312,7 +312,15 @@ describe("docker compute type", { skip, timeout: 900_000 }, () => {
       await dockerOk(["unpause", `rf-${tag}-b`]);
     }
     lap("B paused and unpaused");
-    await waitFor("C pings A's mesh address again", () => lop.onNode(cIp, ["ping", "-6", "-c1", "-W3", mesh["a"]!]).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
+    try {
+      await waitFor("C pings A's mesh address again", () => lop.onNode(cIp, ["ping", "-6", "-c1", "-W3", mesh["a"]!]).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
+    } catch (e) {
+      // Which hop is broken, and what each member's yggdrasil and agent were doing.
+      const hops = [["C→B", cIp, "b"], ["B→A", bIp, "a"], ["A→B", aIp, "b"], ["B→C", bIp, "c"]] as const;
+      const pings = hops.map(([what, from, to]) => `${what}: ${lop.onNode(from, ["ping", "-6", "-c1", "-W3", mesh[to]!]).code === 0 ? "answers" : "no answer"}`);
+      throw new Error(`${(e as Error).message}\nmesh pings now: ${pings.join(", ")}\n${(await Promise.all([aIp, bIp, cIp].map((ip) => lop.diagnose(ip, 30)))).join("\n")}`);
+    }
+    lap("C reached A again");
   });
   it("tree: A on net1 and net2 slaves B (net1) and C (net2) itself; B reaches C's mesh address only through A", async () => {
     // The original's test_tree_cluster: only A can reach B and C, so A (a member) slaves them.
