@@ -138,6 +138,27 @@ describe("mesh: the allowed-keys refresh", () => {
     assert.equal(r.due({ missing: ["k9"], connected: none, links, running: true }), false);
   });
 
+  it("counts how long the neighbour stays unconnected, not how long its key has been missing", () => {
+    // B's key missing for minutes while the peering dialled to it is up; then the link drops
+    // for a moment (both ends paused): no restart, unless it then stays down 15 s.
+    const clock = fakeClock();
+    const r = new AllowedKeysRefresh(clock.now);
+    const up = new Set(["k2"]);
+    assert.equal(r.due({ missing: ["k2"], connected: up, links, running: true }), false);
+    clock.set(300_000);
+    assert.equal(r.due({ missing: ["k2"], connected: up, links, running: true }), false);
+    clock.set(305_000);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false, "down for a moment after minutes missing");
+    clock.set(310_000);
+    assert.equal(r.due({ missing: ["k2"], connected: up, links, running: true }), false);
+    clock.set(315_000);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false, "down again: counted from now");
+    clock.set(315_000 + ALLOWED_STALE_MS);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), false);
+    clock.set(315_001 + ALLOWED_STALE_MS);
+    assert.equal(r.due({ missing: ["k2"], connected: none, links, running: true }), true, "unconnected at every look for 15 s");
+  });
+
   it("the 15 s start over when no key is missing for a moment", () => {
     const clock = fakeClock();
     const r = new AllowedKeysRefresh(clock.now);
