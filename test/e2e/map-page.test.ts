@@ -162,12 +162,14 @@ describe("the mesh map page", { skip, timeout: 120_000 }, () => {
   it("shows a link's latency on hover", async () => {
     await page.click("#details-close").catch(() => undefined);
     // Where nothing else is drawn on top: the link whose middle is farthest from every member.
-    // Looked up again before each try (at most 3): the view may still be gliding to the member
-    // the search before selected, and a moving view hides the tip and moves the link.
+    // Looked up again before each try (at most 6): the view may still be gliding to the member
+    // the search before selected, and a moving view hides the tip and moves the link; a try is
+    // made only once the link's middle has stayed put for 300 ms.
     let shown = false;
-    for (let attempt = 0; attempt < 3 && !shown; attempt++) {
+    let last = "";
+    for (let attempt = 0; attempt < 6 && !shown; attempt++) {
       await page.waitForTimeout(500);
-      const spots = await page.evaluate(() => {
+      const look = () => page.evaluate(() => {
         const m = (window as unknown as { raptiformicaMap: MapHandle }).raptiformicaMap;
         const d = m.drawn();
         const nodes = d.nodes.map((n) => m.whereIs(n.id)!);
@@ -176,9 +178,15 @@ describe("the mesh map page", { skip, timeout: 120_000 }, () => {
           return { id: e.id, at, clear: Math.min(...nodes.map((n) => Math.hypot(n.x - at.x, n.y - at.y))) };
         });
       });
+      const spots = await look();
+      await page.waitForTimeout(300);
+      const again = await look();
       const spot = spots.filter((x) => graph.links.find((l) => l.id === x.id)?.latencyMs !== undefined).sort((a, b) => b.clear - a.clear)[0];
       assert.ok(spot && spot.clear > 25, `a link with room around its middle: ${JSON.stringify(spot)}`);
-      const at = spot.at;
+      const now = again.find((x) => x.id === spot.id);
+      last = JSON.stringify({ spot, now });
+      if (!now || Math.hypot(now.at.x - spot.at.x, now.at.y - spot.at.y) > 1) continue;
+      const at = now.at;
       await page.mouse.move(at.x - 40, at.y - 40);
       await page.mouse.move(at.x, at.y, { steps: 3 });
       shown = await page
@@ -187,7 +195,7 @@ describe("the mesh map page", { skip, timeout: 120_000 }, () => {
         .then(() => true)
         .catch(() => false);
     }
-    assert.ok(shown, "the tip shows when the pointer rests on a link");
+    assert.ok(shown, `the tip shows when the pointer rests on a link (last try: ${last})`);
     const tip = (await page.locator("#tip").textContent()) ?? "";
     assert.match(tip, / ms, /, tip);
   });
