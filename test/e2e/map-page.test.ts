@@ -161,7 +161,8 @@ describe("the mesh map page", { skip, timeout: 120_000 }, () => {
 
   it("shows a link's latency on hover", async () => {
     await page.click("#details-close").catch(() => undefined);
-    // Where nothing else is drawn on top: the link whose middle is farthest from every member.
+    // Where nothing else is drawn on top: of the links whose middle is on screen, the one whose
+    // middle is farthest from every member.
     // Looked up again before each try (at most 6): the view may still be gliding to the member
     // the search before selected, and a moving view hides the tip and moves the link; a try is
     // made only once the link's middle has stayed put for 300 ms.
@@ -173,15 +174,20 @@ describe("the mesh map page", { skip, timeout: 120_000 }, () => {
         const m = (window as unknown as { raptiformicaMap: MapHandle }).raptiformicaMap;
         const d = m.drawn();
         const nodes = d.nodes.map((n) => m.whereIs(n.id)!);
+        const box = document.querySelector("#graph-box")!;
         return d.edges.map((e) => {
           const at = m.whereIs(e.id)!;
-          return { id: e.id, at, clear: Math.min(...nodes.map((n) => Math.hypot(n.x - at.x, n.y - at.y))) };
+          // Only a middle the pointer can reach: on the screen, with the graph itself under it
+          // (the view may have glided to a member and left most links off screen).
+          const under = document.elementFromPoint(at.x, at.y);
+          const reachable = under !== null && box.contains(under);
+          return { id: e.id, at, reachable, clear: Math.min(...nodes.map((n) => Math.hypot(n.x - at.x, n.y - at.y))) };
         });
       });
       const spots = await look();
       await page.waitForTimeout(300);
       const again = await look();
-      const spot = spots.filter((x) => graph.links.find((l) => l.id === x.id)?.latencyMs !== undefined).sort((a, b) => b.clear - a.clear)[0];
+      const spot = spots.filter((x) => x.reachable && graph.links.find((l) => l.id === x.id)?.latencyMs !== undefined).sort((a, b) => b.clear - a.clear)[0];
       assert.ok(spot && spot.clear > 25, `a link with room around its middle: ${JSON.stringify(spot)}`);
       const now = again.find((x) => x.id === spot.id);
       last = JSON.stringify({ spot, now });
