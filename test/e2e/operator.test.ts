@@ -19,8 +19,6 @@ const skip =
 describe("from an operator machine", { skip, timeout: 240_000 }, () => {
   let lab: Lab | undefined;
   let c: LabCluster;
-  /** The id of the run of job `everywhere` that member n0 ran (its log is on n0 only). */
-  let n0Run = "";
   after(async () => lab?.destroy());
 
   it("members and ssh --info-only go through the first reachable member", async () => {
@@ -69,7 +67,13 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
   it("job logs --follow streams a running job's log from the member that ran it, as it is written, and exits as the run ends", async () => {
     assert.ok(lab);
     const t0 = performance.now();
-    await c.rfOk(3, ["job", "run", "--name", "ticker", "--", "sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; sleep 1; done"]);
+    // The run prints line1, then waits (at most 60 s) for a gate the test opens only once line1
+    // has come through the follower: so "as it is written" is checked whatever the machine's
+    // load (a slow SSH start could otherwise meet a run that had already printed everything).
+    // The lab's members share this machine's filesystem.
+    const gate = join(lab.nodes[3]!.dir, "ticker-gate");
+    const script = `echo line1; i=0; while [ ! -e ${gate} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; for i in 2 3 4 5 6; do echo line$i; sleep 0.2; done`;
+    await c.rfOk(3, ["job", "run", "--name", "ticker", "--", "sh", "-c", script]);
     await waitFor(
       "ticker running",
       async () => (JSON.parse(await c.rfOk(3, ["job", "show", "--json", "ticker"])) as { runs: { outcome: string }[] }).runs.some((r) => r.outcome === "running"),
@@ -80,18 +84,24 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
     const exited = new Promise<number | null>((resolve) => follower.once("exit", (code) => resolve(code)));
     const file = join(lab.nodes[3]!.dir, "logs", "follow-ticker.log");
     const seen = () => (existsSync(file) ? readFileSync(file, "utf8") : "");
-    const early = await waitFor("the first lines through the operator", () => (/^line2$/m.test(seen()) ? seen() : undefined), { timeoutMs: 20_000, intervalMs: 100 });
-    assert.doesNotMatch(early, /^line6$/m, "lines arrive while the run goes on, not at its end");
+    const early = await waitFor("line1 through the operator, while the run waits", () => (/^line1$/m.test(seen()) ? seen() : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+    assert.doesNotMatch(early, /^line2$/m, "the run has not printed line2 yet");
+    const running = JSON.parse(await c.rfOk(3, ["job", "show", "--json", "ticker"])) as { state: string; runs: { outcome: string }[] };
+    assert.ok(running.runs.some((r) => r.outcome === "running"), `the run is still going when line1 has arrived: ${JSON.stringify(running)}`);
+    writeFileSync(gate, "");
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running after 30 s"), 30_000))]);
     assert.equal(code, 0, seen());
     assert.match(seen(), /^line1\nline2\nline3\nline4\nline5\nline6\n/m, "the whole output, in order");
     const j = JSON.parse(await c.rfOk(3, ["job", "show", "--json", "ticker"])) as { state: string };
     assert.equal(j.state, "succeeded");
-    console.error(`# job logs --follow from the operator: first lines and the end of the run in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`# job logs --follow from the operator: first line and the end of the run in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  });
 
-    // A run on each member, for the unreachable case below.
+  it("the first member going away: the next one answers; following a log on it says it cannot be reached", async () => {
+    assert.ok(lab);
+    // A run on each member: the one n0 ran has its whole log on n0 only.
     await c.rfOk(3, ["job", "run", "--name", "everywhere", "--on", "all", "--", "echo", "hi"]);
-    n0Run = await waitFor(
+    const n0Run = await waitFor(
       "everywhere done",
       async () => {
         const a = JSON.parse(await c.rfOk(3, ["job", "show", "--json", "everywhere"])) as { state: string; runs: { id: string; member: string }[] };
@@ -99,10 +109,6 @@ describe("from an operator machine", { skip, timeout: 240_000 }, () => {
       },
       { timeoutMs: 20_000, intervalMs: 300 },
     );
-  });
-
-  it("the first member going away: the next one answers; following a log on it says it cannot be reached", async () => {
-    assert.ok(lab);
     // The first member goes away (once all three vote, so quorum survives): the next one
     // answers, and reports it failed.
     await waitFor(
