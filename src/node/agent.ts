@@ -174,7 +174,10 @@ export class Agent {
     await this.session.watch();
     const kv = this.session.client;
     // Only where this member reports its own links: its report is where the evidence starts.
-    this.failures.follow(kv && (s.role === "leader" || s.role === "voter") && this.links ? { self: identity.publicKey, agentPort: settings.agentPort } : undefined);
+    const judge = kv && (s.role === "leader" || s.role === "voter") && this.links ? { self: identity.publicKey, agentPort: settings.agentPort } : undefined;
+    // The link reports are watched only while judged by: a new watch missed what came before it.
+    if (await this.session.watchLinks(judge !== undefined)) this.failures.reseed();
+    this.failures.follow(judge);
     if (kv && s.role === "leader") merge(await this.leader.run(etcdLeaderKv(kv, this.o.node), settings, identity.publicKey, () => this.config.kvCopy, s.voterChangePending));
   }
 

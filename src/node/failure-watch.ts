@@ -124,6 +124,16 @@ export class FailureWatch {
     void this.seed();
   }
 
+  /**
+   * The reports are read once more (a new watch of them began: changes before it were not
+   * seen). Before `follow` gives a context this only forgets what was watched; the read comes
+   * with the context.
+   */
+  reseed(): void {
+    this.watched = new Set();
+    if (this.lead) void this.seed();
+  }
+
   stop(): void {
     this.lead = undefined;
     this.stopTimer();
@@ -152,10 +162,14 @@ export class FailureWatch {
   private async seed(): Promise<void> {
     try {
       const all = await this.d.readReports();
+      const read = new Set<string>();
       for (const [key, value] of all) {
         const reporter = key.startsWith(LINKS_PREFIX) ? key.slice(LINKS_PREFIX.length) : key;
+        read.add(reporter);
         if (!this.watched.has(reporter)) this.raw.set(reporter, value);
       }
+      // A report kept from an earlier time as a voter may have gone while unwatched.
+      for (const reporter of [...this.raw.keys()]) if (!read.has(reporter) && !this.watched.has(reporter)) this.raw.delete(reporter);
     } catch (e) {
       this.d.log.debug(`failure watch: cannot read the link reports yet: ${errorMessage(e)}`);
     }

@@ -1,11 +1,14 @@
 import { hostname } from "node:os";
-import type { Etcd3, Watcher } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { PendingChanges, applyOps } from "../config/pending.ts";
-import { deadline, leaderOf, memberList, openClient } from "../consensus/client.ts";
+import { leaderOf, memberList, openClient } from "../consensus/client.ts";
 import { clientUrl, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { seedKvIfEmpty, updateKvMapping } from "../consensus/kv-config.ts";
+import { LINKS_PREFIX } from "../consensus/links.ts";
 import { NodeRegistration } from "../consensus/registry.ts";
-import type { ClusterSettings } from "../consensus/settings.ts";
+import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
+import { rangesOutside, watchRanges, type RangeWatch } from "../consensus/watch-ranges.ts";
+import { KEY_ROOT } from "../config/flatten.ts";
 import { readAdvertised } from "./advertised.ts";
 import { builtInLabels } from "./labels.ts";
 import { selfRecord } from "./self.ts";
@@ -17,7 +20,7 @@ export interface KvSessionDeps extends StepContext {
   readonly config: ConfigView;
   readonly version: string;
   readonly startedAt: number;
-  /** A watched change under raptiformica/ (see routeChange). */
+  /** A watched change under raptiformica/ (see routeChange; link reports only while `watchLinks(true)`). */
   readonly onChange: (type: "put" | "delete", key: string, value?: string) => void;
   /** Reconcile again now. */
   readonly poke: () => void;
@@ -37,6 +40,16 @@ export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "reco
 }
 
 /**
+ * What every agent watches: all of raptiformica/ but the link reports, the jobs (the job runner
+ * watches those itself) and the gone marks (read by the eviction pass). Every member writes its
+ * link report at least every 30 s and on every peering change: delivered to every agent, that
+ * was N² events for N members, all dropped but on the voters.
+ */
+export const AGENT_WATCH = rangesOutside(`${KEY_ROOT}/`, [KEYS.links, KEYS.jobs, KEYS.gone]);
+/** What a voter watches besides (its failure watch judges by the reports). */
+export const LINKS_WATCH = rangesOutside(LINKS_PREFIX, []);
+
+/**
  * The KV session: one etcd client (the local endpoint, or the voters while this node is a
  * learner, which cannot serve requests), the first seed of an empty KV from the local cache,
  * this member's role as etcd sees it, the config changes queued while offline, the
@@ -46,7 +59,8 @@ export class KvSession {
   private kv?: Etcd3;
   private target = "";
   private registration?: NodeRegistration;
-  private watcher?: Watcher;
+  private watcher?: RangeWatch;
+  private linksWatcher?: RangeWatch;
   /** Set once, never reset: the KV has the config (a new client to a new target skips the seed). */
   private seededOnce = false;
 
@@ -67,8 +81,10 @@ export class KvSession {
 
   close(): void {
     this.d.config.invalidate();
-    void this.watcher?.cancel().catch(() => undefined);
+    void this.watcher?.cancel();
     this.watcher = undefined;
+    void this.linksWatcher?.cancel();
+    this.linksWatcher = undefined;
     this.registration?.close();
     this.registration = undefined;
     this.kv?.close();
@@ -77,7 +93,7 @@ export class KvSession {
 
   /** Shutdown: like close, but waits for the watch to be cancelled. */
   async stop(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
+    await Promise.all([this.watcher?.cancel(), this.linksWatcher?.cancel()]);
     this.registration?.close();
     this.kv?.close();
   }
@@ -144,9 +160,47 @@ export class KvSession {
     return { registered: true };
   }
 
-  /** After `register`: the watch on raptiformica/, started once per client. */
+  /** After `register`: the watch on raptiformica/ but link reports and jobs (AGENT_WATCH), started once per client. */
   async watch(): Promise<void> {
     if (!this.watcher && this.kv) await this.startWatch(this.kv);
+  }
+
+  /**
+   * The watch on the link reports, kept while `on` (while this member is a voter: its failure
+   * watch reads them) and cancelled otherwise. Returns true when it started now: changes before
+   * it were not seen, so the reports are to be read once (FailureWatch.reseed). A watch that
+   * cannot start is retried at the next call (logged, never thrown).
+   */
+  async watchLinks(on: boolean): Promise<boolean> {
+    if (!on || !this.kv) {
+      void this.linksWatcher?.cancel();
+      this.linksWatcher = undefined;
+      return false;
+    }
+    if (this.linksWatcher) return false;
+    const kv = this.kv;
+    try {
+      const w = await watchRanges(kv, LINKS_WATCH, {
+        put: (key, value) => this.d.onChange("put", key, value),
+        delete: (key) => this.d.onChange("delete", key),
+        failed: (e) => {
+          if (this.linksWatcher !== w) return;
+          this.d.log.debug(`link reports watch: ${errorMessage(e)}; watching again`);
+          this.linksWatcher = undefined;
+          this.d.poke();
+        },
+      });
+      // The client may have been closed while the watch started.
+      if (this.kv !== kv) {
+        void w.cancel();
+        return false;
+      }
+      this.linksWatcher = w;
+      return true;
+    } catch (e) {
+      this.d.log.debug(`link reports watch: ${errorMessage(e)}`);
+      return false;
+    }
   }
 
   /** Pushes config changes made here while the cluster was unreachable (see PendingChanges). */
@@ -165,19 +219,24 @@ export class KvSession {
   }
 
   private async startWatch(kv: Etcd3): Promise<void> {
-    const watcher = await deadline("etcd watch", 3000, kv.watch().prefix("raptiformica/").create());
-    watcher.on("put", (res) => this.d.onChange("put", res.key.toString(), res.value.toString()));
-    watcher.on("delete", (res) => this.d.onChange("delete", res.key.toString()));
-    // Emitted only when etcd cancels the watch — e.g. resuming after a reconnect from a
-    // revision that auto-compaction removed. The watcher is dead then: start a new one from
-    // now on the next tick, and read the config again since events were missed.
-    watcher.on("error", (e) => {
-      if (this.watcher !== watcher) return;
-      this.d.log.debug(`watch: ${errorMessage(e)}; watching again`);
-      this.watcher = undefined;
-      this.d.config.invalidate();
-      this.d.poke();
+    const watcher = await watchRanges(kv, AGENT_WATCH, {
+      put: (key, value) => this.d.onChange("put", key, value),
+      delete: (key) => this.d.onChange("delete", key),
+      // Only when etcd cancels the watch — e.g. resuming after a reconnect from a revision
+      // that auto-compaction removed. It is dead then: start a new one from now on the next
+      // tick, and read the config again since events were missed.
+      failed: (e) => {
+        if (this.watcher !== watcher) return;
+        this.d.log.debug(`watch: ${errorMessage(e)}; watching again`);
+        this.watcher = undefined;
+        this.d.config.invalidate();
+        this.d.poke();
+      },
     });
+    if (this.kv !== kv) {
+      void watcher.cancel();
+      return;
+    }
     this.watcher = watcher;
   }
 }

@@ -70,7 +70,9 @@ function harness(o: { answering: Set<string>; revokeFails?: () => boolean; repor
     timing: { probeTimeoutMs: 10, earlyValidMs: 200, spareMs: 10_000, recheckMs: 20, settleMs: 1, maxProbes: 16 },
   });
   const put = (k: string, r: ReturnType<typeof report>) => watch.observe("put", `${LINKS_PREFIX}${k}`, JSON.stringify(r));
-  return { watch, revoked, probed, logs, put };
+  /** A report in the KV, read when this member becomes a voter (before that it does not watch them). */
+  const stored = (k: string, r: ReturnType<typeof report>) => void o.reports?.set(`${LINKS_PREFIX}${k}`, JSON.stringify(r));
+  return { watch, revoked, probed, logs, put, stored };
 }
 
 const settle = (ms = 60) => new Promise((r) => setTimeout(r, ms));
@@ -80,10 +82,11 @@ describe("the voters' failure watch", () => {
   it("ends the record of a member no one links to any more and that does not answer, once", async () => {
     const answering = new Set([addr(A), addr(B)]);
     // Reports written before this member led are read when it takes the lead.
-    const h = harness({ answering, reports: new Map([[`${LINKS_PREFIX}${C}`, JSON.stringify(report(C, [A, B]))]]) });
+    const h = harness({ answering, reports: new Map() });
     try {
-      h.put(A, report(A, [B, C]));
-      h.put(B, report(B, [A, C]));
+      h.stored(A, report(A, [B, C]));
+      h.stored(B, report(B, [A, C]));
+      h.stored(C, report(C, [A, B]));
       h.watch.follow({ self: A, agentPort: 4864 });
       await settle();
       assert.deepEqual(h.revoked, [], "everyone linked: nothing probed, nothing ended");
@@ -187,12 +190,12 @@ describe("the voters' failure watch", () => {
   });
 
   it("ends nothing when half the members or more look cut off, nor while this member is not a voter", async () => {
-    const h = harness({ answering: new Set([addr(A)]) });
+    const h = harness({ answering: new Set([addr(A)]), reports: new Map() });
     try {
-      h.put(A, report(A, [B], [C, D]));
-      h.put(B, report(B, [A]));
-      h.put(C, report(C, [D]));
-      h.put(D, report(D, [C]));
+      h.stored(A, report(A, [B], [C, D]));
+      h.stored(B, report(B, [A]));
+      h.stored(C, report(C, [D]));
+      h.stored(D, report(D, [C]));
       h.watch.follow({ self: A, agentPort: 4864 });
       await settle();
       assert.deepEqual(h.probed, [], "2 of 4 cut off: more likely this side's fault");
@@ -201,6 +204,38 @@ describe("the voters' failure watch", () => {
       h.put(B, report(B, [A, E]));
       await settle();
       assert.deepEqual(h.probed, [], "not a voter");
+    } finally {
+      h.watch.stop();
+    }
+  });
+
+  it("reads the reports afresh when it becomes a voter again or its watch starts again: a report that went meanwhile is forgotten", async () => {
+    const reports = new Map<string, string>();
+    const h = harness({ answering: new Set([addr(A), addr(B)]), reports });
+    try {
+      h.stored(A, report(A, [B, C]));
+      h.stored(B, report(B, [A, C]));
+      h.stored(C, report(C, [A, B]));
+      h.stored(D, report(D, [A]));
+      h.stored(E, report(E, [A, B]));
+      h.watch.follow({ self: A, agentPort: 4864 });
+      await settle();
+      // D and E are not linked to by anyone, answer nothing: probed; "half or more" does not hold (2 of 5).
+      assert.deepEqual(h.revoked.sort(), [D, E].sort());
+      // Not a voter for a while (no reports watched): D's and E's reports went with their leases.
+      h.watch.follow(undefined);
+      reports.delete(`${LINKS_PREFIX}${D}`);
+      reports.delete(`${LINKS_PREFIX}${E}`);
+      h.revoked.length = 0;
+      h.probed.length = 0;
+      h.watch.follow({ self: A, agentPort: 4864 });
+      await settle();
+      assert.deepEqual(h.probed, [], "a stale report of a member gone meanwhile made it a suspect again");
+      // A voter's watch started again: the reports are read again.
+      h.stored(D, report(D, [A]));
+      h.watch.reseed();
+      await settle();
+      assert.deepEqual(h.revoked, [D]);
     } finally {
       h.watch.stop();
     }

@@ -1,0 +1,68 @@
+import { Range, type Etcd3, type Watcher } from "etcd3";
+import { deadline } from "./client.ts";
+
+/**
+ * The key ranges under `root` that leave out the `excluded` prefixes: etcd watches one range
+ * per watcher and has no "all but" filter, so a watch of everything but a few prefixes is
+ * the complement, as ranges `[start, end)` in etcd's byte order. Each excluded prefix must
+ * start with `root` and none may contain another.
+ * @throws Error (a bug) when a prefix is outside `root` or nested in another.
+ */
+export function rangesOutside(root: string, excluded: readonly string[]): Range[] {
+  const all = Range.prefix(root);
+  const cut = [...excluded].map((p) => Range.prefix(p)).sort((a, b) => Buffer.compare(a.start, b.start));
+  const ranges: Range[] = [];
+  let start = all.start;
+  for (const c of cut) {
+    if (!c.start.subarray(0, all.start.length).equals(all.start)) throw new Error(`rangesOutside: ${c.start.toString()} is not under ${root}`);
+    if (Buffer.compare(c.start, start) < 0) throw new Error(`rangesOutside: ${c.start.toString()} overlaps another excluded prefix`);
+    if (Buffer.compare(start, c.start) < 0) ranges.push(new Range(start, c.start));
+    start = c.end;
+  }
+  if (Buffer.compare(start, all.end) < 0) ranges.push(new Range(start, all.end));
+  return ranges;
+}
+
+/** What a range watch hands on: every put and delete, and its end when etcd cancels it. */
+export interface RangeWatchHandlers {
+  put(key: string, value: string): void;
+  delete(key: string): void;
+  /** etcd cancelled one of the watchers (e.g. its start revision was compacted): events may have been missed; the watch is dead. Called once. */
+  failed(e: unknown): void;
+}
+
+/** Watchers of several ranges that act as one: one set of handlers, one cancel. */
+export interface RangeWatch {
+  cancel(): Promise<void>;
+}
+
+/**
+ * Watches every range in `ranges` (one etcd watcher each; etcd3 multiplexes them on one gRPC
+ * stream) from now on, feeding one set of handlers.
+ * @throws DeadlineError when a watcher is not created within `ms` (those created are cancelled).
+ */
+export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: RangeWatchHandlers, ms = 3000): Promise<RangeWatch> {
+  const watchers: Watcher[] = [];
+  let dead = false;
+  const cancel = async () => {
+    dead = true;
+    await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+  };
+  try {
+    for (const r of ranges) {
+      const w = await deadline("etcd watch", ms, client.watch().inRange(r).create());
+      watchers.push(w);
+      w.on("put", (res) => dead || on.put(res.key.toString(), res.value.toString()));
+      w.on("delete", (res) => dead || on.delete(res.key.toString()));
+      w.on("error", (e) => {
+        if (dead) return;
+        void cancel();
+        on.failed(e);
+      });
+    }
+  } catch (e) {
+    await cancel();
+    throw e;
+  }
+  return { cancel };
+}

@@ -1,0 +1,76 @@
+import { strict as assert } from "node:assert";
+import { after, before, describe, it } from "node:test";
+import { Etcd3 } from "etcd3";
+import { KEY_ROOT } from "../../src/config/flatten.ts";
+import { KEYS } from "../../src/consensus/settings.ts";
+import { rangesOutside, watchRanges, type RangeWatch } from "../../src/consensus/watch-ranges.ts";
+import { AGENT_WATCH, LINKS_WATCH } from "../../src/node/step-kv-session.ts";
+import { haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts";
+
+const K = "a".repeat(64);
+/** Keys of every kind under raptiformica/, and next to its excluded prefixes in byte order. */
+const config = [`${KEY_ROOT}/raptiformica_api_version`, `${KEY_ROOT}/meshnet/neighbours/${K}/host`, `${KEY_ROOT}/server/headless/x`, `${KEY_ROOT}/voters/log`, `${KEY_ROOT}/links`, `${KEY_ROOT}/linksx`, `${KEY_ROOT}/jobs0`, `${KEY_ROOT}/zzz`];
+const records = [`${KEY_ROOT}/nodes/${K}`];
+const links = [`${KEY_ROOT}/links/${K}`];
+const unwatched = [`${KEY_ROOT}/jobs/j/spec`, `${KEY_ROOT}/gone/${K}`];
+const outside = ["raptiformica", "raptiformica0", "other/x"];
+
+const inRanges = (ranges: ReturnType<typeof rangesOutside>, key: string) => ranges.filter((r) => r.includes(key)).length;
+
+describe("watching all but some prefixes", () => {
+  it("the agent's ranges hold each config key and node record once, and no link report, job, gone mark or key outside raptiformica/", () => {
+    for (const k of [...config, ...records]) assert.equal(inRanges(AGENT_WATCH, k), 1, k);
+    for (const k of [...links, ...unwatched, ...outside]) assert.equal(inRanges(AGENT_WATCH, k), 0, k);
+    for (const k of links) assert.equal(inRanges(LINKS_WATCH, k), 1, k);
+    for (const k of [...config, ...records, ...unwatched]) assert.equal(inRanges(LINKS_WATCH, k), 0, k);
+  });
+
+  it("leaves no empty range and refuses a prefix outside the root or inside another", () => {
+    assert.equal(rangesOutside("r/", ["r/a/", "r/b/"]).length, 3);
+    assert.equal(rangesOutside("r/", []).length, 1);
+    // A first excluded prefix at the root's very start: no empty range before it.
+    assert.deepEqual(
+      rangesOutside("r/", ["r/"]).map((r) => [r.start.toString(), r.end.toString()]),
+      [],
+    );
+    assert.throws(() => rangesOutside("r/", ["s/"]), /not under r\//);
+    assert.throws(() => rangesOutside("r/", ["r/a/", "r/a/b/"]), /overlaps/);
+  });
+});
+
+describe("the agent's watch against a real etcd", { skip: haveEtcd ? false : "etcd is not installed" }, () => {
+  let etcd: SingleEtcd | undefined;
+  let client: Etcd3;
+  before(async () => {
+    etcd = await startEtcd();
+    client = new Etcd3({ hosts: etcd.url });
+  });
+  after(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+
+  it("sees puts and deletes of config keys and node records, none of link reports, jobs or gone marks; a links watch sees those; cancelled, nothing", async () => {
+    const seen: string[] = [];
+    const seenLinks: string[] = [];
+    const watch: RangeWatch = await watchRanges(client, AGENT_WATCH, { put: (k) => seen.push(`put ${k}`), delete: (k) => seen.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
+    const linksWatch = await watchRanges(client, LINKS_WATCH, { put: (k) => seenLinks.push(`put ${k}`), delete: (k) => seenLinks.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
+    const all = [...config, ...records, ...links, ...unwatched, ...outside];
+    for (const k of all) await client.put(k).value("v");
+    await client.delete().key(records[0]!);
+    await client.delete().key(links[0]!);
+    // The last write is a config key: once it is seen, every earlier event has come.
+    await client.put(KEYS.maxVoters).value("3");
+    const deadline = Date.now() + 5000;
+    while (!seen.includes(`put ${KEYS.maxVoters}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(seen.sort(), [...config.map((k) => `put ${k}`), ...records.map((k) => `put ${k}`), `delete ${records[0]}`, `put ${KEYS.maxVoters}`].sort());
+    assert.deepEqual(seenLinks, [`put ${links[0]}`, `delete ${links[0]}`]);
+    await watch.cancel();
+    await linksWatch.cancel();
+    const before = seen.length + seenLinks.length;
+    await client.put(config[0]!).value("w");
+    await client.put(links[0]!).value("w");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(seen.length + seenLinks.length, before, "nothing after cancel");
+  });
+});
