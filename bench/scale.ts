@@ -9,7 +9,9 @@
  * sits `--rest-seconds` (30) while the CPU time of each agent and each yggdrasil is sampled; RSS
  * and PSS (/proc/<pid>/smaps_rollup) are read at the end. The members run the yggdrasil and etcd
  * found on their PATH: RAPTIFORMICA_LAB_PATH puts other builds first (README, "Benchmarks"). The agent logs of every node are scanned for
- * restarts and repeated warnings. Each lab is destroyed after it is measured.
+ * restarts and repeated warnings. Each lab is destroyed after it is measured. Over the same rest
+ * window: the watch events the voters' etcd sent (`etcd_debugging_mvcc_events_total` from each
+ * member's local endpoint's /metrics, read with curl), per minute, and per member.
  *
  *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 50] [--inject-one-by-one]
  *        [--form-timeout S] [--settle-seconds 10] [--rest-seconds 30] [--keep-logs DIR]
@@ -93,9 +95,29 @@ interface SizeResult {
   yggdrasilRss: { medianMb: number | null; maxMb: number | null };
   yggdrasilCpu: { medianPercent: number | null; maxPercent: number | null };
   logs: LogFinding | null;
+  /** Watch events sent by all etcd servers of the lab over the rest window, per minute; per member (÷ N). */
+  watchEventsPerMinute: number | null;
+  watchEventsPerMemberPerMinute: number | null;
   loadBefore: string;
   loadAfterForming: string;
   error?: string;
+}
+
+/** The watch events node i's etcd server has sent since it started (0 for a grpc-proxy); undefined when /metrics cannot be read. */
+async function watchEventsSent(lab: Lab, i: number): Promise<number | undefined> {
+  const tls = join(lab.nodes[i]!.cacheDir, "node", "etcd", "tls");
+  const r = await lab
+    .exec(i, ["curl", "-sS", "--max-time", "5", "--cacert", join(tls, "ca.crt"), "--cert", join(tls, "node.crt"), "--key", join(tls, "node.key"), "https://127.0.0.1:2379/metrics"], { timeoutMs: 10_000 })
+    .catch(() => undefined);
+  if (!r || r.exitCode !== 0) return undefined;
+  const m = /^etcd_debugging_mvcc_events_total (\S+)$/m.exec(r.stdout);
+  return m ? Number(m[1]) : 0;
+}
+
+/** The sum of watchEventsSent over every node; undefined when any cannot be read. */
+async function labWatchEvents(lab: Lab): Promise<number | undefined> {
+  const all = await Promise.all(lab.nodes.map((_, i) => watchEventsSent(lab, i)));
+  return all.some((x) => x === undefined) ? undefined : all.reduce<number>((a, b) => a + (b ?? 0), 0);
 }
 
 const normalise = (l: string) =>
@@ -228,6 +250,8 @@ async function measure(n: number): Promise<SizeResult> {
     yggdrasilRss: { medianMb: null, maxMb: null },
     yggdrasilCpu: { medianPercent: null, maxPercent: null },
     logs: null,
+    watchEventsPerMinute: null,
+    watchEventsPerMemberPerMinute: null,
     loadBefore,
     loadAfterForming: "",
   };
@@ -350,9 +374,15 @@ async function measure(n: number): Promise<SizeResult> {
       }
     };
     const before = [...agents, ...yggs].map(statOf);
+    const eventsBefore = await labWatchEvents(lab);
     const t1 = performance.now();
     await sleep(restSeconds * 1000);
     const elapsed = (performance.now() - t1) / 1000;
+    const eventsAfter = await labWatchEvents(lab);
+    if (eventsBefore !== undefined && eventsAfter !== undefined) {
+      res.watchEventsPerMinute = Math.round(((eventsAfter - eventsBefore) / elapsed) * 60);
+      res.watchEventsPerMemberPerMinute = Math.round(((eventsAfter - eventsBefore) / elapsed / n) * 600) / 10;
+    }
     const footprintOf = (p: number | undefined, b: ReturnType<typeof statOf>): ProcessFootprint => {
       const a = statOf(p);
       if (p === undefined || b === undefined || a === undefined) return { pid: p ?? null, rssMb: null, pssMb: null, cpuPercent: null };
@@ -440,6 +470,7 @@ for (const r of results) {
 }
 for (const r of results) {
   console.log(`n=${r.nodes}: roles ${JSON.stringify(r.roles)}; mesh per node median ${f(r.meshSeconds.median)}, max ${f(r.meshSeconds.max)}; load after forming ${r.loadAfterForming}`);
+  console.log(`  watch events sent by etcd at rest: ${f(r.watchEventsPerMinute, "/min")} (${f(r.watchEventsPerMemberPerMinute, "/min")} per member)`);
   if (r.error) console.log(`  error: ${r.error}`);
   console.log(`  members on n0 over time [s, alive, quorum]: ${JSON.stringify(r.aliveTimeline)}`);
   const peak = r.processSamples.reduce<(typeof r.processSamples)[number] | undefined>((a, b) => (!a || b.load > a.load ? b : a), undefined);
