@@ -2,6 +2,7 @@ import { GRPCUnavailableError, type Etcd3 } from "etcd3";
 import { KEY_ROOT, splitUsable, type FlatMapping, type UnusableKey } from "../config/flatten.ts";
 import { deadline } from "./client.ts";
 import { KEYS } from "./settings.ts";
+import { rangesOutside } from "./watch-ranges.ts";
 
 const API_KEY = `${KEY_ROOT}/raptiformica_api_version`;
 
@@ -25,15 +26,27 @@ interface Snapshot extends KvConfig {
   readonly modRevisions: ReadonlyMap<string, string>;
 }
 
+/**
+ * Where the shared config lives: raptiformica/ but the ephemeral prefixes, which grow with the
+ * cluster and its history (node records, link reports, gone marks, job runs with their output)
+ * and are never config; the two single ephemeral keys are dropped after the read. Reading the
+ * whole prefix fetched them all — every member every 30 s and before every config write — and
+ * past the client's 4 MiB message limit (about a thousand job runs' output) failed outright.
+ */
+const CONFIG_RANGES = rangesOutside(`${KEY_ROOT}/`, [KEYS.nodes, KEYS.links, KEYS.gone, KEYS.jobs]);
+
 async function snapshot(client: Etcd3, ms: number): Promise<Snapshot> {
-  const res = await deadline("etcd read of the shared config", ms, client.getAll().prefix(`${KEY_ROOT}/`).exec());
+  // One transaction of range reads: one round trip, one revision for all of them.
+  const res = await deadline("etcd read of the shared config", ms, client.kv.txn({ success: CONFIG_RANGES.map((r) => ({ request_range: { key: r.start, range_end: r.end } })) }));
   const raw: FlatMapping = {};
   const modRevisions = new Map<string, string>();
-  for (const kv of res.kvs) {
-    const key = kv.key.toString();
-    if (isEphemeralKey(key)) continue;
-    raw[key] = kv.value.toString();
-    modRevisions.set(key, String(kv.mod_revision));
+  for (const op of res.responses) {
+    for (const kv of op.response_range?.kvs ?? []) {
+      const key = kv.key.toString();
+      if (isEphemeralKey(key)) continue;
+      raw[key] = kv.value.toString();
+      modRevisions.set(key, String(kv.mod_revision));
+    }
   }
   return { ...splitUsable(raw), modRevisions };
 }

@@ -11,15 +11,15 @@ import { SharedConfig } from "../../src/node/shared-config.ts";
 import type { LocalConfig } from "../../src/config/local.ts";
 import type { Logger } from "../../src/util/log.ts";
 
-/** A KV client whose prefix reads fail with `errors` in turn, then answer with `kvs`. */
+/** A KV client whose reads of the config's ranges (one transaction) fail with `errors` in turn, then answer with `kvs`. */
 function kvFailing(errors: Error[], kvs: Record<string, string>): { kv: Etcd3; reads: () => number } {
   let reads = 0;
-  const exec = async () => {
+  const txn = async () => {
     const e = errors[reads++];
     if (e) throw e;
-    return { kvs: Object.entries(kvs).map(([key, value]) => ({ key: Buffer.from(key), value: Buffer.from(value), mod_revision: "1" })) };
+    return { responses: [{ response_range: { kvs: Object.entries(kvs).map(([key, value]) => ({ key: Buffer.from(key), value: Buffer.from(value), mod_revision: "1" })) } }] };
   };
-  return { kv: { getAll: () => ({ prefix: () => ({ exec }) }) } as unknown as Etcd3, reads: () => reads };
+  return { kv: { kv: { txn } } as unknown as Etcd3, reads: () => reads };
 }
 
 /** A SharedConfig connected to `kv` (its constructor is private: open() needs certificates and a live etcd). */
