@@ -107,7 +107,7 @@ interface SizeResult {
 async function watchEventsSent(lab: Lab, i: number): Promise<number | undefined> {
   const tls = join(lab.nodes[i]!.cacheDir, "node", "etcd", "tls");
   const r = await lab
-    .exec(i, ["curl", "-sS", "--max-time", "5", "--cacert", join(tls, "ca.crt"), "--cert", join(tls, "node.crt"), "--key", join(tls, "node.key"), "https://127.0.0.1:2379/metrics"], { timeoutMs: 10_000 })
+    .exec(i, ["curl", "-sS", "--http1.1", "--max-time", "5", "--cacert", join(tls, "ca.crt"), "--cert", join(tls, "node.crt"), "--key", join(tls, "node.key"), "https://127.0.0.1:2379/metrics"], { timeoutMs: 10_000 })
     .catch(() => undefined);
   if (!r || r.exitCode !== 0) return undefined;
   const m = /^etcd_debugging_mvcc_events_total (\S+)$/m.exec(r.stdout);
