@@ -38,15 +38,21 @@ export interface RangeWatch {
 
 /**
  * Watches every range in `ranges` (one etcd watcher each; etcd3 multiplexes them on one gRPC
- * stream) from now on, feeding one set of handlers.
- * @throws DeadlineError when a watcher is not created within `ms` (those created are cancelled).
+ * stream) from now on, feeding one set of handlers; `failed` is called only once this has
+ * returned.
+ * @throws DeadlineError when a watcher is not created within `ms`, or etcd's error when it
+ *   cancels one while the others are being created (those created are cancelled).
  */
 export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: RangeWatchHandlers, ms = 3000): Promise<RangeWatch> {
   const watchers: Watcher[] = [];
   let dead = false;
+  let ready = false;
+  /** A watcher etcd cancelled while the others were still being created: this call fails with it. */
+  let failedEarly: unknown;
   const cancel = async () => {
     dead = true;
-    await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+    // Each watcher once: those made after a first cancel are cancelled by the next.
+    await Promise.all(watchers.splice(0).map((w) => w.cancel().catch(() => undefined)));
   };
   try {
     for (const r of ranges) {
@@ -57,12 +63,16 @@ export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: R
       w.on("error", (e) => {
         if (dead) return;
         void cancel();
-        on.failed(e);
+        if (ready) on.failed(e);
+        else failedEarly = e;
       });
+      if (dead) break;
     }
+    if (dead) throw failedEarly instanceof Error ? failedEarly : new Error(`etcd cancelled a watch while it was being set up: ${String(failedEarly)}`);
   } catch (e) {
     await cancel();
     throw e;
   }
+  ready = true;
   return { cancel };
 }

@@ -180,7 +180,8 @@ export class KvSession {
     if (this.linksWatcher) return false;
     const kv = this.kv;
     try {
-      const w = await watchRanges(kv, LINKS_WATCH, {
+      // `failed` comes only after watchRanges has returned (an I/O event, after this await).
+      const w: RangeWatch = await watchRanges(kv, LINKS_WATCH, {
         put: (key, value) => this.d.onChange("put", key, value),
         delete: (key) => this.d.onChange("delete", key),
         failed: (e) => {
@@ -219,7 +220,8 @@ export class KvSession {
   }
 
   private async startWatch(kv: Etcd3): Promise<void> {
-    const watcher = await watchRanges(kv, AGENT_WATCH, {
+    // `failed` comes only after watchRanges has returned (an I/O event, after this await).
+    const watcher: RangeWatch = await watchRanges(kv, AGENT_WATCH, {
       put: (key, value) => this.d.onChange("put", key, value),
       delete: (key) => this.d.onChange("delete", key),
       // Only when etcd cancels the watch — e.g. resuming after a reconnect from a revision

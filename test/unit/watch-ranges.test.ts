@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
+import { EventEmitter } from "node:events";
 import { after, before, describe, it } from "node:test";
-import { Etcd3 } from "etcd3";
+import { Etcd3, Range } from "etcd3";
 import { KEY_ROOT } from "../../src/config/flatten.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { rangesOutside, watchRanges, type RangeWatch } from "../../src/consensus/watch-ranges.ts";
@@ -35,6 +36,55 @@ describe("watching all but some prefixes", () => {
     );
     assert.throws(() => rangesOutside("r/", ["s/"]), /not under r\//);
     assert.throws(() => rangesOutside("r/", ["r/a/", "r/a/b/"]), /overlaps/);
+  });
+});
+
+/** A client whose watchers are plain emitters, created `delayMs` apart; `cancelled` counts cancels. */
+function fakeClient(delayMs: number) {
+  const made: (EventEmitter & { cancel(): Promise<void> })[] = [];
+  let cancelled = 0;
+  const client = {
+    watch: () => ({
+      inRange: () => ({
+        create: async () => {
+          await new Promise((r) => setTimeout(r, delayMs));
+          const w = Object.assign(new EventEmitter(), { cancel: async () => void cancelled++ });
+          made.push(w);
+          return w;
+        },
+      }),
+    }),
+  } as unknown as Etcd3;
+  return { client, made, cancelled: () => cancelled };
+}
+
+describe("watchRanges", () => {
+  const three = [new Range("r/a", "r/b"), new Range("r/c", "r/d"), new Range("r/e", "r/f")];
+
+  it("a watcher etcd cancels while the others are being created fails the call, never calls failed before it returned, and cancels all", async () => {
+    const f = fakeClient(30);
+    let failedCalls = 0;
+    const pending = watchRanges(f.client, three, { put: () => undefined, delete: () => undefined, failed: () => void failedCalls++ });
+    // The first watcher exists; it is cancelled by etcd while the second is being made.
+    while (f.made.length < 1) await new Promise((r) => setTimeout(r, 5));
+    f.made[0]!.emit("error", new Error("mvcc: required revision has been compacted"));
+    await assert.rejects(pending, /compacted/);
+    assert.equal(failedCalls, 0);
+    assert.equal(f.cancelled(), f.made.length, "every watcher made is cancelled, once");
+  });
+
+  it("once returned: one failed call for the first watcher cancelled, then nothing more", async () => {
+    const f = fakeClient(1);
+    const failed: unknown[] = [];
+    const seen: string[] = [];
+    await watchRanges(f.client, three, { put: (k) => seen.push(k), delete: () => undefined, failed: (e) => failed.push(e) });
+    f.made[1]!.emit("put", { key: Buffer.from("r/c1"), value: Buffer.from("v") });
+    f.made[1]!.emit("error", new Error("cancelled"));
+    f.made[2]!.emit("error", new Error("cancelled too"));
+    f.made[0]!.emit("put", { key: Buffer.from("r/a1"), value: Buffer.from("v") });
+    assert.equal(failed.length, 1);
+    assert.deepEqual(seen, ["r/c1"], "no events once the watch is dead");
+    assert.equal(f.cancelled(), 3);
   });
 });
 
