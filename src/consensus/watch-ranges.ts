@@ -54,24 +54,25 @@ export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: R
     // Each watcher once: those made after a first cancel are cancelled by the next.
     await Promise.all(watchers.splice(0).map((w) => w.cancel().catch(() => undefined)));
   };
-  try {
-    for (const r of ranges) {
-      const w = await deadline("etcd watch", ms, client.watch().inRange(r).create());
-      watchers.push(w);
-      w.on("put", (res) => dead || on.put(res.key.toString(), res.value.toString()));
-      w.on("delete", (res) => dead || on.delete(res.key.toString()));
-      w.on("error", (e) => {
-        if (dead) return;
-        void cancel();
-        if (ready) on.failed(e);
-        else failedEarly = e;
-      });
-      if (dead) break;
-    }
-    if (dead) throw failedEarly instanceof Error ? failedEarly : new Error(`etcd cancelled a watch while it was being set up: ${String(failedEarly)}`);
-  } catch (e) {
+  const attach = (w: Watcher) => {
+    // Made after the call gave up (another watcher failed): not wanted.
+    if (dead) return void w.cancel().catch(() => undefined);
+    watchers.push(w);
+    w.on("put", (res) => dead || on.put(res.key.toString(), res.value.toString()));
+    w.on("delete", (res) => dead || on.delete(res.key.toString()));
+    w.on("error", (e) => {
+      if (dead) return;
+      void cancel();
+      if (ready) on.failed(e);
+      else failedEarly = e;
+    });
+  };
+  // All at once: one round trip however many ranges, not one each in turn.
+  const made = await Promise.allSettled(ranges.map((r) => deadline("etcd watch", ms, client.watch().inRange(r).create()).then(attach)));
+  const refused = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
+  if (refused || dead) {
     await cancel();
-    throw e;
+    throw refused ? refused.reason : failedEarly instanceof Error ? failedEarly : new Error(`etcd cancelled a watch while it was being set up: ${String(failedEarly)}`);
   }
   ready = true;
   return { cancel };

@@ -39,15 +39,17 @@ describe("watching all but some prefixes", () => {
   });
 });
 
-/** A client whose watchers are plain emitters, created `delayMs` apart; `cancelled` counts cancels. */
+/** A client whose watchers are plain emitters, the n-th ready n × `delayMs` after it was asked for; `cancelled` counts cancels. */
 function fakeClient(delayMs: number) {
   const made: (EventEmitter & { cancel(): Promise<void> })[] = [];
   let cancelled = 0;
+  let asked = 0;
   const client = {
     watch: () => ({
       inRange: () => ({
         create: async () => {
-          await new Promise((r) => setTimeout(r, delayMs));
+          const n = ++asked;
+          await new Promise((r) => setTimeout(r, n * delayMs));
           const w = Object.assign(new EventEmitter(), { cancel: async () => void cancelled++ });
           made.push(w);
           return w;
