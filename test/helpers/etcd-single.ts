@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { Etcd3 } from "etcd3";
 
 /** Whether `etcd` is on the PATH (tests skip with this reason when it is not). */
@@ -140,4 +141,28 @@ export class CuttingRelay {
     for (const s of this.sockets) s.destroy();
     await new Promise((r) => this.server.close(r));
   }
+}
+
+/**
+ * One real etcd for the describe block this is called in: started (with `extraArgs`) before its
+ * tests, stopped after them. `client` is a client of it, there once the block's tests run.
+ * @throws Error (a bug in the test) when `client` is read before the etcd started.
+ */
+export function etcdForSuite(extraArgs: readonly string[] = []): { readonly client: Etcd3 } {
+  let etcd: SingleEtcd | undefined;
+  let client: Etcd3 | undefined;
+  before(async () => {
+    etcd = await startEtcd(extraArgs);
+    client = new Etcd3({ hosts: etcd.url });
+  });
+  after(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+  return {
+    get client(): Etcd3 {
+      if (!client) throw new Error("etcdForSuite: the suite's etcd has not started");
+      return client;
+    },
+  };
 }

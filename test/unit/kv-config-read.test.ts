@@ -1,10 +1,9 @@
 import { strict as assert } from "node:assert";
-import { after, before, describe, it } from "node:test";
-import { Etcd3 } from "etcd3";
+import { before, describe, it } from "node:test";
 import { KEY_ROOT } from "../../src/config/flatten.ts";
 import { readKvConfig, updateKvMapping } from "../../src/consensus/kv-config.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
-import { haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts";
+import { etcdForSuite, haveEtcd } from "../helpers/etcd-single.ts";
 
 /*
  * The shared config is read by every member every 30 s and before every config write. It
@@ -14,8 +13,7 @@ import { haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts"
  * change the config at all.
  */
 describe("reading the shared config beside a large jobs history, against a real etcd", { skip: haveEtcd ? false : "etcd is not installed" }, () => {
-  let etcd: SingleEtcd | undefined;
-  let client: Etcd3;
+  const etcd = etcdForSuite();
   const K = "b".repeat(64);
   const config = {
     [`${KEY_ROOT}/raptiformica_api_version`]: "0.1",
@@ -24,8 +22,7 @@ describe("reading the shared config beside a large jobs history, against a real 
   };
 
   before(async () => {
-    etcd = await startEtcd();
-    client = new Etcd3({ hosts: etcd.url });
+    const client = etcd.client;
     for (const [k, v] of Object.entries(config)) await client.put(k).value(v);
     // 6 MiB of job runs (in 64 KiB values for speed; a run keeps at most 4 KiB of output, so
     // about 1 500 runs), and a record, a link report, a gone mark and the voter log.
@@ -37,20 +34,15 @@ describe("reading the shared config beside a large jobs history, against a real 
     await client.put(KEYS.voterLog).value("[]");
   });
 
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
-
   it("reads the config and nothing else", async () => {
-    const { mapping, unusable } = await readKvConfig(client, 5000);
+    const { mapping, unusable } = await readKvConfig(etcd.client, 5000);
     assert.deepEqual(mapping, config);
     assert.deepEqual(unusable, []);
   });
 
   it("changes it", async () => {
-    await updateKvMapping(client, (m) => ({ ...m, [`${KEY_ROOT}/meshnet/etcd/max_voters`]: "5" }), 5000);
-    assert.equal((await readKvConfig(client, 5000)).mapping[`${KEY_ROOT}/meshnet/etcd/max_voters`], "5");
-    assert.equal(await client.get(`${KEYS.jobs}job-1/runs/r1`).string().then((s) => s?.length), 64 * 1024, "the jobs are untouched");
+    await updateKvMapping(etcd.client, (m) => ({ ...m, [`${KEY_ROOT}/meshnet/etcd/max_voters`]: "5" }), 5000);
+    assert.equal((await readKvConfig(etcd.client, 5000)).mapping[`${KEY_ROOT}/meshnet/etcd/max_voters`], "5");
+    assert.equal(await etcd.client.get(`${KEYS.jobs}job-1/runs/r1`).string().then((s) => s?.length), 64 * 1024, "the jobs are untouched");
   });
 });

@@ -1,9 +1,8 @@
 import { strict as assert } from "node:assert";
-import { after, before, describe, it } from "node:test";
-import { Etcd3 } from "etcd3";
+import { describe, it } from "node:test";
 import { KEY_ROOT, type FlatMapping } from "../../src/config/flatten.ts";
 import { readKvMapping, seedKvIfEmpty } from "../../src/consensus/kv-config.ts";
-import { haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts";
+import { etcdForSuite, haveEtcd } from "../helpers/etcd-single.ts";
 
 /** etcd's request limit here; the default is 1.5 MiB, which the config of ~1600 members exceeds. */
 const MAX_REQUEST_BYTES = 64 * 1024;
@@ -22,30 +21,19 @@ function bigConfig(n: number): FlatMapping {
  * the agent could never connect; with 1000 members restarting, etcd received 1000 copies of it.
  */
 describe("seeding the KV from the local cache, against a real etcd", { skip: haveEtcd ? false : "etcd is not installed" }, () => {
-  let etcd: SingleEtcd | undefined;
-  let client: Etcd3;
-
-  before(async () => {
-    // --max-txn-ops as the agent starts etcd (etcdServerArgs).
-    etcd = await startEtcd(["--max-request-bytes", String(MAX_REQUEST_BYTES), "--max-txn-ops", "10000"]);
-    client = new Etcd3({ hosts: etcd.url });
-  });
-
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
+  // --max-txn-ops as the agent starts etcd (etcdServerArgs).
+  const etcd = etcdForSuite(["--max-request-bytes", String(MAX_REQUEST_BYTES), "--max-txn-ops", "10000"]);
 
   it("an empty KV gets the cache", async () => {
     const small = bigConfig(3);
-    assert.equal(await seedKvIfEmpty(client, small), true);
-    assert.deepEqual(await readKvMapping(client), small);
+    assert.equal(await seedKvIfEmpty(etcd.client, small), true);
+    assert.deepEqual(await readKvMapping(etcd.client), small);
   });
 
   it("a seeded KV is left alone, however large the cache (larger than etcd takes in one request)", async () => {
     const big = bigConfig(1000);
     assert.ok(JSON.stringify(big).length > MAX_REQUEST_BYTES);
-    assert.equal(await seedKvIfEmpty(client, big), false);
-    assert.deepEqual(await readKvMapping(client), bigConfig(3));
+    assert.equal(await seedKvIfEmpty(etcd.client, big), false);
+    assert.deepEqual(await readKvMapping(etcd.client), bigConfig(3));
   });
 });

@@ -1,12 +1,12 @@
 import { strict as assert } from "node:assert";
 import { EventEmitter } from "node:events";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Etcd3, Range } from "etcd3";
 import { KEY_ROOT } from "../../src/config/flatten.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { rangesOutside, watchRanges, type RangeWatch } from "../../src/consensus/watch-ranges.ts";
 import { AGENT_WATCH, LINKS_WATCH } from "../../src/node/step-kv-session.ts";
-import { haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts";
+import { etcdForSuite, haveEtcd } from "../helpers/etcd-single.ts";
 
 const K = "a".repeat(64);
 /** Keys of every kind under raptiformica/, and next to its excluded prefixes in byte order. */
@@ -91,28 +91,19 @@ describe("watchRanges", () => {
 });
 
 describe("the agent's watch against a real etcd", { skip: haveEtcd ? false : "etcd is not installed" }, () => {
-  let etcd: SingleEtcd | undefined;
-  let client: Etcd3;
-  before(async () => {
-    etcd = await startEtcd();
-    client = new Etcd3({ hosts: etcd.url });
-  });
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
+  const etcd = etcdForSuite();
 
   it("sees puts and deletes of config keys and node records, none of link reports, jobs or gone marks; a links watch sees those; cancelled, nothing", async () => {
     const seen: string[] = [];
     const seenLinks: string[] = [];
-    const watch: RangeWatch = await watchRanges(client, AGENT_WATCH, { put: (k) => seen.push(`put ${k}`), delete: (k) => seen.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
-    const linksWatch = await watchRanges(client, LINKS_WATCH, { put: (k) => seenLinks.push(`put ${k}`), delete: (k) => seenLinks.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
+    const watch: RangeWatch = await watchRanges(etcd.client, AGENT_WATCH, { put: (k) => seen.push(`put ${k}`), delete: (k) => seen.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
+    const linksWatch = await watchRanges(etcd.client, LINKS_WATCH, { put: (k) => seenLinks.push(`put ${k}`), delete: (k) => seenLinks.push(`delete ${k}`), failed: (e) => assert.fail(String(e)) });
     const all = [...config, ...records, ...links, ...unwatched, ...outside];
-    for (const k of all) await client.put(k).value("v");
-    await client.delete().key(records[0]!);
-    await client.delete().key(links[0]!);
+    for (const k of all) await etcd.client.put(k).value("v");
+    await etcd.client.delete().key(records[0]!);
+    await etcd.client.delete().key(links[0]!);
     // The last write is a config key: once it is seen, every earlier event has come.
-    await client.put(KEYS.maxVoters).value("3");
+    await etcd.client.put(KEYS.maxVoters).value("3");
     const deadline = Date.now() + 5000;
     while (!seen.includes(`put ${KEYS.maxVoters}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(seen.sort(), [...config.map((k) => `put ${k}`), ...records.map((k) => `put ${k}`), `delete ${records[0]}`, `put ${KEYS.maxVoters}`].sort());
@@ -120,8 +111,8 @@ describe("the agent's watch against a real etcd", { skip: haveEtcd ? false : "et
     await watch.cancel();
     await linksWatch.cancel();
     const before = seen.length + seenLinks.length;
-    await client.put(config[0]!).value("w");
-    await client.put(links[0]!).value("w");
+    await etcd.client.put(config[0]!).value("w");
+    await etcd.client.put(links[0]!).value("w");
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(seen.length + seenLinks.length, before, "nothing after cancel");
   });
