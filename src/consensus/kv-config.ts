@@ -31,7 +31,7 @@ interface Snapshot extends KvConfig {
  * cluster and its history (node records, link reports, gone marks, job runs with their output)
  * and are never config; the two single ephemeral keys are dropped after the read. Reading the
  * whole prefix fetched them all — every member every 30 s and before every config write — and
- * past the client's 4 MiB message limit (about a thousand job runs' output) failed outright.
+ * past the client's 4 MiB message limit (about 1 500 job runs' output) failed outright.
  */
 const CONFIG_RANGES = rangesOutside(`${KEY_ROOT}/`, [KEYS.nodes, KEYS.links, KEYS.gone, KEYS.jobs]);
 

@@ -160,7 +160,7 @@ export class KvSession {
     return { registered: true };
   }
 
-  /** After `register`: the watch on raptiformica/ but link reports and jobs (AGENT_WATCH), started once per client. */
+  /** After `register`: the watch on raptiformica/ but link reports, jobs and gone marks (AGENT_WATCH), started once per client. */
   async watch(): Promise<void> {
     if (!this.watcher && this.kv) await this.startWatch(this.kv);
   }
