@@ -8,6 +8,7 @@ import { run, runShell, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
 import { describeHostProblem, parseHost } from "../mesh/host.ts";
 import type { Logger } from "../util/log.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /**
  * The compute-type contract of the original, run in a per-instance dir
@@ -76,7 +77,7 @@ export async function startInstance(e: ComputeEnv, mapping: FlatMapping, compute
   const getPort = required(mapping, compute, server, "get_port");
   const uuid = randomUUID().replace(/-/g, "");
   const inst: Instance = { computeType: compute, serverType: server, uuid, dir: join(e.machinesDir, compute, server, uuid) };
-  mkdirSync(join(e.machinesDir, compute, server), { recursive: true, mode: 0o700 });
+  makePrivateDir(join(e.machinesDir, compute, server));
   const source = computeCommand(mapping, compute, server, "source");
   try {
     if (source) {

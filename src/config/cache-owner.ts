@@ -1,8 +1,9 @@
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { UserError } from "../util/errors.ts";
 import { KEY_ROOT } from "./flatten.ts";
 import { CACHE_DIR_ENV, CACHE_MARKER, DEFAULT_CACHE_DIR, MANAGED_MARKER, ownedBase, type CachePaths } from "./paths.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 const MARKER_TEXT = "This directory is a raptiformica cache dir: `raptiformica clean` and `destroy` delete raptiformica's entries in it.\n";
 
@@ -159,7 +160,7 @@ export function claimCacheDir(paths: CachePaths, installDir?: string): void {
   };
   if (kind === "missing") {
     try {
-      mkdirSync(root, { recursive: true, mode: 0o700 });
+      makePrivateDir(root);
     } catch (e) {
       if (isPermission(e)) return;
       refuse(root, `it cannot be created (${(e as NodeJS.ErrnoException).code ?? String(e)}: a part of the path is a file or a dangling symbolic link)`);

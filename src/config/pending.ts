@@ -1,6 +1,7 @@
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { appendFileSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import type { FlatMapping } from "./flatten.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** One change made to the local cache while the cluster could not be reached. */
 export interface PendingOp {
@@ -28,7 +29,7 @@ export class PendingChanges {
 
   append(ops: readonly PendingOp[]): void {
     if (ops.length === 0) return;
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    makePrivateDir(dirname(this.path));
     appendFileSync(this.path, ops.map((o) => `${JSON.stringify(o)}\n`).join(""), { mode: 0o600 });
   }
 

@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import lockfile from "proper-lockfile";
 import writeFileAtomic from "write-file-atomic";
 import { UserError } from "../util/errors.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import { KEY_ROOT, keyProblem, sortMapping, type FlatMapping } from "./flatten.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** Sections a complete config must have (the original's validate_config_mapping). */
 const REQUIRED_SECTIONS = ["server", "compute", "platform"] as const;
@@ -73,7 +74,7 @@ export class MutableConfigStore {
    * file exists yet) and returns the new one; returning the same object untouched skips the write.
    */
   async update(seed: () => FlatMapping, change: (current: FlatMapping) => FlatMapping): Promise<FlatMapping> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    makePrivateDir(dirname(this.path));
     const release = await lockfile.lock(this.path, {
       realpath: false,
       lockfilePath: `${this.path}.lock`,

@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import type { FlatMapping } from "../config/flatten.ts";
 import type { TlsFiles } from "./client.ts";
 import { KEYS } from "./settings.ts";
 import type { CertificatePair } from "./tls.ts";
 import { certificateCovers } from "./tls-check.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 // The X.509 library is large and only needed when a certificate is made or checked (rarely, on
 // a long-lived agent): load it on first use to keep the agent's resident memory small.
@@ -64,7 +65,7 @@ export async function ensureNodeCertificate(paths: TlsFiles & { readonly tlsDir:
     return;
   }
   const leaf = await (await tls()).issueCertificate(ca, { commonName: name, ips, dnsNames: ["localhost"] });
-  mkdirSync(paths.tlsDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(paths.tlsDir);
   await writeFileAtomic(paths.nodeKey, leaf.keyPem, { mode: 0o600, fsync: true });
   await writeFileAtomic(paths.nodeCert, leaf.certPem, { mode: 0o644, fsync: true });
   await writeFileAtomic(paths.caCert, ca.certPem, { mode: 0o644, fsync: true });

@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { describeHostProblem, parseHost } from "../mesh/host.ts";
 import { err, ok, type Result } from "../util/result.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export interface Advertised {
   readonly host: string;
@@ -14,7 +15,7 @@ export interface Advertised {
  * `host` must be in the form `parseHost` returns (the `advertise` command parses it).
  */
 export async function writeAdvertised(path: string, advertised: Advertised): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(path));
   await writeFileAtomic(path, `${JSON.stringify(advertised)}\n`, { mode: 0o644, fsync: true });
 }
 

@@ -1,7 +1,8 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { processStart, sameProcess } from "./process-identity.ts";
 import type { NodePaths } from "./paths.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /**
  * The files that say which agent runs for a node: `agentLock` is the claim, one line
@@ -113,7 +114,7 @@ function writeAtomic(path: string, text: string, mode: number): void {
  * @throws the fs error when the directory cannot be made or the claim not written.
  */
 export function acquireAgentLock(files: AgentFiles): { ok: true; release: () => void } | { ok: false; pid: number } {
-  mkdirSync(dirname(files.agentLock), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(files.agentLock));
   const mine = processStart(process.pid);
   if (!mine) throw new Error("cannot tell this process's start time from /proc");
   const text = claimText(process.pid, mine.start);

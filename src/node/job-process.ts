@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { processStart, sameProcess } from "./process-identity.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** Keeps the last `limit` bytes written to it. */
 export class TailBuffer {
@@ -70,7 +71,7 @@ export function startJobProcess(o: { argv: readonly string[]; env: NodeJS.Proces
   const tail = new TailBuffer(o.tailBytes);
   let fd: number | undefined;
   try {
-    mkdirSync(dirname(o.logFile), { recursive: true, mode: 0o700 });
+    makePrivateDir(dirname(o.logFile));
     fd = openSync(o.logFile, "a", 0o600);
   } catch {
     fd = undefined; // the tail still goes into the run record
@@ -90,7 +91,7 @@ export function startJobProcess(o: { argv: readonly string[]; env: NodeJS.Proces
   if (o.pidFile && child.pid !== undefined) {
     const start = processStart(child.pid)?.start;
     try {
-      mkdirSync(dirname(o.pidFile), { recursive: true, mode: 0o700 });
+      makePrivateDir(dirname(o.pidFile));
       if (start) writeFileSync(o.pidFile, `${JSON.stringify({ pid: child.pid, start })}\n`, { mode: 0o600 });
     } catch {
       /* without it, a leftover of this run is not ended by the next runner */

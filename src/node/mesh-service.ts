@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { networkInterfaces } from "node:os";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import { describeNeighbourProblem, memberName, readNeighbours, type Neighbour } from "../mesh/neighbours.ts";
 import { YggdrasilAdmin, changePeers, dialNow, redial, waitForAdmin, type PeerInfo } from "../mesh/yggdrasil/admin.ts";
@@ -22,6 +22,7 @@ import { DialBackListener, requestDialBack, staleDialBacks, type DialedBack } fr
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { withConfiguredKeys } from "./link-report.ts";
 import type { ServiceSpec } from "./supervisor.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 
@@ -319,8 +320,8 @@ export class MeshService {
     const text = renderConfig({ ...common, peers: planned.peers });
     // Neither peers nor allowed keys are part of the restart hash: see needsAllowedRestart.
     const restartHash = configHash(renderConfig({ ...common, peers: [], allowedPublicKeys: [] }));
-    mkdirSync(this.paths.yggdrasilDir, { recursive: true, mode: 0o700 });
-    mkdirSync(this.paths.runDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(this.paths.yggdrasilDir);
+    makePrivateDir(this.paths.runDir);
     let onDisk: string | undefined;
     try {
       onDisk = readFileSync(this.paths.yggdrasilConfig, "utf8");

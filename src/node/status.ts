@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import writeFileAtomic from "write-file-atomic";
 import type { Role } from "../consensus/registry.ts";
 import type { NodePaths } from "./paths.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** What the agent reports about itself, for `mesh` (waits for ready) and `members` (offline view). */
 export interface AgentStatus {
@@ -41,7 +42,7 @@ export async function writeStatus(path: string, status: AgentStatus): Promise<vo
 /** The agent's status file, best effort: a failed write is not an error of the agent. */
 export async function writeStatusQuietly(node: NodePaths, status: AgentStatus): Promise<void> {
   try {
-    mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(node.runDir);
     await writeStatus(node.status, status);
   } catch {
     /* status is best effort */

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setPriority } from "node:os";
 import { waitUntil } from "../util/wait.ts";
 import { processStart, sameProcess } from "./process-identity.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** A long-running child the agent keeps alive. */
 export interface ServiceSpec {
@@ -61,8 +62,8 @@ export class Supervisor {
     private readonly runDir: string,
     private readonly logDir: string,
   ) {
-    mkdirSync(runDir, { recursive: true, mode: 0o700 });
-    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(runDir);
+    makePrivateDir(logDir);
   }
 
   private pidFile(name: string): string {

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /**
  * The artifact cache (`<cache>/artifacts/repositories/<name>`): provisioner sources are cloned
@@ -27,7 +28,7 @@ export function cacheSource(artifactsDir: string, name: string, source: string):
 async function fetchSource(artifactsDir: string, name: string, source: string): Promise<string> {
   const repos = join(artifactsDir, "repositories");
   const dir = join(repos, name);
-  mkdirSync(repos, { recursive: true, mode: 0o700 });
+  makePrivateDir(repos);
   if (existsSync(join(dir, ".git"))) {
     const pulled = await run("git", ["-C", dir, "pull", "--ff-only", "-q"], { timeoutMs: 300_000 });
     if (pulled.exitCode !== 0) {

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { homedir } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -9,6 +9,7 @@ import { UserError } from "../util/errors.ts";
 import { run } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import { err, ok, type Result } from "../util/result.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export type ModuleSource =
   | { readonly kind: "git"; readonly url: string; readonly name: string }
@@ -119,7 +120,7 @@ export async function installModule(config: LocalConfig, spec: string, log: Logg
   // being replaced is not: installing a fixed version is how a broken one is repaired.
   config.modules([source.name]);
   const modulesDir = config.paths.modules;
-  mkdirSync(modulesDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(modulesDir);
   const dest = join(modulesDir, source.name);
   const tmp = join(modulesDir, `.install-${source.name}-${randomBytes(4).toString("hex")}`);
   try {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { homedir } from "node:os";
 import { join as joinPath } from "node:path";
@@ -12,6 +12,7 @@ import { describeTarget, sshOptions, sshRun, type SshSettings, type SshTarget } 
 import { run } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
 import { HOST_SELF_SCRIPT, decodeHostSelf } from "./cluster/wire.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export interface JoinRequest {
   readonly member: SshTarget;
@@ -150,7 +151,7 @@ interface Grant {
 function authorize(publicKey: string, now: Date): Grant {
   const dir = joinPath(homedir(), ".ssh");
   const file = joinPath(dir, "authorized_keys");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   let current = "";
   try {
     current = readFileSync(file, "utf8");

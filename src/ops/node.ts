@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { homedir } from "node:os";
 import { findInstallDir, resolveCacheDir } from "../config/paths.ts";
@@ -20,6 +20,7 @@ import { waitUntil } from "../util/wait.ts";
 import { readAdvertised } from "../node/advertised.ts";
 import { loadNodeIdentity, requireClusterMajor, selfEntry, type NodeIdentity } from "../node/self.ts";
 import type { Context } from "./context.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export type { NodeIdentity };
 
@@ -107,7 +108,7 @@ export async function ensureAgent(cache: CachePaths): Promise<{ pid: number; sta
     return { pid: runningAgent(node) ?? -1, started: true, log };
   }
   if (!script) throw new Error("cannot tell which script to run the agent from");
-  mkdirSync(node.logDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(node.logDir);
   // An agent that runs without a keeper (started by hand, or the keeper was killed) is watched
   // by the new keeper, not replaced.
   const spec = keeperSpec({ installDir: findInstallDir(), node, cacheDir: cache.root, agentArgv: [process.execPath, ...process.execArgv, ...AGENT_NODE_FLAGS, script, "agent"] });

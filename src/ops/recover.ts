@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
@@ -9,6 +9,7 @@ import { memberSettings } from "../node/last-good-settings.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import { ensureAgent } from "./node.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 interface Progress {
   readonly raftIndex: number;
@@ -74,7 +75,7 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
     );
   }
 
-  mkdirSync(ctx.node.runDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(ctx.node.runDir);
   writeFileSync(ctx.node.forceNewCluster, `${new Date().toISOString()}\n`, { mode: 0o600 });
   pokeAgent(ctx.node);
   let last = "";

@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import lockfile from "proper-lockfile";
 import writeFileAtomic from "write-file-atomic";
 import { UserError } from "../util/errors.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 /** How OpenSSH names a host in known_hosts: `host`, or `[host]:port` off port 22. */
 export function knownHostsName(host: string, port: number): string {
@@ -23,7 +24,7 @@ export function parseHostKey(line: string): string | undefined {
 export async function pinHostKey(knownHosts: string, host: string, port: number, keyLine: string): Promise<void> {
   const key = parseHostKey(keyLine);
   if (!key) throw new UserError(`The host key reported for ${host}:${port} is not an SSH public key: ${JSON.stringify(keyLine.slice(0, 80))}`);
-  mkdirSync(dirname(knownHosts), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(knownHosts));
   const name = knownHostsName(host, port);
   const release = await lockfile.lock(dirname(knownHosts), { lockfilePath: `${knownHosts}.lock`, retries: { retries: 50, minTimeout: 20, maxTimeout: 200 } });
   try {

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { run, type Outcome } from "../util/exec.ts";
 import { UserError } from "../util/errors.ts";
 import { hostPort } from "../mesh/host.ts";
 import { remoteCommandLine } from "./quote.ts";
+import { makePrivateDir } from "../util/private-dir.ts";
 
 export interface SshTarget {
   readonly host: string;
@@ -144,7 +145,7 @@ export function sessionArgv(s: SshSettings, t: SshTarget, command: readonly stri
 
 /** Writes raptiformica's ssh_config when it changed; deploy calls it once before its concurrent slaves. */
 export function writeSshConfig(s: SshSettings): void {
-  mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(s.stateDir);
   const text = renderSshConfig(s);
   const path = sshConfigPath(s);
   let current = "";
@@ -234,7 +235,7 @@ export async function ensureIdentity(cacheSshDir: string, log: { info(m: string)
     const listed = await run("ssh-add", ["-L"], { timeoutMs: 5000 });
     if (listed.exitCode === 0 && listed.stdout.trim()) return [];
   }
-  mkdirSync(cacheSshDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(cacheSshDir);
   const gen = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raptiformica", "-f", own], { timeoutMs: 30_000 });
   if (gen.exitCode !== 0) throw new UserError(`Could not create an SSH key in ${cacheSshDir}: ${gen.stderr.trim()}`);
   log.info(`You had no SSH key, so raptiformica made one: ${own}.pub — add it to root's ~/.ssh/authorized_keys on your machines.`);

@@ -10,7 +10,7 @@
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { execa } from "execa";
@@ -24,9 +24,24 @@ const skip =
       ? "needs openssh-server, yggdrasil, etcd and util-linux"
       : undefined;
 
+/** PIDs of the processes whose network namespace has this inode (as /proc/PID/ns/net names it). */
+function processesInNetns(inode: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/net`) === `net:[${inode}]`) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
 describe("netns instances when root's password is locked (case netns-locked-root)", { skip, timeout: 240_000 }, () => {
   let op: Sandbox;
   let lockedShadow: string;
+  let instanceDir: string | undefined;
 
   before(() => {
     op = sandbox();
@@ -62,6 +77,20 @@ describe("netns instances when root's password is locked (case netns-locked-root
     const dir = join(op.cache, "var", "machines", "netns", "headless", uuid!);
     assert.doesNotMatch(readFileSync(join(dir, "sshd.log"), "utf8"), /account is locked/);
     assert.equal(readFileSync("/etc/shadow", "utf8"), before, "the host's /etc/shadow is unchanged");
+    instanceDir = dir;
+  });
+
+  it("destroy stops every process of an instance started from another mount namespace", async () => {
+    assert.ok(instanceDir, "needs the instance of the test before");
+    // This mount namespace sees /run/netns/<ns> only as an empty file (the spawn's own mount
+    // namespace held the bind mount): `ip netns pids` lists nothing here.
+    const inode = readFileSync(join(instanceDir, "netns-inode"), "utf8").trim();
+    assert.match(inode, /^\d+$/);
+    const inInstance = (): number[] => processesInNetns(inode);
+    assert.ok(inInstance().length > 0, "the instance's sshd, agent and yggdrasil run in its namespace before destroy");
+    const r = await op.run(["destroy"], { timeout: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(inInstance(), [], "no process of the instance outlives destroy");
   });
 
   it("a refused login names what the instance's sshd logged (sshdSaid)", () => {

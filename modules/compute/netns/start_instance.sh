@@ -54,6 +54,10 @@ ip -n "$ns" route add default via 198.18.250.1
 # An instance that had this address before may linger in this host's ARP cache.
 ip neigh flush to "$address" dev "$bridge" 2>/dev/null || true
 printf %s "$ns" > netns
+# The namespace's own inode: clean_up_instance.sh finds the instance's processes by it, also where
+# /run/netns/$ns is not mounted in its mount namespace (a spawn run under `unshare --mount`
+# leaves the host only an empty file there, and `ip netns pids` then lists nothing).
+stat -L -c %i "/run/netns/$ns" > netns-inode
 printf %s "$address" > address
 flock -u 9
 

@@ -1,7 +1,8 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { configHash } from "./config.ts";
+import { makePrivateDir } from "../../util/private-dir.ts";
 
 /**
  * Writes a rendered config when it differs from what is on disk. Atomic and 0600: the config
@@ -16,7 +17,7 @@ export async function writeConfigFile(file: string, text: string): Promise<{ cha
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
   if (current !== undefined && configHash(current) === hash) return { changed: false, hash };
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(file));
   await writeFileAtomic(file, text, { mode: 0o600, fsync: true });
   return { changed: true, hash };
 }

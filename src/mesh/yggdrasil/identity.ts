@@ -1,11 +1,12 @@
 import { createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
-import { chmod, link, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { chmod, link, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../../util/exec.ts";
 import { UserError, errorMessage } from "../../util/errors.ts";
 import { addressForKey } from "./address.ts";
 import type { YggdrasilInfo } from "./version.ts";
+import { makePrivateDir } from "../../util/private-dir.ts";
 
 /** A node's Yggdrasil key pair; its mesh address follows from the public key. */
 export interface Identity {
@@ -155,7 +156,7 @@ async function syncDir(dir: string): Promise<void> {
  */
 export async function loadOrCreateIdentity(dir: string, info: YggdrasilInfo): Promise<Identity> {
   const file = join(dir, IDENTITY_FILE);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const existing = await readIdentity(file);
   if (existing) return existing;
 

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { appendFileSync, closeSync, openSync } from "node:fs";
 import { dirname } from "node:path";
+import { makePrivateDir } from "../../util/private-dir.ts";
 
 export interface StartOptions {
   binary: string;
@@ -23,7 +24,7 @@ export function yggdrasilArgv(opts: Pick<StartOptions, "binary" | "configFile" |
  * next to the log lines that led to it.
  */
 export function startYggdrasil(opts: StartOptions): ChildProcess {
-  mkdirSync(dirname(opts.logFile), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(opts.logFile));
   const fd = openSync(opts.logFile, "a", 0o600);
   let child: ChildProcess;
   try {
