@@ -44,4 +44,7 @@ bash scripts/setup-docker.sh
 npm ci --no-audit --no-fund
 npm run lint
 npm run typecheck
-npm test
+status=0
+npm test || status=$?
+sh scripts/leftovers.sh
+exit "$status"
