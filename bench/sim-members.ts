@@ -1,6 +1,6 @@
 /**
  * Benchmark: N simulated members (`--members`, default 1000) against a real 5-voter etcd
- * cluster on loopback, in this one Node process. Each simulated member is the agent's KV side
+ * cluster on loopback, split over worker processes (bench/lib/sim-worker.ts; one Node process holds about 200 before its event loop falls behind). Each simulated member is the agent's KV side
  * built from the project's own modules (bench/lib/sim-member.ts: KvSession with its own etcd
  * client, the lease-backed node record and the watch on raptiformica/; ConfigView and the
  * watch routing; on the etcd leader, LeaderDuties: voter manager and eviction pass) and runs
@@ -19,6 +19,7 @@
  *
  *   node --import tsx bench/sim-members.ts [--members 1000] [--voters 5] [--etcd PATH]
  *        [--ramp-seconds 0] [--steady-seconds 15] [--changes 5] [--register-timeout 120] [--steady-ms 5000]
+ *        [--workers ⌈N/200⌉] [--profile DIR]
  *
  * Every wait is bounded; the etcd processes and their data dir are removed on exit (also on
  * Ctrl-C or a failure). Prints a table and a JSON line.
@@ -54,6 +55,8 @@ const steadyMs = numOpt("--steady-ms", 5000);
 const PROBE_KEY = "raptiformica/bench/sim_probe";
 // One process holds about 200 members with its event loop on time (300 stalled it up to 0.9 s).
 const WORKERS = Math.max(1, numOpt("--workers", Math.ceil(N / 200)));
+/** Where each worker writes a V8 CPU profile when it exits (`--profile DIR`; none by default). */
+const PROFILE_DIR = strOpt("--profile", "");
 
 const etcdVersion = /etcd Version:\s*(\S+)/.exec(spawnSync(etcdBinary, ["--version"], { encoding: "utf8" }).stdout ?? "")?.[1] ?? "?";
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -131,7 +134,7 @@ class Workers {
 
   async fork(setups: readonly WorkerSetup[]): Promise<void> {
     const ready = setups.map((setup, w) => {
-      const proc = fork(join(import.meta.dirname, "lib", "sim-worker.ts"), [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      const proc = fork(join(import.meta.dirname, "lib", "sim-worker.ts"), [JSON.stringify(setup)], { execArgv: ["--import", "tsx", ...(PROFILE_DIR ? ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR] : [])], stdio: ["ignore", "inherit", "inherit", "ipc"] });
       this.procs.push(proc);
       this.errorCounts.push(new Map());
       this.membersWithErrors.push(0);

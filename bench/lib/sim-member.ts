@@ -10,7 +10,7 @@ import type { FlatMapping } from "../../src/config/flatten.ts";
 import type { LocalConfig } from "../../src/config/local.ts";
 import type { CachePaths } from "../../src/config/paths.ts";
 import type { TlsFiles } from "../../src/consensus/client.ts";
-import { resolveSettings, type ClusterSettings } from "../../src/consensus/settings.ts";
+import { resolveSettingsOnce, type ClusterSettings } from "../../src/consensus/settings.ts";
 import type { Role } from "../../src/consensus/registry.ts";
 import { initialState, type NodeState } from "../../src/node/agent-state.ts";
 import { nextInterval, TickPause } from "../../src/node/agent-interval.ts";
@@ -90,8 +90,8 @@ export class SimMember {
       config: this.config,
       version: "sim",
       startedAt: Date.now(),
-      onChange: (t, k, v) => {
-        applyChange(t, k, v, { state: this.state, config: this.config, hooks: { push: () => undefined }, poke });
+      onChange: (t, k, v, revision) => {
+        applyChange(t, k, v, { state: this.state, config: this.config, hooks: { push: () => undefined }, poke }, revision);
         o.onWatched?.(this, k);
       },
       poke,
@@ -134,7 +134,7 @@ export class SimMember {
     const mapping = await this.config.mapping();
     // ConfigView.settings would also record the last good settings in a file; the values are
     // the same. The ports are this simulation's.
-    const settings: ClusterSettings = { ...resolveSettings(mapping).settings, clientPort: this.o.clientPort, peerPort: this.o.peerPort };
+    const settings: ClusterSettings = { ...resolveSettingsOnce(mapping).settings, clientPort: this.o.clientPort, peerPort: this.o.peerPort };
     const seen = await this.session.connect(s, settings);
     if (!seen) return;
     merge(seen);

@@ -69,7 +69,9 @@ export function normalizeKey(key: string): string {
 /** Why `key` cannot be used as a config key, or undefined when it can. */
 export function keyProblem(key: string): string | undefined {
   if (!key.startsWith(`${KEY_ROOT}/`)) return `it must start with ${KEY_ROOT}/`;
-  if (key.split("/").some((part) => part.length === 0)) return "it has an empty path segment (//)";
+  // An empty segment: "//" inside, or a trailing "/" (the start is KEY_ROOT/). No split: this
+  // runs for every key of every read of the config (7 000 keys at 1 000 members).
+  if (key.includes("//") || key.endsWith("/")) return "it has an empty path segment (//)";
   if (/\s/.test(key)) return "it contains white space";
   return undefined;
 }

@@ -19,6 +19,8 @@ export function isEphemeralKey(key: string): boolean {
 export interface KvConfig {
   readonly mapping: FlatMapping;
   readonly unusable: readonly UnusableKey[];
+  /** The KV's revision the read saw (one transaction: one revision for every range); a watch from revision + 1 misses nothing after it. */
+  readonly revision?: bigint;
 }
 
 interface Snapshot extends KvConfig {
@@ -48,13 +50,13 @@ async function snapshot(client: Etcd3, ms: number): Promise<Snapshot> {
       modRevisions.set(key, String(kv.mod_revision));
     }
   }
-  return { ...splitUsable(raw), modRevisions };
+  return { ...splitUsable(raw), modRevisions, revision: BigInt(res.header.revision) };
 }
 
 /** The shared config in the cluster KV (without the ephemeral node records), and the keys skipped as unusable. */
 export async function readKvConfig(client: Etcd3, ms = 3000): Promise<KvConfig> {
-  const { mapping, unusable } = await snapshot(client, ms);
-  return { mapping, unusable };
+  const { mapping, unusable, revision } = await snapshot(client, ms);
+  return { mapping, unusable, revision };
 }
 
 /** The usable shared config in the cluster KV (without the ephemeral node records); see readKvConfig. */

@@ -23,10 +23,10 @@ export function rangesOutside(root: string, excluded: readonly string[]): Range[
   return ranges;
 }
 
-/** What a range watch hands on: every put and delete, and its end when etcd cancels it. */
+/** What a range watch hands on: every put and delete (with the revision that made it), and its end when etcd cancels it. */
 export interface RangeWatchHandlers {
-  put(key: string, value: string): void;
-  delete(key: string): void;
+  put(key: string, value: string, revision: bigint): void;
+  delete(key: string, revision: bigint): void;
   /** etcd cancelled one of the watchers (e.g. its start revision was compacted): events may have been missed; the watch is dead. Called once. */
   failed(e: unknown): void;
 }
@@ -38,12 +38,14 @@ export interface RangeWatch {
 
 /**
  * Watches every range in `ranges` (one etcd watcher each; etcd3 multiplexes them on one gRPC
- * stream) from now on, feeding one set of handlers; `failed` is called only once this has
- * returned.
+ * stream) from now on, or from `startRevision` (every change with a revision ≥ it, none missed:
+ * etcd3 resumes a watch from the last revision it delivered after a reconnect, and etcd cancels
+ * one whose revision was compacted away), feeding one set of handlers; `failed` is called only
+ * once this has returned.
  * @throws DeadlineError when a watcher is not created within `ms`, or etcd's error when it
  *   cancels one while the others are being created (those created are cancelled).
  */
-export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: RangeWatchHandlers, ms = 3000): Promise<RangeWatch> {
+export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: RangeWatchHandlers, ms = 3000, startRevision?: bigint): Promise<RangeWatch> {
   const watchers: Watcher[] = [];
   let dead = false;
   let ready = false;
@@ -58,8 +60,8 @@ export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: R
     // Made after the call gave up (another watcher failed): not wanted.
     if (dead) return void w.cancel().catch(() => undefined);
     watchers.push(w);
-    w.on("put", (res) => dead || on.put(res.key.toString(), res.value.toString()));
-    w.on("delete", (res) => dead || on.delete(res.key.toString()));
+    w.on("put", (res) => dead || on.put(res.key.toString(), res.value.toString(), BigInt(res.mod_revision)));
+    w.on("delete", (res) => dead || on.delete(res.key.toString(), BigInt(res.mod_revision)));
     w.on("error", (e) => {
       if (dead) return;
       void cancel();
@@ -68,7 +70,7 @@ export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: R
     });
   };
   // All at once: one round trip however many ranges, not one each in turn.
-  const made = await Promise.allSettled(ranges.map((r) => deadline("etcd watch", ms, client.watch().inRange(r).create()).then(attach)));
+  const made = await Promise.allSettled(ranges.map((r) => deadline("etcd watch", ms, (startRevision === undefined ? client.watch().inRange(r) : client.watch().inRange(r).startRevision(String(startRevision))).create()).then(attach)));
   const refused = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
   if (refused || dead) {
     await cancel();

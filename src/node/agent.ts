@@ -99,9 +99,9 @@ export class Agent {
       config: this.config,
       version: o.version,
       startedAt: this.startedAt,
-      onChange: (t, k, v) => {
+      onChange: (t, k, v, revision) => {
         this.failures.observe(t, k, v);
-        applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke });
+        applyChange(t, k, v, { state: this.state, config: this.config, hooks: this.hooks, poke }, revision);
       },
       poke,
     });

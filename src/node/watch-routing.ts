@@ -49,9 +49,10 @@ export function applyChange(
   key: string,
   value: string | undefined,
   d: { readonly state: NodeState; readonly config: Pick<ConfigView, "patch" | "scheduleMirror">; readonly hooks: { push(c: ClusterChange): void }; readonly poke: () => void },
+  revision?: bigint,
 ): void {
   const route = routeChange(type, key, d.state);
-  if (route.config) d.config.patch(type, key, value);
+  if (route.config) d.config.patch(type, key, value, revision);
   if (route.voterLog) d.state.voterLogChanges++;
   if (route.record?.gone) d.state.recordGone.add(route.record.address);
   else if (route.record) d.state.recordGone.delete(route.record.address);

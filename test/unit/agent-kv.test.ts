@@ -8,7 +8,7 @@ import type { KvConfig } from "../../src/consensus/kv-config.ts";
 import { NodeRegistration, type LeaseClient, type NodeRecord, type RecordLease } from "../../src/consensus/registry.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { ALLOWED_STALE_MS, AllowedKeysRefresh, LOCKOUT_RESTART_INTERVAL_MS } from "../../src/node/allowed-refresh.ts";
-import { ConfigView, KV_COPY_MAX_AGE_MS, type ConfigKv, type LocalConfigLike } from "../../src/node/config-view.ts";
+import { ConfigView, FOLLOWED_COPY_MAX_AGE_MS, KV_COPY_MAX_AGE_MS, type ConfigKv, type LocalConfigLike } from "../../src/node/config-view.ts";
 import type { Logger } from "../../src/util/log.ts";
 
 function fakeClock(start = 1_000_000) {
@@ -200,12 +200,14 @@ const config = (extra: FlatMapping = {}): FlatMapping => ({
 class FakeConfigKv implements ConfigKv {
   reads = 0;
   fail = false;
+  /** The revision a read reports (none: a KV that gives none). */
+  revision: bigint | undefined;
   constructor(public mapping: FlatMapping) {}
   /** As the real KV is read: the keys no config can hold are split off (kv-config.ts). */
   async read(): Promise<KvConfig> {
     this.reads++;
     if (this.fail) throw new Error("deadline");
-    return splitUsable(this.mapping);
+    return { ...splitUsable(this.mapping), revision: this.revision };
   }
   async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
     if (this.fail) throw new Error("deadline");
@@ -248,6 +250,53 @@ describe("config view: the KV copy", () => {
     clock.set(KV_COPY_MAX_AGE_MS);
     assert.equal((await v.mapping())["raptiformica/a"], "2", "a watch that missed events is caught up within 30 s");
     assert.equal(kv.reads, 2);
+  });
+
+  it("a copy a watch follows from its revision is read again only after 10 minutes, and a change it already holds is not applied again", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1" }));
+    kv.revision = 50n;
+    const v = view(kv, fakeLocal(config()), clock);
+    await v.mapping();
+    assert.equal(v.copyRevision, 50n);
+    assert.equal(v.followed, false);
+    v.follow(50n); // a watch from revision 51
+    assert.equal(v.followed, true);
+    kv.mapping["raptiformica/a"] = "2";
+    clock.set(KV_COPY_MAX_AGE_MS);
+    assert.equal((await v.mapping())["raptiformica/a"], "1", "no re-read at 30 s while followed");
+    assert.equal(kv.reads, 1);
+    v.patch("put", "raptiformica/a", "old", 49n);
+    assert.equal(v.kvCopy?.["raptiformica/a"], "1", "a change at or before the read's revision is in the copy already");
+    v.patch("put", "raptiformica/a", "2", 51n);
+    assert.equal((await v.mapping())["raptiformica/a"], "2");
+    clock.set(FOLLOWED_COPY_MAX_AGE_MS);
+    await v.mapping();
+    assert.equal(kv.reads, 2, "read again after 10 minutes even while followed");
+    // Read again at a later revision while the same watch runs: still followed.
+    kv.revision = 60n;
+    v.invalidate();
+    await v.mapping();
+    assert.equal(v.followed, true);
+    v.unfollow();
+    assert.equal(v.followed, false);
+    clock.set(FOLLOWED_COPY_MAX_AGE_MS + KV_COPY_MAX_AGE_MS);
+    await v.mapping();
+    assert.equal(kv.reads, 4, "the 30 s bound again once the watch is gone");
+  });
+
+  it("a copy read before the revision a watch took up from is not followed (changes in between were not seen)", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1" }));
+    kv.revision = 40n;
+    const v = view(kv, fakeLocal(config()), clock);
+    await v.mapping();
+    v.follow(45n);
+    assert.equal(v.followed, false);
+    clock.set(KV_COPY_MAX_AGE_MS);
+    await v.mapping();
+    assert.equal(kv.reads, 2);
+    assert.equal(v.followed, false, "read at revision 40 again (the fake's): still not followed");
   });
 
   it("a watched change patches the copy without a read and without making it younger", async () => {

@@ -17,7 +17,7 @@ function kvFailing(errors: Error[], kvs: Record<string, string>): { kv: Etcd3; r
   const txn = async () => {
     const e = errors[reads++];
     if (e) throw e;
-    return { responses: [{ response_range: { kvs: Object.entries(kvs).map(([key, value]) => ({ key: Buffer.from(key), value: Buffer.from(value), mod_revision: "1" })) } }] };
+    return { header: { revision: "1" }, responses: [{ response_range: { kvs: Object.entries(kvs).map(([key, value]) => ({ key: Buffer.from(key), value: Buffer.from(value), mod_revision: "1" })) } }] };
   };
   return { kv: { kv: { txn } } as unknown as Etcd3, reads: () => reads };
 }

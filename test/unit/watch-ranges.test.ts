@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import { Etcd3, Range } from "etcd3";
 import { KEY_ROOT } from "../../src/config/flatten.ts";
+import { readKvConfig } from "../../src/consensus/kv-config.ts";
 import { KEYS } from "../../src/consensus/settings.ts";
 import { rangesOutside, watchRanges, type RangeWatch } from "../../src/consensus/watch-ranges.ts";
 import { AGENT_WATCH, LINKS_WATCH } from "../../src/node/step-kv-session.ts";
@@ -80,10 +81,10 @@ describe("watchRanges", () => {
     const failed: unknown[] = [];
     const seen: string[] = [];
     await watchRanges(f.client, three, { put: (k) => seen.push(k), delete: () => undefined, failed: (e) => failed.push(e) });
-    f.made[1]!.emit("put", { key: Buffer.from("r/c1"), value: Buffer.from("v") });
+    f.made[1]!.emit("put", { key: Buffer.from("r/c1"), value: Buffer.from("v"), mod_revision: "7" });
     f.made[1]!.emit("error", new Error("cancelled"));
     f.made[2]!.emit("error", new Error("cancelled too"));
-    f.made[0]!.emit("put", { key: Buffer.from("r/a1"), value: Buffer.from("v") });
+    f.made[0]!.emit("put", { key: Buffer.from("r/a1"), value: Buffer.from("v"), mod_revision: "8" });
     assert.equal(failed.length, 1);
     assert.deepEqual(seen, ["r/c1"], "no events once the watch is dead");
     assert.equal(f.cancelled(), 3);
@@ -115,5 +116,26 @@ describe("the agent's watch against a real etcd", { skip: haveEtcd ? false : "et
     await etcd.client.put(links[0]!).value("w");
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(seen.length + seenLinks.length, before, "nothing after cancel");
+  });
+
+  it("a watch from the config read's revision + 1 gets every change made between the read and the watch, each with its revision", async () => {
+    const key = `${KEY_ROOT}/app/between`;
+    await etcd.client.put(key).value("before");
+    const read = await readKvConfig(etcd.client, 3000);
+    assert.equal(read.mapping[key], "before");
+    assert.ok(read.revision !== undefined && read.revision > 0n);
+    // Written after the read, before the watch exists: a watch "from now" would miss these.
+    const put = await etcd.client.put(key).value("between");
+    await etcd.client.delete().key(key);
+    const seen: string[] = [];
+    const watch = await watchRanges(etcd.client, AGENT_WATCH, { put: (k, v, rev) => k === key && seen.push(`put ${v} @${rev}`), delete: (k, rev) => k === key && seen.push(`delete @${rev}`), failed: (e) => assert.fail(String(e)) }, 3000, read.revision! + 1n);
+    await etcd.client.put(key).value("after");
+    const deadline = Date.now() + 5000;
+    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await watch.cancel();
+    const putRev = BigInt(put.header.revision);
+    assert.deepEqual(seen.map((x) => x.replace(/@\d+/, "@")), ["put between @", "delete @", "put after @"]);
+    assert.equal(seen[0], `put between @${putRev}`);
+    assert.equal(seen[1], `delete @${putRev + 1n}`, "a delete event carries the revision of the delete");
   });
 });
