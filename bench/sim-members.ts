@@ -38,7 +38,7 @@ import { KEYS } from "../src/consensus/settings.ts";
 import { neighbourMapping } from "../src/mesh/neighbours.ts";
 import { addressForKey } from "../src/mesh/yggdrasil/address.ts";
 import { ROOT } from "../test/helpers/cli.ts";
-import { loadAverage, numOpt, procStat, sleep, strOpt, TICK } from "./lib/common.ts";
+import { brief, loadAverage, numOpt, procStat, sleep, strOpt, TICK } from "./lib/common.ts";
 import { summarize } from "./lib/latency.ts";
 import { scrapeMetrics, startLoopbackCluster, type LoopbackCluster } from "./lib/loopback-etcd.ts";
 import { wallNow, type WorkerCommand, type WorkerReport, type WorkerSetup } from "./lib/sim-protocol.ts";
@@ -283,6 +283,7 @@ async function main(): Promise<void> {
     const samples: number[] = [];
     const writeMs: number[] = [];
     const perChange: { writeMs: number; reached: number; p99Ms: number | null; maxMs: number | null }[] = [];
+    let changeFailures = 0;
     const chCpu0 = etcdCpuTicks(cluster);
     const chT0 = performance.now();
     for (let c = 0; c < changes; c++) {
@@ -293,9 +294,25 @@ async function main(): Promise<void> {
       await sleep(200);
       workers.probe.t0 = wallNow();
       const t0 = performance.now();
-      await updateKvMapping(admin, (m) => ({ ...m, [PROBE_KEY]: value }), 5000);
+      // As `config set` does it, tried up to 3 times (a loaded cluster may not answer in 5 s);
+      // a change never written counts as reaching no member.
+      let written = false;
+      for (let attempt = 1; attempt <= 3 && !written; attempt++) {
+        try {
+          await updateKvMapping(admin, (m) => ({ ...m, [PROBE_KEY]: value }), 5000);
+          written = true;
+        } catch (e) {
+          console.error(`  config change ${c + 1}, attempt ${attempt}: ${brief(e)}`);
+        }
+      }
       const w = performance.now() - t0;
       writeMs.push(w);
+      if (!written) {
+        changeFailures++;
+        perChange.push({ writeMs: r1(w), reached: 0, p99Ms: null, maxMs: null });
+        workers.probe = undefined;
+        continue;
+      }
       await waitFor(() => workers.probe!.got.size >= N, 10_000, 10);
       const xs = [...workers.probe.got.values()];
       samples.push(...xs);
@@ -349,6 +366,7 @@ async function main(): Promise<void> {
       },
       configChange: {
         changes,
+        notWritten: changeFailures,
         writeMs: summarize(writeMs),
         propagation,
         perChange,
@@ -374,7 +392,7 @@ async function main(): Promise<void> {
       ["registration: per member", f(result.registration.perMember)],
       ["registration: leader etcd CPU", `${result.registration.leaderCpuPercent} %`],
       ["config change → every copy", `${f(propagation)}; within 1 s: ${(propagation.within1s * 100).toFixed(1)} % (${propagation.missing} missing); goal 99 % within 1 s`],
-      ["config change: write (updateKvMapping)", f(result.configChange.writeMs)],
+      ["config change: write (updateKvMapping)", `${f(result.configChange.writeMs)}${changeFailures ? `; ${changeFailures} of ${changes} not written` : ""}`],
       ["steady: leader etcd CPU / all etcd", `${steadyLeaderCpu} % / ${steadyAllEtcdCpu} %`],
       ["steady: leader etcd RSS", `${leaderRssMb} MB`],
       ["steady: gRPC msgs/s (all voters)", Object.entries(perSecond).map(([k, v]) => `${k} ${v}`).join(", ")],

@@ -251,7 +251,12 @@ export class KvSession {
       },
       3000,
       from === undefined ? undefined : from + 1n,
-    );
+    ).catch((e: unknown) => {
+      // The copy's revision may have been compacted away (etcd refuses the watch): the next
+      // try reads the config again and watches from there.
+      this.d.config.invalidate();
+      throw e;
+    });
     if (this.kv !== kv) {
       void watcher.cancel();
       return;
