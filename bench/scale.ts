@@ -11,7 +11,8 @@
  * found on their PATH: RAPTIFORMICA_LAB_PATH puts other builds first (README, "Benchmarks"). The agent logs of every node are scanned for
  * restarts and repeated warnings. Each lab is destroyed after it is measured. Over the same rest
  * window: the watch events the voters' etcd sent (`etcd_debugging_mvcc_events_total` from each
- * member's local endpoint's /metrics, read with curl), per minute, and per member.
+ * member's local endpoint's /metrics, read with curl), per minute, and per member; the Txn
+ * requests the voters served (each agent config read is one).
  *
  *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 50] [--inject-one-by-one]
  *        [--form-timeout S] [--settle-seconds 10] [--rest-seconds 30] [--keep-logs DIR]
@@ -98,26 +99,40 @@ interface SizeResult {
   /** Watch events sent by all etcd servers of the lab over the rest window, per minute; per member (÷ N). */
   watchEventsPerMinute: number | null;
   watchEventsPerMemberPerMinute: number | null;
+  /** Txn requests the voters served over the rest window, per minute (config reads, record checks, …). */
+  txnsPerMinute: number | null;
   loadBefore: string;
   loadAfterForming: string;
   error?: string;
 }
 
-/** The watch events node i's etcd server has sent since it started (0 for a grpc-proxy); undefined when /metrics cannot be read. */
-async function watchEventsSent(lab: Lab, i: number): Promise<number | undefined> {
+/**
+ * Since node i's etcd server started: the watch events it sent and the Txn requests it served
+ * (the agents' config reads are one Txn each; a proxy member's come through its grpc-proxy);
+ * zeros for a grpc-proxy, undefined when /metrics cannot be read.
+ */
+async function etcdCounters(lab: Lab, i: number): Promise<{ events: number; txns: number } | undefined> {
   const tls = join(lab.nodes[i]!.cacheDir, "node", "etcd", "tls");
   const r = await lab
     .exec(i, ["curl", "-sS", "--http1.1", "--max-time", "5", "--cacert", join(tls, "ca.crt"), "--cert", join(tls, "node.crt"), "--key", join(tls, "node.key"), "https://127.0.0.1:2379/metrics"], { timeoutMs: 10_000 })
     .catch(() => undefined);
   if (!r || r.exitCode !== 0) return undefined;
   const m = /^etcd_debugging_mvcc_events_total (\S+)$/m.exec(r.stdout);
-  return m ? Number(m[1]) : 0;
+  if (!m) return { events: 0, txns: 0 };
+  const txns = [...r.stdout.matchAll(/^grpc_server_handled_total\{[^}]*grpc_method="Txn"[^}]*\} (\S+)$/gm)].reduce((a, t) => a + Number(t[1]), 0);
+  return { events: Number(m[1]), txns };
 }
 
-/** The sum of watchEventsSent over every node; undefined when any cannot be read. */
-async function labWatchEvents(lab: Lab): Promise<number | undefined> {
-  const all = await Promise.all(lab.nodes.map((_, i) => watchEventsSent(lab, i)));
-  return all.some((x) => x === undefined) ? undefined : all.reduce<number>((a, b) => a + (b ?? 0), 0);
+/** etcdCounters of every node; undefined when any cannot be read. */
+async function labEtcdCounters(lab: Lab): Promise<{ events: number; txns: number }[] | undefined> {
+  const all = await Promise.all(lab.nodes.map((_, i) => etcdCounters(lab, i)));
+  return all.some((x) => x === undefined) ? undefined : (all as { events: number; txns: number }[]);
+}
+
+/** What the counters grew by, summed over the nodes; a node whose counter went down restarted its etcd (or became a voter) in between: its count since then. */
+function counterGrowth(before: readonly { events: number; txns: number }[], after: readonly { events: number; txns: number }[]): { events: number; txns: number } {
+  const grow = (b: number, a: number) => (a >= b ? a - b : a);
+  return after.reduce((sum, a, i) => ({ events: sum.events + grow(before[i]!.events, a.events), txns: sum.txns + grow(before[i]!.txns, a.txns) }), { events: 0, txns: 0 });
 }
 
 const normalise = (l: string) =>
@@ -252,6 +267,7 @@ async function measure(n: number): Promise<SizeResult> {
     logs: null,
     watchEventsPerMinute: null,
     watchEventsPerMemberPerMinute: null,
+    txnsPerMinute: null,
     loadBefore,
     loadAfterForming: "",
   };
@@ -374,14 +390,16 @@ async function measure(n: number): Promise<SizeResult> {
       }
     };
     const before = [...agents, ...yggs].map(statOf);
-    const eventsBefore = await labWatchEvents(lab);
+    const eventsBefore = await labEtcdCounters(lab);
     const t1 = performance.now();
     await sleep(restSeconds * 1000);
     const elapsed = (performance.now() - t1) / 1000;
-    const eventsAfter = await labWatchEvents(lab);
+    const eventsAfter = await labEtcdCounters(lab);
     if (eventsBefore !== undefined && eventsAfter !== undefined) {
-      res.watchEventsPerMinute = Math.round(((eventsAfter - eventsBefore) / elapsed) * 60);
-      res.watchEventsPerMemberPerMinute = Math.round(((eventsAfter - eventsBefore) / elapsed / n) * 600) / 10;
+      const g = counterGrowth(eventsBefore, eventsAfter);
+      res.watchEventsPerMinute = Math.round((g.events / elapsed) * 60);
+      res.watchEventsPerMemberPerMinute = Math.round((g.events / elapsed / n) * 600) / 10;
+      res.txnsPerMinute = Math.round((g.txns / elapsed) * 60);
     }
     const footprintOf = (p: number | undefined, b: ReturnType<typeof statOf>): ProcessFootprint => {
       const a = statOf(p);
@@ -471,6 +489,7 @@ for (const r of results) {
 for (const r of results) {
   console.log(`n=${r.nodes}: roles ${JSON.stringify(r.roles)}; mesh per node median ${f(r.meshSeconds.median)}, max ${f(r.meshSeconds.max)}; load after forming ${r.loadAfterForming}`);
   console.log(`  watch events sent by etcd at rest: ${f(r.watchEventsPerMinute, "/min")} (${f(r.watchEventsPerMemberPerMinute, "/min")} per member)`);
+  console.log(`  Txn requests served by the voters at rest: ${f(r.txnsPerMinute, "/min")}`);
   if (r.error) console.log(`  error: ${r.error}`);
   console.log(`  members on n0 over time [s, alive, quorum]: ${JSON.stringify(r.aliveTimeline)}`);
   const peak = r.processSamples.reduce<(typeof r.processSamples)[number] | undefined>((a, b) => (!a || b.load > a.load ? b : a), undefined);
