@@ -69,6 +69,29 @@ function writer(c: LabCluster, on: () => number, prefix: string) {
   };
 }
 
+/**
+ * Runs `wait`; when it fails, the error gets what the `nodes`' agents logged about voters,
+ * learners, records and the failure watch (the last 25 such lines each), so a replacement that
+ * did not happen says where it stopped.
+ */
+async function withVoterLog<T>(lab: Lab, nodes: readonly number[], wait: () => Promise<T>): Promise<T> {
+  try {
+    return await wait();
+  } catch (e) {
+    const said = nodes.map((i) => {
+      let lines: string[] = [];
+      try {
+        lines = readFileSync(join(lab.nodes[i]!.cacheDir, "node", "log", "agent.log"), "utf8").split("\n");
+      } catch (err) {
+        lines = [`(no agent.log: ${String(err)})`];
+      }
+      const voterLines = lines.filter((l) => /voter|learner|leader|record|failure watch|quorum|promot|removed/i.test(l)).slice(-25);
+      return `n${i}:\n  ${voterLines.join("\n  ")}`;
+    });
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\nagent logs:\n${said.join("\n")}`, { cause: e });
+  }
+}
+
 async function assertAllPresent(c: LabCluster, on: number, keys: readonly string[]): Promise<void> {
   assert.ok(keys.length > 0, "no write was acknowledged at all");
   await waitFor(
@@ -104,27 +127,31 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
     await w.more(3, "before the follower dies");
 
     await lab.killNode(follower);
-    await waitFor(
-      "3 healthy voters again after the follower died",
-      async () => {
-        const r = await roles(c, survivors[0]!);
-        const v = healthyVoters(r);
-        if (v.length !== 3 || v.includes(`n${follower}`)) throw new Error(JSON.stringify(r));
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
+    await withVoterLog(lab, survivors, () =>
+      waitFor(
+        "3 healthy voters again after the follower died",
+        async () => {
+          const r = await roles(c, survivors[0]!);
+          const v = healthyVoters(r);
+          if (v.length !== 3 || v.includes(`n${follower}`)) throw new Error(JSON.stringify(r));
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      ),
     );
 
     await lab.killNode(leader);
-    await waitFor(
-      "3 healthy voters again after the leader died",
-      async () => {
-        const r = await roles(c, survivors[0]!);
-        const v = healthyVoters(r);
-        if (v.length !== 3 || v.includes(`n${leader}`)) throw new Error(JSON.stringify(r));
-        return true;
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
+    await withVoterLog(lab, survivors, () =>
+      waitFor(
+        "3 healthy voters again after the leader died",
+        async () => {
+          const r = await roles(c, survivors[0]!);
+          const v = healthyVoters(r);
+          if (v.length !== 3 || v.includes(`n${leader}`)) throw new Error(JSON.stringify(r));
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      ),
     );
     await w.more(3, "with the replaced voters");
     await w.stop();

@@ -23,6 +23,8 @@ export async function waitFor<T>(label: string, fn: () => T | Promise<T>, opts: 
   const start = Date.now();
   const deadline = start + opts.timeoutMs;
   let last = "never attempted";
+  /** The reason of the last attempt that finished: the last one may still be running at the deadline. */
+  let lastFinished: string | undefined;
   let attempts = 0;
   // The count bound is a backstop in case the clock misbehaves; time is the real bound.
   const maxAttempts = Math.ceil(opts.timeoutMs / interval) + 2;
@@ -39,13 +41,15 @@ export async function waitFor<T>(label: string, fn: () => T | Promise<T>, opts: 
         }),
       ]);
       if (value !== false && value !== null && value !== undefined) return value as Ready<T>;
-      last = `returned ${String(value)}`;
+      last = lastFinished = `returned ${String(value)}`;
     } catch (e) {
       last = describe(e);
+      if (!/^attempt still running after/.test(last)) lastFinished = last;
     } finally {
       clearTimeout(timer);
     }
     await sleep(Math.min(interval, Math.max(0, deadline - Date.now())));
   }
-  throw new Error(`timed out after ${Date.now() - start} ms (${attempts} attempts) waiting for ${label}; last: ${last}`);
+  const before = lastFinished !== undefined && lastFinished !== last ? `; the last attempt that finished: ${lastFinished}` : "";
+  throw new Error(`timed out after ${Date.now() - start} ms (${attempts} attempts) waiting for ${label}; last: ${last}${before}`);
 }
