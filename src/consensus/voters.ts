@@ -11,6 +11,7 @@ export type VoterAction =
   | { readonly kind: "add-learner"; readonly node: NodeRecord; readonly peerUrl: string }
   | { readonly kind: "remove-stale-learner"; readonly member: EtcdMember }
   | { readonly kind: "remove-spare-learner"; readonly member: EtcdMember }
+  | { readonly kind: "remove-dead-learner"; readonly member: EtcdMember; readonly goneMs: number }
   | { readonly kind: "remove-dead-voter"; readonly member: EtcdMember; readonly goneMs: number };
 
 export interface VoterInput {
@@ -23,6 +24,8 @@ export interface VoterInput {
   readonly learnerStartTimeoutMs: number;
   /** How long each voter has had no live node record, by member id (ms); absent = it has one. */
   readonly voterGoneMs: ReadonlyMap<string, number>;
+  /** How long each learner has had no live node record, by member id (ms); absent = it has one. */
+  readonly learnerGoneMs?: ReadonlyMap<string, number>;
   readonly deadVoterGraceMs: number;
 }
 
@@ -30,6 +33,12 @@ export interface VoterInput {
 export function votersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
   const live = new Set(alive.map((n) => peerUrl(n.meshAddress, peerPort)));
   return members.filter((m) => !m.isLearner && !m.peerURLs.some((u) => live.has(u)));
+}
+
+/** Learners with no live node record behind them. */
+export function learnersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
+  const live = new Set(alive.map((n) => peerUrl(n.meshAddress, peerPort)));
+  return members.filter((m) => m.isLearner && !m.peerURLs.some((u) => live.has(u)));
 }
 
 /**
@@ -41,7 +50,9 @@ export function votersWithoutRecord(members: readonly EtcdMember[], alive: reado
  *    are fewer than the target — never while a voter without a record still counts, so the set
  *    never grows to an even size around a dead voter; removed if it never starts; removed again
  *    when it is not needed (every voter has its record back and the voters are at the target:
- *    the voter was only slow);
+ *    the voter was only slow); removed when its own node record has been gone for the grace
+ *    period (it died while catching up: etcd would never let it be promoted, and while it
+ *    stands no other learner can be added — etcd allows one);
  * 3. the set grows towards the target (largest odd number ≤ alive nodes, ≤ max_voters) by
  *    adding one learner — the longest-running alive non-member. Voters without a record do not
  *    count here: the replacement of a voter whose record is gone joins as a learner at once and
@@ -63,6 +74,8 @@ export function nextVoterAction(p: VoterInput): VoterAction {
   const target = targetVoters(p.alive.length, p.maxVoters);
   const learner = p.members.find((m) => m.isLearner);
   if (learner) {
+    const learnerGoneMs = p.learnerGoneMs?.get(learner.id);
+    if (learnerGoneMs !== undefined && learnerGoneMs >= p.deadVoterGraceMs) return { kind: "remove-dead-learner", member: learner, goneMs: learnerGoneMs };
     if (voterCount < target) {
       if (learner.name) return { kind: "promote", member: learner };
     } else if (withoutRecord.length === 0) {
@@ -97,6 +110,9 @@ export async function applyVoterAction(client: Etcd3, action: VoterAction, ms = 
     case "remove-spare-learner":
       await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
       return `removed learner ${action.member.name || action.member.id} (not needed: every voter has its node record)`;
+    case "remove-dead-learner":
+      await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
+      return `removed learner ${action.member.name || action.member.id} (no node record for ${Math.round(action.goneMs / 1000)} s)`;
     case "remove-dead-voter":
       await deadline("etcd member remove", ms, client.cluster.memberRemove({ ID: action.member.id } as never));
       return `removed voter ${action.member.name || action.member.id} (no node record for ${Math.round(action.goneMs / 1000)} s)`;

@@ -4,7 +4,7 @@ import { realMemberList, type EtcdMember, type TlsFiles } from "../consensus/cli
 import { evictionPass } from "../consensus/gone.ts";
 import { readNodeRecords, type NodeRecord } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
-import { appendVoterLog, applyVoterAction, nextVoterAction, votersWithoutRecord, type VoterAction, type VoterLogEntry } from "../consensus/voters.ts";
+import { appendVoterLog, applyVoterAction, learnersWithoutRecord, nextVoterAction, votersWithoutRecord, type VoterAction, type VoterLogEntry } from "../consensus/voters.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -39,12 +39,14 @@ export const EVICTION_INTERVAL_MS = 3000;
 /**
  * The leader's duties: the voter set (one membership change per tick, see nextVoterAction)
  * and eviction of members gone past evict_after. The clocks both need — since when each
- * unstarted learner has waited, since when each voter has had no node record — are kept here,
+ * unstarted learner has waited, since when each voter and each learner has had no node record — are kept here,
  * as seen by this node while it leads.
  */
 export class LeaderDuties {
   private readonly learnerSince = new Map<string, number>();
   private readonly voterGoneSince = new Map<string, number>();
+  /** Since when each learner has had no node record (ms, this clock), by member id. */
+  private readonly learnerGoneSince = new Map<string, number>();
   private lastEvictionPass = 0;
   private readonly now: () => number;
 
@@ -67,7 +69,7 @@ export class LeaderDuties {
   /** ms until the first grace period of a voter without a record ends (undefined: none is running). */
   private voterDueMs(settings: ClusterSettings): number | undefined {
     const now = this.now();
-    const left = [...this.voterGoneSince.values()].map((since) => settings.deadVoterGraceSeconds * 1000 - (now - since)).filter((ms) => ms > 0);
+    const left = [...this.voterGoneSince.values(), ...this.learnerGoneSince.values()].map((since) => settings.deadVoterGraceSeconds * 1000 - (now - since)).filter((ms) => ms > 0);
     return left.length > 0 ? Math.min(...left) : undefined;
   }
 
@@ -80,6 +82,9 @@ export class LeaderDuties {
       const gone = new Set(votersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
       for (const id of [...this.voterGoneSince.keys()]) if (!gone.has(id)) this.voterGoneSince.delete(id);
       for (const id of gone) if (!this.voterGoneSince.has(id)) this.voterGoneSince.set(id, now);
+      const learnersGone = new Set(learnersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
+      for (const id of [...this.learnerGoneSince.keys()]) if (!learnersGone.has(id)) this.learnerGoneSince.delete(id);
+      for (const id of learnersGone) if (!this.learnerGoneSince.has(id)) this.learnerGoneSince.set(id, now);
       const action = nextVoterAction({
         members,
         alive,
@@ -88,6 +93,7 @@ export class LeaderDuties {
         learnerAgeMs: ages,
         learnerStartTimeoutMs: LEARNER_START_TIMEOUT_MS,
         voterGoneMs: new Map([...this.voterGoneSince].map(([id, since]) => [id, now - since])),
+        learnerGoneMs: new Map([...this.learnerGoneSince].map(([id, since]) => [id, now - since])),
         deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
       });
       pending = action.kind !== "none" || gone.size > 0 || members.some((m) => m.isLearner);
@@ -95,6 +101,7 @@ export class LeaderDuties {
       if (done) {
         this.log.info(`voters: ${done}`);
         if (action.kind === "remove-dead-voter") this.voterGoneSince.delete(action.member.id);
+        if (action.kind === "remove-dead-learner") this.learnerGoneSince.delete(action.member.id);
         await kv.appendVoterLog({ time: new Date(now).toISOString(), change: done }).catch((e) => this.log.debug(`voter log: ${errorMessage(e)}`));
         this.poke();
       }

@@ -127,7 +127,7 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
     await w.more(3, "before the follower dies");
 
     await lab.killNode(follower);
-    await withVoterLog(lab, survivors, () =>
+    await withVoterLog(lab, [leader, ...survivors], () =>
       waitFor(
         "3 healthy voters again after the follower died",
         async () => {

@@ -102,4 +102,22 @@ describe("voter manager", () => {
     const a = nextVoterAction(input({ members, alive: [record(1), record(4)], maxVoters: 3, voterGoneMs: new Map([["m2", 60_000], ["m3", 60_000]]) }));
     assert.equal(a.kind, "none");
   });
+
+  it("removes a learner whose own record has been gone for the grace period, so another can replace the dead voter", () => {
+    // The dead voter m2 was removed; its early replacement m3 died while catching up. Before:
+    // promote m3 every tick (etcd refuses a learner not in sync) and never add another.
+    const members = [member(1), member(4), member(3, true, true)];
+    const alive = [record(1), record(4), record(5)];
+    const waiting = nextVoterAction(input({ members, alive, maxVoters: 3, learnerGoneMs: new Map([["m3", 9_999]]) }));
+    assert.equal(waiting.kind, "promote", "within the grace: it may be only slow");
+    const a = nextVoterAction(input({ members, alive, maxVoters: 3, learnerGoneMs: new Map([["m3", 10_000]]) }));
+    assert.equal(a.kind, "remove-dead-learner");
+    assert.equal(a.kind === "remove-dead-learner" && a.member.id, "m3");
+    // Then the next alive non-member joins as a learner.
+    const next = nextVoterAction(input({ members: [member(1), member(4)], alive, maxVoters: 3 }));
+    assert.equal(next.kind === "add-learner" && next.node.name, "n5");
+    // An unstarted learner whose node died goes the same way, before its start timeout.
+    const unstarted = nextVoterAction(input({ members: [member(1), member(4), member(3, true, false)], alive, maxVoters: 3, learnerGoneMs: new Map([["m3", 10_000]]), learnerAgeMs: new Map([["m3", 10_000]]) }));
+    assert.equal(unstarted.kind, "remove-dead-learner");
+  });
 });
