@@ -47,7 +47,8 @@ export interface ConfigViewDeps {
 
 /**
  * The shared config as this agent sees it: a copy of the cluster KV (kept current by the
- * watch, re-read when older than KV_COPY_MAX_AGE_MS), else the local cache or module files;
+ * watch; re-read after FOLLOWED_COPY_MAX_AGE_MS while the watch follows it from its revision, else
+ * after KV_COPY_MAX_AGE_MS), else the local cache or module files;
  * writes go to the KV when it answers, else to the local cache; KV changes are mirrored into
  * the cache so the mesh keeps the newest view when the cluster becomes unreachable. Also the
  * cluster settings, with the last good value of a bad key.
