@@ -29,16 +29,15 @@ export interface VoterInput {
   readonly deadVoterGraceMs: number;
 }
 
-/** Voters (not learners) with no live node record behind them. */
-export function votersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
+/** Members (voters and learners) with no live node record behind them. */
+export function membersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
   const live = new Set(alive.map((n) => peerUrl(n.meshAddress, peerPort)));
-  return members.filter((m) => !m.isLearner && !m.peerURLs.some((u) => live.has(u)));
+  return members.filter((m) => !m.peerURLs.some((u) => live.has(u)));
 }
 
-/** Learners with no live node record behind them. */
-export function learnersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
-  const live = new Set(alive.map((n) => peerUrl(n.meshAddress, peerPort)));
-  return members.filter((m) => m.isLearner && !m.peerURLs.some((u) => live.has(u)));
+/** Voters (not learners) with no live node record behind them. */
+export function votersWithoutRecord(members: readonly EtcdMember[], alive: readonly NodeRecord[], peerPort: number): EtcdMember[] {
+  return membersWithoutRecord(members, alive, peerPort).filter((m) => !m.isLearner);
 }
 
 /**

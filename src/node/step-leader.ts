@@ -4,7 +4,7 @@ import { realMemberList, type EtcdMember, type TlsFiles } from "../consensus/cli
 import { evictionPass } from "../consensus/gone.ts";
 import { readNodeRecords, type NodeRecord } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
-import { appendVoterLog, applyVoterAction, learnersWithoutRecord, nextVoterAction, votersWithoutRecord, type VoterAction, type VoterLogEntry } from "../consensus/voters.ts";
+import { appendVoterLog, applyVoterAction, membersWithoutRecord, nextVoterAction, type VoterAction, type VoterLogEntry } from "../consensus/voters.ts";
 import { errorMessage } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
 
@@ -42,6 +42,17 @@ export const EVICTION_INTERVAL_MS = 3000;
  * unstarted learner has waited, since when each voter and each learner has had no node record — are kept here,
  * as seen by this node while it leads.
  */
+/** Keeps `since` to the ids in `ids`: a new one starts its clock at `at`, one no longer there is dropped. */
+function keepSince(since: Map<string, number>, ids: ReadonlySet<string>, at: number): void {
+  for (const id of [...since.keys()]) if (!ids.has(id)) since.delete(id);
+  for (const id of ids) if (!since.has(id)) since.set(id, at);
+}
+
+/** How long each clock in `since` has run at `now` (ms), by id. */
+function agesAt(since: ReadonlyMap<string, number>, now: number): Map<string, number> {
+  return new Map([...since].map(([id, t]) => [id, now - t]));
+}
+
 export class LeaderDuties {
   private readonly learnerSince = new Map<string, number>();
   private readonly voterGoneSince = new Map<string, number>();
@@ -78,13 +89,11 @@ export class LeaderDuties {
       const [members, alive] = await Promise.all([kv.members(), kv.nodeRecords()]);
       const now = this.now();
       for (const m of members) if (m.isLearner && !m.name && !this.learnerSince.has(m.id)) this.learnerSince.set(m.id, now);
-      const ages = new Map([...this.learnerSince].map(([id, since]) => [id, now - since]));
-      const gone = new Set(votersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
-      for (const id of [...this.voterGoneSince.keys()]) if (!gone.has(id)) this.voterGoneSince.delete(id);
-      for (const id of gone) if (!this.voterGoneSince.has(id)) this.voterGoneSince.set(id, now);
-      const learnersGone = new Set(learnersWithoutRecord(members, alive, settings.peerPort).map((m) => m.id));
-      for (const id of [...this.learnerGoneSince.keys()]) if (!learnersGone.has(id)) this.learnerGoneSince.delete(id);
-      for (const id of learnersGone) if (!this.learnerGoneSince.has(id)) this.learnerGoneSince.set(id, now);
+      const ages = agesAt(this.learnerSince, now);
+      const withoutRecord = membersWithoutRecord(members, alive, settings.peerPort);
+      const gone = new Set(withoutRecord.filter((m) => !m.isLearner).map((m) => m.id));
+      keepSince(this.voterGoneSince, gone, now);
+      keepSince(this.learnerGoneSince, new Set(withoutRecord.filter((m) => m.isLearner).map((m) => m.id)), now);
       const action = nextVoterAction({
         members,
         alive,
@@ -92,8 +101,8 @@ export class LeaderDuties {
         peerPort: settings.peerPort,
         learnerAgeMs: ages,
         learnerStartTimeoutMs: LEARNER_START_TIMEOUT_MS,
-        voterGoneMs: new Map([...this.voterGoneSince].map(([id, since]) => [id, now - since])),
-        learnerGoneMs: new Map([...this.learnerGoneSince].map(([id, since]) => [id, now - since])),
+        voterGoneMs: agesAt(this.voterGoneSince, now),
+        learnerGoneMs: agesAt(this.learnerGoneSince, now),
         deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
       });
       pending = action.kind !== "none" || gone.size > 0 || members.some((m) => m.isLearner);
