@@ -10,11 +10,12 @@
  */
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { execa } from "execa";
 import { BIN, sandbox, type Sandbox } from "../helpers/cli.ts";
+import { pidsByNetInode } from "../lab/netns.ts";
 import { sshdSaid } from "../../src/ops/spawn.ts";
 
 const skip =
@@ -23,20 +24,6 @@ const skip =
     : spawnSync("sh", ["-c", "command -v /usr/sbin/sshd && command -v yggdrasil && command -v etcd && command -v unshare"]).status !== 0
       ? "needs openssh-server, yggdrasil, etcd and util-linux"
       : undefined;
-
-/** PIDs of the processes whose network namespace has this inode (as /proc/PID/ns/net names it). */
-function processesInNetns(inode: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (readlinkSync(`/proc/${name}/ns/net`) === `net:[${inode}]`) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 describe("netns instances when root's password is locked (case netns-locked-root)", { skip, timeout: 240_000 }, () => {
   let op: Sandbox;
@@ -86,7 +73,7 @@ describe("netns instances when root's password is locked (case netns-locked-root
     // namespace held the bind mount): `ip netns pids` lists nothing here.
     const inode = readFileSync(join(instanceDir, "netns-inode"), "utf8").trim();
     assert.match(inode, /^\d+$/);
-    const inInstance = (): number[] => processesInNetns(inode);
+    const inInstance = (): number[] => pidsByNetInode(new Map([[inode, "instance"]])).get("instance") ?? [];
     assert.ok(inInstance().length > 0, "the instance's sshd, agent and yggdrasil run in its namespace before destroy");
     const r = await op.run(["destroy"], { timeout: 120_000 });
     assert.equal(r.code, 0, r.stderr);

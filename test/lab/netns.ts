@@ -64,7 +64,17 @@ export function pidsInNamespaces(namespaces: readonly string[]): Map<string, num
     const ino = namespaceInode(ns);
     if (ino !== undefined) byInode.set(ino, ns);
   }
-  const out = new Map<string, number[]>();
+  return pidsByNetInode(byInode);
+}
+
+/**
+ * Pids of every process whose network namespace has one of the inodes of `byInode` (inode, as
+ * /proc/PID/ns/net names it → the name to file it under), in one pass over /proc; this
+ * process left out. Works where /run/netns does not hold the namespace (another mount
+ * namespace made it).
+ */
+export function pidsByNetInode<K>(byInode: ReadonlyMap<string, K>): Map<K, number[]> {
+  const out = new Map<K, number[]>();
   if (byInode.size === 0) return out;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
