@@ -26,7 +26,6 @@ export type WorkerCommand =
 export type WorkerReport =
   | { readonly type: "ready" }
   | { readonly type: "registered"; readonly index: number; readonly startedAt: number; readonly at: number }
-  | { readonly type: "watching"; readonly index: number }
   | { readonly type: "errors"; readonly counts: readonly [string, number][]; readonly membersWithErrors: number }
   | { readonly type: "probe"; readonly value: string; readonly index: number; readonly at: number }
   | { readonly type: "stats"; readonly rss: number; readonly heapUsed: number; readonly cpuMicros: number; readonly loopP99Ms: number; readonly loopMaxMs: number }

@@ -24,7 +24,8 @@ async function main(): Promise<void> {
   const setup = JSON.parse(process.argv[2]!) as WorkerSetup;
   const cache = JSON.parse(readFileSync(setup.cacheFile, "utf8")) as FlatMapping;
   const errorCounts = new Map<string, number>();
-  const watching = new Set<number>();
+  /** Reported registered: the tick that wrote the record has also started the watch. */
+  const reported = new Set<number>();
   let probe: { value: string; got: Set<number> } | undefined;
   const checkProbe = (m: SimMember) => {
     if (probe && !probe.got.has(m.o.index) && m.config.kvCopy?.[setup.probeKey] === probe.value) {
@@ -49,10 +50,9 @@ async function main(): Promise<void> {
             const e = brief(error).replace(/[0-9a-f]{64}/g, "<key>");
             errorCounts.set(e, (errorCounts.get(e) ?? 0) + 1);
           }
-          if (m.registeredAt !== undefined && !watching.has(m.o.index)) {
-            watching.add(m.o.index);
+          if (m.registeredAt !== undefined && !reported.has(m.o.index)) {
+            reported.add(m.o.index);
             send({ type: "registered", index: m.o.index, startedAt: performance.timeOrigin + m.startedAt, at: performance.timeOrigin + m.registeredAt });
-            send({ type: "watching", index: m.o.index });
           }
           checkProbe(m);
         },
