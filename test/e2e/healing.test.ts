@@ -126,33 +126,24 @@ describe("voter replacement", { skip, timeout: 300_000 }, () => {
     const w = writer(c, () => survivors[0]!, "voters");
     await w.more(3, "before the follower dies");
 
-    await lab.killNode(follower);
-    await withVoterLog(lab, [leader, ...survivors], () =>
-      waitFor(
-        "3 healthy voters again after the follower died",
-        async () => {
-          const r = await roles(c, survivors[0]!);
-          const v = healthyVoters(r);
-          if (v.length !== 3 || v.includes(`n${follower}`)) throw new Error(JSON.stringify(r));
-          return true;
-        },
-        { timeoutMs: 60_000, intervalMs: 500 },
-      ),
-    );
-
-    await lab.killNode(leader);
-    await withVoterLog(lab, survivors, () =>
-      waitFor(
-        "3 healthy voters again after the leader died",
-        async () => {
-          const r = await roles(c, survivors[0]!);
-          const v = healthyVoters(r);
-          if (v.length !== 3 || v.includes(`n${leader}`)) throw new Error(JSON.stringify(r));
-          return true;
-        },
-        { timeoutMs: 60_000, intervalMs: 500 },
-      ),
-    );
+    /** Kills node `dead`, then waits (≤ 60 s) for 3 healthy voters without it, as `survivors[0]` sees them; the live nodes' voter log lines on failure. */
+    const killAndWaitForThreeVoters = async (dead: number, what: string, live: readonly number[]) => {
+      await lab.killNode(dead);
+      await withVoterLog(lab, live, () =>
+        waitFor(
+          `3 healthy voters again after the ${what} died`,
+          async () => {
+            const r = await roles(c, survivors[0]!);
+            const v = healthyVoters(r);
+            if (v.length !== 3 || v.includes(`n${dead}`)) throw new Error(JSON.stringify(r));
+            return true;
+          },
+          { timeoutMs: 60_000, intervalMs: 500 },
+        ),
+      );
+    };
+    await killAndWaitForThreeVoters(follower, "follower", [leader, ...survivors]);
+    await killAndWaitForThreeVoters(leader, "leader", survivors);
     await w.more(3, "with the replaced voters");
     await w.stop();
     await assertAllPresent(c, survivors[1]!, w.acked);
