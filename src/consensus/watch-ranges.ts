@@ -70,7 +70,11 @@ export async function watchRanges(client: Etcd3, ranges: readonly Range[], on: R
     });
   };
   // All at once: one round trip however many ranges, not one each in turn.
-  const made = await Promise.allSettled(ranges.map((r) => deadline("etcd watch", ms, (startRevision === undefined ? client.watch().inRange(r) : client.watch().inRange(r).startRevision(String(startRevision))).create()).then(attach)));
+  const watcherOf = (r: Range) => {
+    const b = client.watch().inRange(r);
+    return startRevision === undefined ? b : b.startRevision(String(startRevision));
+  };
+  const made = await Promise.allSettled(ranges.map((r) => deadline("etcd watch", ms, watcherOf(r).create()).then(attach)));
   const refused = made.find((m): m is PromiseRejectedResult => m.status === "rejected");
   if (refused || dead) {
     await cancel();
