@@ -14,7 +14,7 @@
  * steady window (`--steady-seconds`, 15) measures the etcd leader's CPU, the gRPC messages per
  * second by method (etcd's metrics, all voters summed), this process's CPU and event-loop
  * delay; then `--changes` (5) `config set` equivalents (updateKvMapping of one key, as the CLI
- * does) 2 s apart, each timed until every member's watched copy (ConfigView.kvCopy) holds the
+ * does) 2 s apart, each timed until every member's watched copy (ConfigView.copyValue) holds the
  * new value. Memory: this process's RSS and heap after registration, per member.
  *
  *   node --import tsx bench/sim-members.ts [--members 1000] [--voters 5] [--etcd PATH]

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const reported = new Set<number>();
   let probe: { value: string; got: Set<number> } | undefined;
   const checkProbe = (m: SimMember) => {
-    if (probe && !probe.got.has(m.o.index) && m.config.kvCopy?.[setup.probeKey] === probe.value) {
+    if (probe && !probe.got.has(m.o.index) && m.config.copyValue(setup.probeKey) === probe.value) {
       probe.got.add(m.o.index);
       send({ type: "probe", value: probe.value, index: m.o.index, at: wallNow() });
     }

@@ -9,22 +9,37 @@ import { makePrivateDir } from "../util/private-dir.ts";
 
 /** Sections a complete config must have (the original's validate_config_mapping). */
 const REQUIRED_SECTIONS = ["server", "compute", "platform"] as const;
+const SECTION_PREFIXES = REQUIRED_SECTIONS.map((section) => `${KEY_ROOT}/${section}/`);
 
-/** Why `mapping` must not be stored, or undefined when it is a complete, valid config. */
+/**
+ * Why `mapping` must not be stored, or undefined when it is a complete, valid config. One pass
+ * over the keys: it runs on every read of the KV, every store and every mirror, and a mapping
+ * holds every member's neighbour entries (7 000 keys at 1 000 members).
+ */
 export function mappingProblem(mapping: unknown): string | undefined {
   if (typeof mapping !== "object" || mapping === null || Array.isArray(mapping)) return "it is not a JSON object";
-  const entries = Object.entries(mapping);
-  if (entries.length === 0) return "it is empty";
-  for (const [key, value] of entries) {
+  const m = mapping as Record<string, unknown>;
+  const missing = new Set(SECTION_PREFIXES);
+  let any = false;
+  for (const key of Object.keys(m)) {
+    any = true;
     const problem = keyProblem(key);
     if (problem) return `key ${JSON.stringify(key)} is invalid: ${problem}`;
-    if (typeof value !== "string") return `the value of ${key} is not a string`;
+    if (typeof m[key] !== "string") return `the value of ${key} is not a string`;
+    if (missing.size > 0) for (const prefix of missing) if (key.startsWith(prefix)) missing.delete(prefix);
   }
-  for (const section of REQUIRED_SECTIONS) {
-    const prefix = `${KEY_ROOT}/${section}/`;
-    if (!entries.some(([k]) => k.startsWith(prefix))) return `it has no ${KEY_ROOT}/${section}/ keys`;
-  }
+  if (!any) return "it is empty";
+  for (const prefix of SECTION_PREFIXES) if (missing.has(prefix)) return `it has no ${prefix} keys`;
   return undefined;
+}
+
+/**
+ * Whether deleting `key` can make a valid mapping invalid (see mappingProblem): only the
+ * deletion of a key in a required section can (the last one of it goes, or the last key of
+ * all). Adding a key that passes keyProblem, with a string value, never can.
+ */
+export function deletionMayInvalidate(key: string): boolean {
+  return SECTION_PREFIXES.some((prefix) => key.startsWith(prefix));
 }
 
 export interface StoreError {

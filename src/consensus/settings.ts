@@ -78,8 +78,23 @@ const NUMERIC: readonly NumericSetting[] = [
 ];
 
 /** The folders of `meshnet/` whose direct keys are all settings raptiformica reads (a typo there is silently ignored otherwise). */
-const SETTING_FOLDERS = [`${KEY_ROOT}/meshnet/`, `${KEY_ROOT}/meshnet/etcd/`, `${KEY_ROOT}/meshnet/yggdrasil/`, `${KEY_ROOT}/meshnet/agent/`, `${KEY_ROOT}/meshnet/map/`];
+const MESHNET = `${KEY_ROOT}/meshnet/`;
+const SETTING_FOLDERS = new Set([MESHNET, `${MESHNET}etcd/`, `${MESHNET}yggdrasil/`, `${MESHNET}agent/`, `${MESHNET}map/`]);
 const KNOWN_KEYS = new Set<string>([...NUMERIC.map((n) => n.key), KEYS.caCert, KEYS.caKey, KEYS.clusterToken, MESH_MAJOR_KEY, MESH_PASSWORD_KEY]);
+
+/** Whether `key` sits directly in one of SETTING_FOLDERS (one prefix test for the ~7 000 neighbour keys). */
+function inSettingFolder(key: string): boolean {
+  return key.startsWith(MESHNET) && SETTING_FOLDERS.has(key.slice(0, key.lastIndexOf("/") + 1));
+}
+
+/**
+ * Whether a change of `key` can change what resolveSettings returns: the known settings and
+ * every key directly in a setting folder (unknown ones there are reported). A mapping changed
+ * only in other keys — neighbour entries, module keys, an app's keys — resolves as before.
+ */
+export function affectsSettings(key: string): boolean {
+  return KNOWN_KEYS.has(key) || inSettingFolder(key);
+}
 
 /** A cluster setting whose value cannot be used, with the sentence that says so and how to fix it. */
 export interface SettingProblem {
@@ -255,7 +270,8 @@ export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings 
   // Only the keys in setting folders are sorted (for a stable order of the problems): a mapping
   // holds every member's neighbour entries, 7 000 keys at 1 000 members, and this runs on
   // every agent tick.
-  const unknown = Object.keys(mapping).filter((key) => !KNOWN_KEYS.has(key) && SETTING_FOLDERS.some((f) => key.startsWith(f) && !key.slice(f.length).includes("/")));
+  const unknown: string[] = [];
+  for (const key in mapping) if (!KNOWN_KEYS.has(key) && inSettingFolder(key)) unknown.push(key);
   for (const key of unknown.sort()) {
     const near = nearestKey(key);
     problems.push(
@@ -279,6 +295,17 @@ export function resolveSettingsOnce(mapping: FlatMapping, lastGood: ClusterSetti
   const result = resolveSettings(mapping, lastGood);
   resolvedFor.set(mapping, { lastGood, result });
   return result;
+}
+
+/**
+ * Lets `to` share what resolveSettingsOnce computed for `from`: for a mapping made from `from`
+ * by changes to keys none of which affectsSettings (the config view's copy after watched
+ * changes to neighbour entries), so a copy of 7 000 keys is not resolved again for each one.
+ * Does nothing when `from` was never resolved.
+ */
+export function carryResolvedSettings(from: FlatMapping, to: FlatMapping): void {
+  const hit = resolvedFor.get(from);
+  if (hit) resolvedFor.set(to, hit);
 }
 
 /** The cluster settings in `mapping`; bad values fall back as in resolveSettings. Never throws. */

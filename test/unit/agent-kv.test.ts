@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { splitUsable, type FlatMapping } from "../../src/config/flatten.ts";
 import type { KvConfig } from "../../src/consensus/kv-config.ts";
 import { NodeRegistration, type LeaseClient, type NodeRecord, type RecordLease } from "../../src/consensus/registry.ts";
-import { KEYS } from "../../src/consensus/settings.ts";
+import { KEYS, resolveSettingsOnce } from "../../src/consensus/settings.ts";
 import { ALLOWED_STALE_MS, AllowedKeysRefresh, LOCKOUT_RESTART_INTERVAL_MS } from "../../src/node/allowed-refresh.ts";
 import { ConfigView, FOLLOWED_COPY_MAX_AGE_MS, KV_COPY_MAX_AGE_MS, type ConfigKv, type LocalConfigLike } from "../../src/node/config-view.ts";
 import type { Logger } from "../../src/util/log.ts";
@@ -316,6 +316,53 @@ describe("config view: the KV copy", () => {
     clock.set(KV_COPY_MAX_AGE_MS);
     await v.mapping();
     assert.equal(kv.reads, 2);
+  });
+
+  it("watched changes are put together once, into a new object: a mapping handed out is never changed, and settings are resolved again only after a setting changed", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1", [KEYS.nodeTtl]: "5" }));
+    const v = view(kv, fakeLocal(config()), clock);
+    const first = await v.mapping();
+    const firstResolved = resolveSettingsOnce(first);
+    v.patch("put", "raptiformica/meshnet/neighbours/ab/host", "192.0.2.1");
+    v.patch("put", "raptiformica/a", "2");
+    v.patch("delete", "raptiformica/a");
+    v.patch("put", "raptiformica/a", "3");
+    assert.equal(v.copyValue("raptiformica/a"), "3", "a key reads through the changes not yet put together");
+    assert.equal(v.copyValue(`${KEYS.nodeTtl}`), "5");
+    assert.equal(first["raptiformica/a"], "1", "the mapping handed out earlier is unchanged");
+    const second = await v.mapping();
+    assert.notEqual(second, first);
+    assert.equal(second["raptiformica/a"], "3");
+    assert.equal(second["raptiformica/meshnet/neighbours/ab/host"], "192.0.2.1");
+    assert.equal(await v.mapping(), second, "no change since: the same object");
+    assert.equal(v.kvCopy, second);
+    assert.equal(resolveSettingsOnce(second), firstResolved, "no setting changed: the settings carry over");
+    v.patch("put", KEYS.nodeTtl, "9");
+    const third = await v.mapping();
+    assert.notEqual(resolveSettingsOnce(third), firstResolved);
+    assert.equal(resolveSettingsOnce(third).settings.nodeTtlSeconds, 9);
+    v.patch("put", "raptiformica/meshnet/etcd/node_tll", "9");
+    assert.equal(resolveSettingsOnce(await v.mapping()).problems.length, 1, "a typo in a setting folder is reported (it affects the settings)");
+  });
+
+  it("the mirror writes a patched copy without walking it again, and refuses one a deletion broke", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1" }));
+    const local = fakeLocal(config({ "raptiformica/a": "cache" }));
+    const v = view(kv, local, clock);
+    await v.mapping();
+    v.patch("put", "raptiformica/a", "2");
+    await v.mirror();
+    assert.equal(local.mirrored, 1);
+    assert.equal(local.mapping["raptiformica/a"], "2");
+    v.patch("delete", "raptiformica/server/headless/x"); // the only server/ key
+    await v.mirror();
+    assert.equal(local.mirrored, 1, "a copy without server/ keys is not mirrored");
+    assert.equal(local.mapping["raptiformica/server/headless/x"], "1");
+    v.patch("put", "raptiformica/server/headless/x", "again");
+    await v.mirror();
+    assert.equal(local.mirrored, 2, "mirrored again once it is whole");
   });
 
   it("a key no config can hold is skipped with one warning naming it, from a read or a watched put, and never mirrored", async () => {

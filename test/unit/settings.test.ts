@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { AUTO_COMPACTION_REVISIONS, etcdServerArgs } from "../../src/consensus/etcd-args.ts";
-import { DEFAULT_SETTINGS, newSettingProblems, refuseNewSettingProblems, resolveSettings, settingProblems } from "../../src/consensus/settings.ts";
+import { DEFAULT_SETTINGS, affectsSettings, newSettingProblems, refuseNewSettingProblems, resolveSettings, settingProblems } from "../../src/consensus/settings.ts";
 import { readLastGoodSettings, writeLastGoodSettings } from "../../src/node/last-good-settings.ts";
 import { nodePaths } from "../../src/node/paths.ts";
 
@@ -57,6 +57,46 @@ describe("cluster settings", () => {
     assert.deepEqual(newSettingProblems(before, { ...before, [k("etcd/max_voters")]: "3" }), []);
     assert.doesNotThrow(() => refuseNewSettingProblems(before, { ...before, [k("etcd/max_voters")]: "3" }, "x"));
     assert.throws(() => refuseNewSettingProblems(before, { ...before, [k("etcd/peer_port")]: "0" }, "Setting peer_port"), /Setting peer_port was refused, nothing was changed: Config key raptiformica\/meshnet\/etcd\/peer_port is "0"/);
+  });
+});
+
+describe("which keys the settings depend on", () => {
+  // Keys of every kind a mapping holds: settings, typos in setting folders, deeper meshnet keys,
+  // neighbour entries, module and app keys.
+  const keys = [
+    k("etcd/client_port"), k("etcd/peer_port"), k("yggdrasil/port"), k("agent/port"), k("map/port"), k("etcd/max_voters"), k("etcd/node_ttl"),
+    k("etcd/heartbeat_ms"), k("etcd/election_ms"), k("evict_after"), k("yggdrasil/major"), k("yggdrasil/password"), k("etcd/ca_cert"),
+    k("etcd/client_prot"), k("evict_afterr"), k("map/x"), k("agent/porrt"),
+    k("etcd/tls/x"), k("neighbours/ab12/host"), k("neighbours/ab12/yggdrasil_port"), k("yggdrasil/peers/x"),
+    "raptiformica/server/headless/x", "raptiformica/platform/default/hooks/h/command", "raptiformica/app/port",
+  ];
+  const values = [undefined, "", "22", "2379", "5", "4863", "abc", "0.5", "x".repeat(40)];
+  const base = { [k("etcd/client_port")]: "2400", [k("etcd/election_ms")]: "300", [k("etcd/heartbeat_ms")]: "100", "raptiformica/app/port": "1" };
+
+  it("a change to a key that does not affect the settings leaves what resolveSettings returns as it was", () => {
+    const before = resolveSettings(base);
+    let tried = 0;
+    for (const key of keys.filter((x) => !affectsSettings(x))) {
+      for (const value of values) {
+        const after = { ...base };
+        if (value === undefined) delete after[key];
+        else after[key] = value;
+        assert.deepEqual(resolveSettings(after), before, `${key} = ${String(value)}`);
+        tried++;
+      }
+    }
+    assert.ok(tried >= 6 * values.length, `${tried} changes tried`);
+  });
+
+  it("every key that can change the result is one that affects the settings", () => {
+    const affecting = keys.filter((x) => values.some((value) => {
+      const after = { ...base };
+      if (value === undefined) delete after[x];
+      else after[x] = value;
+      return JSON.stringify(resolveSettings(after)) !== JSON.stringify(resolveSettings(base));
+    }));
+    for (const key of affecting) assert.ok(affectsSettings(key), key);
+    assert.deepEqual(keys.filter((x) => !affectsSettings(x)), [k("etcd/tls/x"), k("neighbours/ab12/host"), k("neighbours/ab12/yggdrasil_port"), k("yggdrasil/peers/x"), "raptiformica/server/headless/x", "raptiformica/platform/default/hooks/h/command", "raptiformica/app/port"]);
   });
 });
 

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import { LocalConfig } from "../../src/config/local.ts";
 import { cachePaths } from "../../src/config/paths.ts";
 import { ensureSharedSecret, secretKey } from "../../src/config/secrets.ts";
-import { MutableConfigStore, mappingProblem } from "../../src/config/store.ts";
+import { MutableConfigStore, deletionMayInvalidate, mappingProblem } from "../../src/config/store.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -24,6 +24,20 @@ describe("mutable config store", () => {
     assert.equal(mappingProblem({}), "it is empty");
     assert.match(mappingProblem({ "raptiformica/server/a": "1" }) ?? "", /no raptiformica\/compute\/ keys/);
     assert.equal(mappingProblem(base), undefined);
+    assert.match(mappingProblem({ ...base, "raptiformica/a b": "1" }) ?? "", /key "raptiformica\/a b" is invalid: it contains white space/);
+    assert.equal(mappingProblem({ ...base, "raptiformica/a": 1 }), "the value of raptiformica/a is not a string");
+    assert.equal(mappingProblem([]), "it is not a JSON object");
+  });
+
+  it("only a deletion in a required section can make a valid mapping invalid", () => {
+    for (const key of Object.keys(base)) {
+      const after: Record<string, string> = { ...base };
+      delete after[key];
+      if (mappingProblem(after) !== undefined) assert.ok(deletionMayInvalidate(key), key);
+    }
+    assert.equal(deletionMayInvalidate("raptiformica/server/headless/x"), true);
+    assert.equal(deletionMayInvalidate("raptiformica/meshnet/neighbours/ab/host"), false);
+    assert.equal(deletionMayInvalidate("raptiformica/servers/x"), false);
   });
 
   it("writes sorted, indented, 0600 JSON and skips no-op writes", async () => {
