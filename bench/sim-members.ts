@@ -14,11 +14,11 @@
  * steady window (`--steady-seconds`, 15) measures the etcd leader's CPU, the gRPC messages per
  * second by method (etcd's metrics, all voters summed), this process's CPU and event-loop
  * delay; then `--changes` (5) `config set` equivalents (updateKvMapping of one key, as the CLI
- * does) 2 s apart, each timed until every member's watched copy (ConfigView.copyValue) holds the
+ * does) `--change-gap-seconds` (2) apart, each timed until every member's watched copy (ConfigView.copyValue) holds the
  * new value. Memory: this process's RSS and heap after registration, per member.
  *
  *   node --import tsx bench/sim-members.ts [--members 1000] [--voters 5] [--etcd PATH]
- *        [--ramp-seconds 0] [--steady-seconds 15] [--changes 5] [--register-timeout 120] [--steady-ms 5000]
+ *        [--ramp-seconds 0] [--steady-seconds 15] [--changes 5] [--change-gap-seconds 2] [--register-timeout 120] [--steady-ms 5000]
  *        [--workers ⌈N/200⌉] [--profile DIR]
  *
  * Every wait is bounded; the etcd processes and their data dir are removed on exit (also on
@@ -50,6 +50,8 @@ const etcdBinary = strOpt("--etcd", existsSync(ETCD_35) ? ETCD_35 : "/usr/bin/et
 const rampSeconds = numOpt("--ramp-seconds", 0);
 const steadySeconds = numOpt("--steady-seconds", 15);
 const changes = numOpt("--changes", 5);
+/** Pause after a change reached every member (or its wait ended) before the next one is written. */
+const changeGapSeconds = numOpt("--change-gap-seconds", 2);
 const registerTimeoutS = numOpt("--register-timeout", 120);
 const steadyMs = numOpt("--steady-ms", 5000);
 const PROBE_KEY = "raptiformica/bench/sim_probe";
@@ -314,7 +316,7 @@ async function main(): Promise<void> {
       const s = summarize(xs, N);
       perChange.push({ writeMs: r1(w), reached: xs.length, p99Ms: s.p99Ms, maxMs: s.maxMs });
       workers.probe = undefined;
-      await sleep(2000);
+      await sleep(changeGapSeconds * 1000);
     }
     const changeStats = await workers.stats();
     const chS = (performance.now() - chT0) / 1000;
@@ -342,7 +344,7 @@ async function main(): Promise<void> {
       config: { keys: Object.keys(cache).length, bytes: Object.entries(cache).reduce((a, [k, v]) => a + k.length + v.length, 0) },
       registration: {
         allRegistered,
-        totalS: r1(regSeconds * 10) / 10,
+        totalS: Math.round(regSeconds * 100) / 100,
         records,
         perMember: summarize(regPerMember, N),
         leaderCpuPercent: r1(((regCpu1[leader]! - regCpu0[leader]!) / TICK / regSeconds) * 100),
