@@ -72,6 +72,14 @@ interface KvCopy {
 
 export class ConfigView {
   private copy: KvCopy | undefined;
+  /**
+   * Every watched change with its revision, by key, until a read at or after that revision
+   * lands: a read that was under way when a change arrived (the copy re-read after its bound, or
+   * after a write) may be older than the change, and the watch delivers each change once. The
+   * read's copy gets every change newer than itself; without this it would lack that change
+   * for as long as the copy is trusted (10 minutes while followed). Bounded by the keys changed.
+   */
+  private recent = new Map<string, { value: string | undefined; revision: bigint }>();
   /** The watch delivers every change after this revision (see `follow`); undefined while none does. */
   private followedAfter: bigint | undefined;
   private mirrorTimer: NodeJS.Timeout | undefined;
@@ -94,8 +102,11 @@ export class ConfigView {
         const { mapping: m, unusable, revision } = await kv.read(2000);
         this.reportUnusable(unusable);
         if (mappingProblem(m) === undefined) {
-          this.copy = { base: m, pending: new Map(), valid: true, at: this.now(), ...(revision === undefined ? {} : { revision }) };
-          return m;
+          const newer = revision === undefined ? [] : [...this.recent].filter(([, e]) => e.revision > revision);
+          this.recent = new Map(newer);
+          const copy: KvCopy = { base: m, pending: new Map(newer.map(([key, e]) => [key, e.value])), valid: true, at: this.now(), ...(revision === undefined ? {} : { revision }) };
+          this.copy = copy;
+          return this.current(copy);
         }
       } catch {
         /* fall back to the cache */
@@ -183,8 +194,9 @@ export class ConfigView {
    * agent would otherwise read the whole config again for every key any of them writes); its
    * age is kept, so the re-read bound still holds. A change at or before the copy's revision
    * is already in it (a copy read again while the watch runs): applying it would put an older
-   * value back until the newer event arrives. Ephemeral keys are not config, nor are unusable
-   * ones (warned about once; the copy stays mirrorable).
+   * value back until the newer event arrives. A change after it is also kept for a read under
+   * way (see `recent`). Ephemeral keys are not config, nor are unusable ones (warned about
+   * once; the copy stays mirrorable).
    */
   patch(type: "put" | "delete", key: string, value?: string, revision?: bigint): void {
     if (isEphemeralKey(key)) return;
@@ -198,9 +210,10 @@ export class ConfigView {
       return;
     }
     const c = this.copy;
-    if (!c) return;
-    if (revision !== undefined && c.revision !== undefined && revision <= c.revision) return;
-    c.pending.set(key, type === "put" ? value : undefined);
+    if (revision !== undefined && c?.revision !== undefined && revision <= c.revision) return;
+    const v = type === "put" ? value : undefined;
+    if (revision !== undefined) this.recent.set(key, { value: v, revision });
+    c?.pending.set(key, v);
   }
 
   /**

@@ -202,12 +202,16 @@ class FakeConfigKv implements ConfigKv {
   fail = false;
   /** The revision a read reports (none: a KV that gives none). */
   revision: bigint | undefined;
+  /** Runs after the read took its snapshot and before it answers (what arrives while a read is under way). */
+  duringRead: (() => void) | undefined;
   constructor(public mapping: FlatMapping) {}
   /** As the real KV is read: the keys no config can hold are split off (kv-config.ts). */
   async read(): Promise<KvConfig> {
     this.reads++;
     if (this.fail) throw new Error("deadline");
-    return { ...splitUsable(this.mapping), revision: this.revision };
+    const answer = { ...splitUsable(this.mapping), revision: this.revision };
+    this.duringRead?.();
+    return answer;
   }
   async update(change: (m: FlatMapping) => FlatMapping): Promise<FlatMapping> {
     if (this.fail) throw new Error("deadline");
@@ -344,6 +348,33 @@ describe("config view: the KV copy", () => {
     assert.equal(resolveSettingsOnce(third).settings.nodeTtlSeconds, 9);
     v.patch("put", "raptiformica/meshnet/etcd/node_tll", "9");
     assert.equal(resolveSettingsOnce(await v.mapping()).problems.length, 1, "a typo in a setting folder is reported (it affects the settings)");
+  });
+
+  it("a change that arrives while a read is under way is in the copy that read makes, when the read is older than the change", async () => {
+    const clock = fakeClock();
+    const kv = new FakeConfigKv(config({ "raptiformica/a": "1", "raptiformica/b": "1" }));
+    kv.revision = 50n;
+    const v = view(kv, fakeLocal(config()), clock);
+    await v.mapping();
+    v.follow(50n);
+    // A write elsewhere invalidated the copy (or its bound ran out): the next mapping() reads
+    // again at revision 51, and changes 52 and 53 come through the watch before that read answers.
+    v.invalidate();
+    kv.revision = 51n;
+    kv.duringRead = () => {
+      v.patch("put", "raptiformica/a", "2", 52n);
+      v.patch("delete", "raptiformica/b", undefined, 53n);
+      v.patch("put", "raptiformica/c", "old", 51n); // in the read already
+    };
+    const m = await v.mapping();
+    assert.equal(m["raptiformica/a"], "2", "the change after the read's revision is not lost");
+    assert.equal(m["raptiformica/b"], undefined);
+    assert.equal(v.followed, true, "and the copy is trusted for its long bound");
+    kv.duringRead = undefined;
+    kv.revision = 60n;
+    kv.mapping["raptiformica/a"] = "3";
+    v.invalidate();
+    assert.equal((await v.mapping())["raptiformica/a"], "3", "a read newer than the change wins");
   });
 
   it("the mirror writes a patched copy without walking it again, and refuses one a deletion broke", async () => {
