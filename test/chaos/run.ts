@@ -289,7 +289,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 }
 
 /** Copies each member's log dirs (the lab's spawn logs, the node's own) to `<dir>/<member>/`. */
-function keepLogs(lab: Lab, dir: string): void {
+export function keepLogs(lab: Lab, dir: string): void {
   for (const n of lab.nodes) {
     for (const [from, to] of [
       [join(n.dir, "logs"), join(dir, n.name, "lab")],
