@@ -17,8 +17,9 @@
  *   node --import tsx bench/scale.ts [--sizes 10,25,50] [--prepare-concurrency 6] [--mesh-concurrency 50] [--inject-one-by-one]
  *        [--form-timeout S] [--settle-seconds 10] [--rest-seconds 30] [--keep-logs DIR]
  *
- * While forming, the lab's processes are counted every 5 s by kind (agents, yggdrasil, etcd,
- * grpc-proxy, hook processes `members --rejoin`, other CLI processes) with the load average.
+ * While forming, the lab's processes are counted every second by kind (agents, yggdrasil, etcd,
+ * grpc-proxy, hook processes `members --rejoin`, other CLI processes) with the load average,
+ * and their CPU time summed by kind (CpuByKind: where a small machine's CPU goes while forming).
  * If a size does not form, agents died, or not all are alive at rest, every node's agent.log (and n0's etcd.log) is copied
  * to `--keep-logs` (default /tmp/raptiformica-bench-scale-logs/n<N>-<lab id>/).
  *
@@ -79,8 +80,10 @@ interface SizeResult {
   formTimeoutS: number;
   /** [seconds, alive count, quorum] whenever one of them changes, as `members` on n0 answered. */
   aliveTimeline: [number, number, boolean][];
-  /** Every 5 s while forming: seconds, 1-min load, processes of the lab by kind. */
+  /** Every second while forming: seconds, 1-min load, processes of the lab by kind. */
   processSamples: { t: number; load: number; counts: Record<string, number> }[];
+  /** CPU seconds of the lab's processes by kind while forming (CpuByKind). */
+  cpuSecondsByKind?: Record<string, number>;
   /** Nodes whose agent process is gone at the end, with the log line that says why if any. */
   deadAgents: { node: string; why: string }[];
   logsKept?: string;
@@ -172,35 +175,76 @@ function scanLogs(lab: Lab): LogFinding {
   return { agentRestarts, topLines, linesTotal };
 }
 
-/** The lab's processes by kind, from their command lines. */
-function processCounts(lab: Lab): Record<string, number> {
-  const counts: Record<string, number> = {};
+/** What a lab process is, from its command line. */
+function kindOf(cmd: string): string {
+  return /^(\S*\/)?sh \S*raptiformica-agent-keeper /.test(cmd)
+    ? "agent keeper"
+    : / agent\s*$/.test(cmd)
+    ? "agent"
+    : /^(\S*\/)?yggdrasil /.test(cmd)
+      ? "yggdrasil"
+      : /grpc-proxy/.test(cmd)
+        ? "grpc-proxy"
+        : /^(\S*\/)?etcd /.test(cmd)
+          ? "etcd"
+          : /members --rejoin/.test(cmd)
+            ? "hook: members --rejoin"
+            : /raptiformica\.mjs/.test(cmd)
+              ? "other CLI"
+              : /^(sh|ip) /.test(cmd)
+                ? "sh/ip"
+                : "other";
+}
+
+/** Each live process of the lab with its kind and CPU ticks: its own, and those of the children it reaped (cutime + cstime). */
+function labProcesses(lab: Lab): { pid: number; kind: string; own: number; reaped: number }[] {
+  const out: { pid: number; kind: string; own: number; reaped: number }[] = [];
   for (const pids of pidsInNamespaces(lab.nodes.map((x) => x.ns)).values()) {
     for (const pid of pids) {
-      let cmd = "";
       try {
-        cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out.push({ pid, kind: kindOf(cmd), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]) });
       } catch {
-        continue;
+        // gone meanwhile
       }
-      const kind = / agent\s*$/.test(cmd)
-        ? "agent"
-        : /^(\S*\/)?yggdrasil /.test(cmd)
-          ? "yggdrasil"
-          : /grpc-proxy/.test(cmd)
-            ? "grpc-proxy"
-            : /^etcd /.test(cmd)
-              ? "etcd"
-              : /members --rejoin/.test(cmd)
-                ? "hook: members --rejoin"
-                : /raptiformica\.mjs/.test(cmd)
-                  ? "other CLI"
-                  : /^(sh|ip) /.test(cmd)
-                    ? "sh/ip"
-                    : "other";
-      counts[kind] = (counts[kind] ?? 0) + 1;
     }
   }
+  return out;
+}
+
+/**
+ * CPU seconds of the lab's processes by kind while forming, summed over samples: a live
+ * process's own time goes to its kind; the time of children it waited for goes to "reaped by
+ * <kind>" — hook and CLI processes that started and ended between two samples (an agent's
+ * `members --rejoin` hooks) would be missed otherwise. A process that ends between samples loses
+ * its last slice unless its parent in the lab reaps it.
+ */
+class CpuByKind {
+  private last = new Map<number, { own: number; reaped: number }>();
+  readonly seconds: Record<string, number> = {};
+
+  sample(procs: readonly { pid: number; kind: string; own: number; reaped: number }[]): void {
+    const next = new Map<number, { own: number; reaped: number }>();
+    for (const p of procs) {
+      const before = this.last.get(p.pid) ?? { own: 0, reaped: 0 };
+      this.add(p.kind, p.own - before.own);
+      this.add(`reaped by ${p.kind}`, p.reaped - before.reaped);
+      next.set(p.pid, { own: p.own, reaped: p.reaped });
+    }
+    this.last = next;
+  }
+
+  private add(kind: string, ticks: number): void {
+    if (ticks > 0) this.seconds[kind] = Math.round(((this.seconds[kind] ?? 0) + ticks / TICK) * 10) / 10;
+  }
+}
+
+/** The lab's processes by kind. */
+function processCounts(procs: readonly { kind: string }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const p of procs) counts[p.kind] = (counts[p.kind] ?? 0) + 1;
   return counts;
 }
 
@@ -283,10 +327,14 @@ async function measure(n: number): Promise<SizeResult> {
     let stopPolling = false;
     let lastMembers: { name: string; status: string; role?: string }[] = [];
     let sampling = true;
+    const cpu = new CpuByKind();
+    res.cpuSecondsByKind = cpu.seconds;
     const sampler = (async () => {
       while (sampling) {
-        res.processSamples.push({ t: since(), load: Number(loadAverage().split(" ")[0]), counts: processCounts(lab) });
-        await sleep(5000);
+        const procs = labProcesses(lab);
+        cpu.sample(procs);
+        res.processSamples.push({ t: since(), load: Number(loadAverage().split(" ")[0]), counts: processCounts(procs) });
+        await sleep(1000);
       }
     })();
     const poller = (async () => {
@@ -492,6 +540,11 @@ for (const r of results) {
   console.log(`  Txn requests served by the voters at rest: ${f(r.txnsPerMinute, "/min")}`);
   if (r.error) console.log(`  error: ${r.error}`);
   console.log(`  members on n0 over time [s, alive, quorum]: ${JSON.stringify(r.aliveTimeline)}`);
+  if (r.cpuSecondsByKind) {
+    const total = Object.values(r.cpuSecondsByKind).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(r.cpuSecondsByKind).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v} s (${Math.round((v / total) * 100)} %)`);
+    console.log(`  CPU while forming by kind, ${Math.round(total)} s in all: ${parts.join(", ")}`);
+  }
   const peak = r.processSamples.reduce<(typeof r.processSamples)[number] | undefined>((a, b) => (!a || b.load > a.load ? b : a), undefined);
   if (peak) console.log(`  busiest sample while forming: ${peak.t} s, load ${peak.load}, lab processes ${JSON.stringify(peak.counts)}`);
   const hooks = Math.max(0, ...r.processSamples.map((x) => x.counts["hook: members --rejoin"] ?? 0));
