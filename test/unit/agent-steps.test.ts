@@ -10,7 +10,7 @@ import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
 import { TickPause, VOTER_DUE_SLACK_MS, nextInterval } from "../../src/node/agent-interval.ts";
 import { hostOfUrl, initialState, type ClusterChange } from "../../src/node/agent-state.ts";
 import { kvEndpoints } from "../../src/node/step-kv-session.ts";
-import { proxyUpstreams } from "../../src/node/step-consensus.ts";
+import { PROXY_ADDITIONS_SETTLE_MS, proxyEndpointsToRun, proxyUpstreams } from "../../src/node/step-consensus.ts";
 import { EVICTION_INTERVAL_MS, LEARNER_START_TIMEOUT_MS, LeaderDuties, type LeaderKv } from "../../src/node/step-leader.ts";
 import { applyChange, routeChange } from "../../src/node/watch-routing.ts";
 import type { Logger } from "../../src/util/log.ts";
@@ -299,6 +299,27 @@ describe("proxy endpoint choice", () => {
     const gone = new Set([hostOfUrl(urlOf(key("a")))]);
     assert.deepEqual(proxyUpstreams(voters, gone), [urlOf(key("b")), urlOf(key("c"))].sort());
     assert.deepEqual(proxyUpstreams(voters, new Set()), [...voters].sort());
+  });
+
+  it("a running proxy takes added upstreams only after they were wanted for the settle time; a removal, at once", () => {
+    const [a, b, c] = [urlOf(key("a")), urlOf(key("b")), urlOf(key("c"))].sort() as [string, string, string];
+    assert.deepEqual(proxyEndpointsToRun([a, b], undefined, undefined, 0), { endpoints: [a, b], additionsSince: undefined }, "no proxy yet: all of them");
+    // A voter promoted: kept out for the settle time, counted from when it was first wanted.
+    let plan = proxyEndpointsToRun([a, b, c], [a, b], undefined, 1000);
+    assert.deepEqual(plan, { endpoints: [a, b], additionsSince: 1000 });
+    plan = proxyEndpointsToRun([a, b, c], plan.endpoints, plan.additionsSince, 1000 + PROXY_ADDITIONS_SETTLE_MS - 1);
+    assert.deepEqual(plan.endpoints, [a, b]);
+    plan = proxyEndpointsToRun([a, b, c], plan.endpoints, plan.additionsSince, 1000 + PROXY_ADDITIONS_SETTLE_MS);
+    assert.deepEqual(plan, { endpoints: [a, b, c], additionsSince: undefined });
+    // A voter left out (dead, or its record gone): at once, with whatever else is wanted now.
+    assert.deepEqual(proxyEndpointsToRun([b, c], [a, b], 5000, 6000), { endpoints: [b, c], additionsSince: undefined });
+    assert.deepEqual(proxyEndpointsToRun([a], [a, b], undefined, 0).endpoints, [a]);
+    // Nothing changed: the same list (the proxy keeps running).
+    assert.deepEqual(proxyEndpointsToRun([a, b], [a, b], undefined, 0), { endpoints: [a, b], additionsSince: undefined });
+    // A voter left out and back (the upstream watch under load): one restart to leave it out, none to take it back until the settle time.
+    plan = proxyEndpointsToRun([a, b], [a, b, c], undefined, 0);
+    assert.deepEqual(plan.endpoints, [a, b]);
+    assert.deepEqual(proxyEndpointsToRun([a, b, c], plan.endpoints, plan.additionsSince, 3000).endpoints, [a, b]);
   });
 
   it("keeps every voter when all of them lost their record (never none)", () => {
