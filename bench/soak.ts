@@ -152,6 +152,8 @@ interface Sample {
   totalBytes: number | null;
   inUseBytes: number | null;
   keys: number | null;
+  /** The same keys by folder (nodes, links, meshnet/neighbours, soak, …). */
+  keysBy: Record<string, number>;
   /** Bytes of the keys and values under raptiformica/ (the live data, without history). */
   liveBytes: number | null;
   revision: number | null;
@@ -328,7 +330,7 @@ async function voterDb(lab: Lab, i: number): Promise<VoterDb> {
 }
 
 /** The keys under raptiformica/, their keys' and values' bytes, and the revision, read on voter i with etcdctl. */
-async function liveData(c: LabCluster, i: number): Promise<{ count: number; bytes: number; revision: number }> {
+async function liveData(c: LabCluster, i: number): Promise<{ count: number; bytes: number; revision: number; by: Record<string, number> }> {
   const r = await c.lab.exec(
     i,
     ["etcdctl", "--endpoints", "https://127.0.0.1:2379", ...tlsArgs(c.lab, i), "--command-timeout", "10s", "get", "raptiformica/", "--prefix", "-w", "json"],
@@ -337,11 +339,18 @@ async function liveData(c: LabCluster, i: number): Promise<{ count: number; byte
   if (r.exitCode !== 0) throw new Error(`etcdctl on n${i} exited ${r.exitCode}: ${r.stderr.trim()}`);
   const j = JSON.parse(r.stdout) as { count?: number; kvs?: { key: string; value?: string }[]; header?: { revision?: number | string } };
   const b64 = (x: string | undefined) => (x ? Buffer.from(x, "base64").length : 0);
-  return { count: j.count ?? 0, bytes: (j.kvs ?? []).reduce((a, kv) => a + b64(kv.key) + b64(kv.value), 0), revision: Number(j.header?.revision ?? 0) };
+  // By folder: the first segment below raptiformica/, two for meshnet/ (meshnet/neighbours, …).
+  const by: Record<string, number> = {};
+  for (const kv of j.kvs ?? []) {
+    const parts = Buffer.from(kv.key, "base64").toString("utf8").split("/").slice(1);
+    const folder = parts.slice(0, parts[0] === "meshnet" && parts.length > 2 ? 2 : 1).join("/");
+    by[folder] = (by[folder] ?? 0) + 1;
+  }
+  return { count: j.count ?? 0, bytes: (j.kvs ?? []).reduce((a, kv) => a + b64(kv.key) + b64(kv.value), 0), revision: Number(j.header?.revision ?? 0), by };
 }
 
 async function sample(c: LabCluster, rand: () => number, t: number, out: string | null): Promise<Sample> {
-  const s: Sample = { t, alive: null, voters: [], quorum: null, notAlive: {}, db: {}, totalBytes: null, inUseBytes: null, keys: null, liveBytes: null, revision: null, compactRevision: null, agents: 0, out, load: loadAverage(), noQuorumAnswers: 0 };
+  const s: Sample = { t, alive: null, voters: [], quorum: null, notAlive: {}, db: {}, totalBytes: null, inUseBytes: null, keys: null, keysBy: {}, liveBytes: null, revision: null, compactRevision: null, agents: 0, out, load: loadAverage(), noQuorumAnswers: 0 };
   s.agents = c.lab.nodes.filter((_, i) => agentPid(c.lab, i) !== undefined).length;
   // An answer without quorum (a leader just gone) is kept in the count and asked again, up to
   // 3 times 5 s apart: the voters' figures need a view with them.
@@ -373,6 +382,7 @@ async function sample(c: LabCluster, rand: () => number, t: number, out: string 
     try {
       const k = await liveData(c, i);
       s.keys = k.count;
+      s.keysBy = k.by;
       s.liveBytes = k.bytes;
       s.revision = k.revision;
       break;
@@ -738,7 +748,11 @@ async function run(): Promise<Result> {
     res.lostConfigWrites = new Set(res.mismatches.map((m) => m.key)).size;
     res.readErrors = back.errors;
     res.cachedReads = back.cached;
-    res.db = dbVerdict(samples, minutes, soakKeys, dbFactor);
+    res.db = dbVerdict(
+      samples.map((s) => ({ t: s.t, inUseBytes: s.inUseBytes, keys: s.keys === null ? null : s.keys - (s.keysBy["soak"] ?? 0) })),
+      minutes,
+      dbFactor,
+    );
 
     const failed = !res.allAlive || !res.db.bounded || res.lostConfigWrites > 0 || res.readErrors.length > 0 || failures.length > 0;
     if (failed && !keepLogsDir) keepLogsDir = join(tmpdir(), `raptiformica-soak-${seed}-${Date.now()}`);
@@ -773,9 +787,12 @@ function describeSample(s: Sample): string {
 
 const stack = labStack();
 const loadAtStart = loadAverage();
+/** The commit the members run (dist/ is built from the work tree: "+" when src/ has changes not committed). */
+const git = spawnSync("sh", ["-c", "git rev-parse --short HEAD && git status --porcelain -- src | head -1"], { cwd: ROOT, encoding: "utf8" }).stdout.split("\n");
+const commit = `${git[0] || "?"}${git[1] ? "+" : ""}`;
 console.error(
   `soak: seed ${seed} (replay with --seed ${seed}), ${MEMBERS} members, ${minutes} min of churn every ~${churnMs / 1000} s, a config write every ~${writeMs / 1000} s over ${soakKeys} keys, ` +
-    `evict_after ${evictAfterS} s; Yggdrasil ${stack.yggdrasil}, etcd ${stack.etcd}; load ${loadAtStart}`,
+    `evict_after ${evictAfterS} s; Yggdrasil ${stack.yggdrasil}, etcd ${stack.etcd}; commit ${commit}; load ${loadAtStart}`,
 );
 const tStart = performance.now();
 const r = await run();
@@ -852,7 +869,7 @@ for (const e of r.readErrors.slice(0, 10)) console.log(`UNREAD ${e}`);
 console.log(`allAlive: ${r.allAlive} (${r.finalWhole}; agents running ${r.agentsRunningAtEnd}/${MEMBERS})`);
 console.log(
   `dbBounded: ${r.db?.bounded ?? false} (in use, largest over the voters: ${mb(r.db?.secondQuarterMaxBytes ?? null)} MB in the second quarter, ${mb(r.db?.lastQuarterMaxBytes ?? null)} MB in the last, ${r.db?.ratio ?? "-"}× of ${dbFactor}× allowed; ` +
-    `keys ${r.db?.keysAtStart ?? "-"} at the start, ${r.db?.keysAtEnd ?? "-"} at the end, ${r.db?.keysAllowed ?? "-"} allowed; ${r.db?.why ?? "not reached"})`,
+    `keys but the soak's own ${r.db?.keysAtStart ?? "-"} at the start, ${r.db?.keysAtEnd ?? "-"} at the end; ${r.db?.why ?? "not reached"})`,
 );
 if (r.db && !r.db.bounded && (compactedAtEnd === null || compactedAtEnd < 0)) {
   console.log(
@@ -892,6 +909,7 @@ console.log(
     formationS: r.formationS,
     totalS,
     stack,
+    commit,
     loadAtStart,
     logs: keepLogsDir || null,
   }),
