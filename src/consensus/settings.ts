@@ -284,12 +284,14 @@ export function resolveSettings(mapping: FlatMapping, lastGood: ClusterSettings 
 const resolvedFor = new WeakMap<FlatMapping, { lastGood: ClusterSettings; result: ReturnType<typeof resolveSettings> }>();
 
 /**
- * resolveSettings, computed once per mapping object and last good settings: for mappings never
- * changed in place, as the config view's copies are (a watched change makes a new object). An
- * agent resolves the settings on every tick, and a mapping holds every member's neighbour
- * entries (7 000 keys at 1 000 members). The result is shared: callers must not change it.
+ * resolveSettings, computed once per frozen mapping object and last good settings (the config
+ * view's copies are frozen; a watched change makes a new one); a mapping that is not frozen may
+ * be changed in place and is resolved afresh. An agent resolves the settings on every tick, and
+ * a mapping holds every member's neighbour entries (7 000 keys at 1 000 members). The result is
+ * shared: callers must not change it.
  */
 export function resolveSettingsOnce(mapping: FlatMapping, lastGood: ClusterSettings = DEFAULT_SETTINGS): ReturnType<typeof resolveSettings> {
+  if (!Object.isFrozen(mapping)) return resolveSettings(mapping, lastGood);
   const hit = resolvedFor.get(mapping);
   if (hit && hit.lastGood === lastGood) return hit.result;
   const result = resolveSettings(mapping, lastGood);
@@ -298,7 +300,7 @@ export function resolveSettingsOnce(mapping: FlatMapping, lastGood: ClusterSetti
 }
 
 /**
- * Lets `to` share what resolveSettingsOnce computed for `from`: for a mapping made from `from`
+ * Lets `to` (frozen) share what resolveSettingsOnce computed for `from`: for a mapping made from `from`
  * by changes to keys none of which affectsSettings (the config view's copy after watched
  * changes to neighbour entries), so a copy of 7 000 keys is not resolved again for each one.
  * Does nothing when `from` was never resolved.

@@ -104,7 +104,7 @@ export class ConfigView {
         if (mappingProblem(m) === undefined) {
           const newer = revision === undefined ? [] : [...this.recent].filter(([, e]) => e.revision > revision);
           this.recent = new Map(newer);
-          const copy: KvCopy = { base: m, pending: new Map(newer.map(([key, e]) => [key, e.value])), valid: true, at: this.now(), ...(revision === undefined ? {} : { revision }) };
+          const copy: KvCopy = { base: Object.freeze(m), pending: new Map(newer.map(([key, e]) => [key, e.value])), valid: true, at: this.now(), ...(revision === undefined ? {} : { revision }) };
           this.copy = copy;
           return this.current(copy);
         }
@@ -127,9 +127,11 @@ export class ConfigView {
   }
 
   /**
-   * The copy with its pending changes applied: a new object when there were any (handed-out
-   * mappings are never changed in place; see resolveSettingsOnce), carrying the resolved
-   * settings over when none of the changes touched a setting.
+   * The copy with its pending changes applied: a new object when there were any, carrying the
+   * resolved settings over when none of the changes touched a setting. Copies are frozen: what
+   * is worked out from one (settings, neighbours) is kept by object (resolveSettingsOnce,
+   * readNeighbours), and a caller that tried to change the agent's copy in place would throw
+   * rather than change it for every other step.
    */
   private current(c: KvCopy): FlatMapping {
     if (c.pending.size === 0) return c.base;
@@ -142,6 +144,7 @@ export class ConfigView {
       } else next[key] = value;
       settingsTouched ||= affectsSettings(key);
     }
+    Object.freeze(next);
     if (!settingsTouched) carryResolvedSettings(c.base, next);
     c.pending.clear();
     c.base = next;

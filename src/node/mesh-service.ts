@@ -69,7 +69,27 @@ export function dialCandidates(neighbours: readonly Neighbour[], self: string, s
  * The neighbours of a mapping and the peers this node dials, with one line per neighbour field
  * that could not be used (see readNeighbours): the rest of the cluster is peered regardless.
  */
-export function planPeers(mapping: FlatMapping, self: string, max = MAX_DIALED_PEERS): { neighbours: Neighbour[]; peers: PeerSpec[]; problems: string[] } {
+export function planPeers(mapping: FlatMapping, self: string, max = MAX_DIALED_PEERS): PeerPlan {
+  // A frozen mapping (the agent's config copy) is planned once: the plan is asked every tick.
+  const frozen = Object.isFrozen(mapping);
+  const key = `${self}|${max}`;
+  const hit = frozen ? plannedFor.get(mapping) : undefined;
+  if (hit?.key === key) return hit.plan;
+  const plan = planPeersNow(mapping, self, max);
+  if (frozen) plannedFor.set(mapping, { key, plan });
+  return plan;
+}
+
+/** What planPeers found; shared between callers of one frozen mapping, so never to be changed. */
+export interface PeerPlan {
+  readonly neighbours: readonly Neighbour[];
+  readonly peers: readonly PeerSpec[];
+  readonly problems: readonly string[];
+}
+
+const plannedFor = new WeakMap<FlatMapping, { key: string; plan: PeerPlan }>();
+
+function planPeersNow(mapping: FlatMapping, self: string, max: number): PeerPlan {
   const { neighbours, problems } = readNeighbours(mapping);
   const lines = problems.map(describeNeighbourProblem);
   dialCandidates(neighbours, self, (peer, why) => lines.push(`neighbour ${peer.publicKey}: ${why}; it is not dialled.`));

@@ -340,6 +340,10 @@ describe("config view: the KV copy", () => {
     assert.equal(second["raptiformica/a"], "3");
     assert.equal(second["raptiformica/meshnet/neighbours/ab/host"], "192.0.2.1");
     assert.equal(await v.mapping(), second, "no change since: the same object");
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(second), "copies are frozen");
+    assert.throws(() => {
+      (second as Record<string, string>)["raptiformica/a"] = "changed in place";
+    }, TypeError);
     assert.equal(v.kvCopy, second);
     assert.equal(resolveSettingsOnce(second), firstResolved, "no setting changed: the settings carry over");
     v.patch("put", KEYS.nodeTtl, "9");

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { describe, it } from "node:test";
-import { neighbourPrefix, parseNeighbours, type Neighbour } from "../../src/mesh/neighbours.ts";
+import { neighbourMapping, neighbourPrefix, parseNeighbours, readNeighbours, type Neighbour } from "../../src/mesh/neighbours.ts";
 import { renderConfig } from "../../src/mesh/yggdrasil/config.ts";
 import { MAX_DIALED_PEERS, desiredPeers, planPeers } from "../../src/node/mesh-service.ts";
 
@@ -102,3 +102,21 @@ describe("neighbour entries from the cluster KV", () => {
     assert.equal(plan.neighbours.find((n) => n.publicKey === key(7))?.host, "2001:db8::9");
   });
 });
+
+describe("neighbours and peers worked out once per frozen mapping", () => {
+  const entries = (n: number) => Object.assign({}, ...Array.from({ length: n }, (_, i) => neighbourMapping(neighbour(i + 1)))) as Record<string, string>;
+
+  it("a frozen mapping (the agent's config copy) is read once; another mapping, or one changed in place, is read again", () => {
+    const frozen = Object.freeze(entries(12));
+    assert.equal(readNeighbours(frozen), readNeighbours(frozen), "the same reading");
+    assert.equal(planPeers(frozen, key(1)), planPeers(frozen, key(1)), "the same plan");
+    assert.notEqual(planPeers(frozen, key(2)), planPeers(frozen, key(1)), "another node's plan is its own");
+    assert.deepEqual(planPeers(frozen, key(2)).peers, planPeers({ ...frozen }, key(2)).peers);
+    // Not frozen: the read-modify-write callbacks change their mapping in place between readings.
+    const open = entries(3);
+    assert.equal(parseNeighbours(open).length, 3);
+    Object.assign(open, neighbourMapping(neighbour(4)));
+    assert.equal(parseNeighbours(open).length, 4, "read again after the change");
+  });
+});
+
