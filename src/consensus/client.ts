@@ -39,8 +39,19 @@ export function openClient(endpoints: readonly string[], tls: TlsFiles, dialTime
 }
 
 /**
+ * Whether an etcd call was cut off rather than refused: the connection under it dropped
+ * (GRPCUnavailableError), or the etcd server it reached was stopping — a voter leaving
+ * (`clean`) or restarting. etcd answers that "etcdserver: server stopped" as UNAVAILABLE, but a
+ * grpc-proxy in between passes it on as UNKNOWN (code 2): a proxy member's `config set` failed
+ * so in the soak (bench/soak.ts) while a voter left. Either way the call may have been applied.
+ */
+export function isDropped(e: unknown): boolean {
+  return e instanceof GRPCUnavailableError || (e instanceof GRPCGenericError && e.message.includes("etcdserver: server stopped"));
+}
+
+/**
  * Runs a read once more (after `pauseMs`, 300 ms) when a dropped connection cut it
- * (GRPCUnavailableError): on a proxy node the local grpc-proxy restarts when its upstreams
+ * (isDropped): on a proxy node the local grpc-proxy restarts when its upstreams
  * change (a voter died or was replaced), and a one-off command such as `members` should not
  * report lost quorum for that. Reads only: a write cut this way may have been applied.
  * Other errors, and a second failure, are thrown as they are.
@@ -49,7 +60,7 @@ export async function readOnceMoreIfDropped<T>(read: () => Promise<T>, pauseMs =
   try {
     return await read();
   } catch (e) {
-    if (!(e instanceof GRPCUnavailableError)) throw e;
+    if (!isDropped(e)) throw e;
     await new Promise((r) => setTimeout(r, pauseMs));
     return read();
   }

@@ -1,6 +1,6 @@
-import { GRPCUnavailableError, type Etcd3 } from "etcd3";
+import type { Etcd3 } from "etcd3";
 import { KEY_ROOT, splitUsable, type FlatMapping, type UnusableKey } from "../config/flatten.ts";
-import { deadline } from "./client.ts";
+import { deadline, isDropped } from "./client.ts";
 import { KEYS } from "./settings.ts";
 import { rangesOutside } from "./watch-ranges.ts";
 
@@ -101,8 +101,8 @@ export type KvChange = (m: FlatMapping, ctx: KvChangeContext) => FlatMapping;
  * nothing. Unusable keys are left alone unless the change drops them. Returns the usable
  * mapping after the change.
  *
- * A round cut by a dropped connection (GRPCUnavailableError: a new proxy member's grpc-proxy
- * restarts as it learns its upstreams; a voter was replaced) is run again after `dropPauseMs`,
+ * A round cut by a dropped connection (isDropped: a new proxy member's grpc-proxy restarts as
+ * it learns its upstreams; a voter was replaced, or left and stopped its etcd) is run again after `dropPauseMs`,
  * at most `dropRetries` times: the commit is conditional on the snapshot's revisions, so a
  * round that was applied before the cut is found applied (nothing left to change) and a round
  * that was not is made again. CI saw a spawn fail this way: the new member's `config set` of
@@ -117,7 +117,7 @@ export async function updateKvMapping(client: Etcd3, change: KvChange, ms = 5000
     try {
       outcome = await updateRound(client, change, ms);
     } catch (e) {
-      if (!(e instanceof GRPCUnavailableError) || drops >= dropRetries) throw e;
+      if (!isDropped(e) || drops >= dropRetries) throw e;
       drops += 1;
       i -= 1; // a dropped connection is not a round lost to another writer
       await new Promise((r) => setTimeout(r, dropPauseMs));

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import { after, before, describe, it } from "node:test";
 import { noop } from "cockatiel";
-import { Etcd3, GRPCUnavailableError } from "etcd3";
+import { Etcd3, GRPCUnavailableError, GRPCUnknownError } from "etcd3";
 import { KEY_ROOT } from "../../src/config/flatten.ts";
 import { seedKvIfEmpty, updateKvMapping } from "../../src/consensus/kv-config.ts";
 import { CuttingRelay, haveEtcd, startEtcd, type SingleEtcd } from "../helpers/etcd-single.ts";
@@ -54,6 +54,30 @@ describe("a shared-config write cut by a dropped connection, against a real etcd
       assert.equal(stored.kvs[0]?.version, "1", "written once: the second round found it applied, or made it");
     });
   }
+
+  it("is made again when the etcd server it reached was stopping (a voter leaving; through a grpc-proxy the error comes as UNKNOWN)", async () => {
+    let stopped = 0;
+    const bind = (t: object, p: string | symbol) => {
+      const v = Reflect.get(t, p) as unknown;
+      return typeof v === "function" ? v.bind(t) : v;
+    };
+    // The first read of the round meets the stopping server (seen in bench/soak.ts: a proxy member's `config set` while a voter left).
+    const kv = new Proxy(client.kv, {
+      get: (t, p) =>
+        p === "txn" && stopped === 0
+          ? async () => {
+              stopped++;
+              throw new GRPCUnknownError("2 UNKNOWN: etcdserver: server stopped");
+            }
+          : bind(t, p),
+    });
+    const stopping = new Proxy(client, { get: (t, p) => (p === "kv" ? kv : bind(t, p)) });
+    const after = await updateKvMapping(stopping, (m) => ({ ...m, [key("stopping")]: "v" }), 5000, 8, 3, 10);
+    assert.equal(stopped, 1, "the first round met the stopping server");
+    assert.equal(after[key("stopping")], "v");
+    const stored = await new Etcd3({ hosts: etcd.url }).get(key("stopping")).exec();
+    assert.equal(stored.kvs[0]?.value.toString(), "v");
+  });
 
   it("gives up after a few drops in a row, with the etcd error", async () => {
     let changes = 0;
