@@ -202,15 +202,18 @@ export interface Registration {
 /**
  * A copy of `mapping` with the machine `r` registered as a neighbour: its entry under its
  * public key, the mesh address derived from that key, its host and ports; what the entry had
- * beside those (name, major, instance id) is kept. Like the original, a different machine
- * registered under the same host is dropped first ({@link withoutNeighbours}): the new one
- * replaced it there. Pure; throws nothing.
+ * beside those (name, major, instance id) is kept, but not a `left` mark: a machine that left
+ * (`clean`) and is registered again is coming back, and while marked left every member kept its
+ * key out of Yggdrasil — it could not reach the KV to clear the mark itself (the soak,
+ * bench/soak.ts, saw such rejoins take up to 70 s, against 10 s after an eviction). Like the
+ * original, a different machine registered under the same host is dropped first
+ * ({@link withoutNeighbours}): the new one replaced it there. Pure; throws nothing.
  */
 export function withRegisteredNeighbour(mapping: FlatMapping, r: Registration): FlatMapping {
   const replaced = parseNeighbours(mapping).filter((n) => n.host === r.host && n.publicKey !== r.publicKey);
   const m = withoutNeighbours(mapping, replaced.map((n) => n.publicKey));
-  const current = parseNeighbours(m).find((n) => n.publicKey === r.publicKey);
-  return withNeighbour(m, { ...(current ?? {}), publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
+  const { left: _left, ...current } = parseNeighbours(m).find((n) => n.publicKey === r.publicKey) ?? {};
+  return withNeighbour(m, { ...current, publicKey: r.publicKey, meshAddress: addressForKey(r.publicKey), host: r.host, sshPort: r.sshPort, yggdrasilPort: r.yggdrasilPort });
 }
 
 /**

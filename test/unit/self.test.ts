@@ -86,6 +86,13 @@ describe("registering another machine (withRegisteredNeighbour)", () => {
     ]);
   });
 
+  it("a machine that left (clean) and is registered again is no longer marked left", () => {
+    const before = withNeighbour({}, { publicKey: key(2), meshAddress: addressForKey(key(2)), host: "198.18.0.2", sshPort: 22, yggdrasilPort: 4863, name: "n2", left: true });
+    const after = withRegisteredNeighbour(before, { publicKey: key(2), host: "198.18.0.2", sshPort: 22, yggdrasilPort: 4863 });
+    assert.deepEqual(parseNeighbours(after), [{ publicKey: key(2), meshAddress: addressForKey(key(2)), host: "198.18.0.2", sshPort: 22, yggdrasilPort: 4863, name: "n2" }]);
+    assert.equal(after[`${neighbourPrefix(key(2))}left`], undefined);
+  });
+
   it("replaces another machine registered under the same host (the original's rule) and leaves the rest", () => {
     let m: FlatMapping = {};
     m = withRegisteredNeighbour(m, { publicKey: key(2), host: "198.18.0.2", sshPort: 22, yggdrasilPort: 4863 });
