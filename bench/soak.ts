@@ -378,6 +378,7 @@ async function sample(c: LabCluster, rand: () => number, t: number, out: string 
   s.totalBytes = largest(dbs.map((d) => d.totalBytes));
   s.inUseBytes = largest(dbs.map((d) => d.inUseBytes));
   s.compactRevision = largest(dbs.map((d) => d.compactRevision));
+  // On the first voter that answers (one just killed may still be listed).
   for (const i of voters) {
     try {
       const k = await liveData(c, i);
@@ -385,9 +386,10 @@ async function sample(c: LabCluster, rand: () => number, t: number, out: string 
       s.keysBy = k.by;
       s.liveBytes = k.bytes;
       s.revision = k.revision;
+      delete s.error;
       break;
     } catch (e) {
-      s.error = `key count: ${brief(e)}`;
+      s.error = `key count on n${i}: ${brief(e)}`;
     }
   }
   return s;
