@@ -22,6 +22,7 @@ export function register(program: Command): void {
       if (!agent.started && agent.pid > 0) process.kill(agent.pid, "SIGUSR1");
       const status = await waitForReady(ctx.node, opts.timeout * 1000, since, agent.log, {
         runs: () => runningAgent(ctx.node) !== undefined,
+        current: () => runningAgent(ctx.node),
         restart: async () => {
           const again = await ensureAgent(ctx.paths);
           ctx.log.info(`No agent ran for this node: started it again (pid ${again.pid}).`);

@@ -163,6 +163,12 @@ export const NO_AGENT_GRACE_MS = 10_000;
 export interface AgentWatch {
   /** Whether an agent runs for this node now (runningAgent). */
   readonly runs: () => boolean;
+  /**
+   * The pid of the agent that runs now (runningAgent): only a status it wrote counts. An agent
+   * stopped for a newer build may write its last status after `mesh` began; taken for the new
+   * one's, `mesh` returned before the new agent had said anything (seen in CI).
+   */
+  readonly current?: () => number | undefined;
   /** Starts the agent again (ensureAgent): called once, when none has run for a while. */
   readonly restart?: () => Promise<void>;
   /** How long no agent may run before `restart`, and as long again before giving up (ms). */
@@ -197,7 +203,7 @@ export async function waitForReady(node: NodePaths, timeoutMs: number, since: nu
   const ready = await waitUntil(
     async () => {
       last = readStatus(node.status);
-      if (last && last.updatedAt >= since && last.phase === "ready") return last;
+      if (last && last.updatedAt >= since && last.phase === "ready" && (agent?.current === undefined || last.pid === agent.current())) return last;
       if (!agent) return undefined;
       if (agent.runs()) seen = Date.now();
       else if (Date.now() - seen >= grace) {

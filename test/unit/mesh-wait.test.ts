@@ -47,6 +47,17 @@ describe("mesh waiting for the agent", () => {
     });
   });
 
+  it("a 'ready' the agent stopped for a newer build wrote after mesh began is not the new agent's: mesh waits for the new one", async () => {
+    const n = node();
+    const since = Date.now();
+    writeFileSync(n.status, JSON.stringify(status({ pid: 41, updatedAt: since + 10 })));
+    const waiting = waitForReady(n, 5000, since, "agent.log", { runs: () => true, current: () => 42 });
+    setTimeout(() => writeFileSync(n.status, JSON.stringify(status({ pid: 42, updatedAt: Date.now(), role: "voter" }))), 300);
+    const got = await waiting;
+    assert.equal(got.pid, 42);
+    assert.equal(got.role, "voter");
+  });
+
   it("no agent runs: started once more after the grace, then said so well before the timeout", async () => {
     const n = node();
     const since = Date.now();
