@@ -23,27 +23,15 @@
  * Needs root, yggdrasil and etcd (RAPTIFORMICA_LAB_PATH as for every lab benchmark); `npm run
  * build` first.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../test/helpers/cli.ts";
 import { FAULT_KINDS, type FaultKind } from "../test/chaos/faults.ts";
 import { BETWEEN, runChaos } from "../test/chaos/run.ts";
-import { labStack, loadAverage, numOpt, strOpt } from "./lib/common.ts";
+import { labStack, loadAverage, numOpt, requireLabBench, strOpt } from "./lib/common.ts";
 
 const GOAL_STALL_MS = 3000;
 
-for (const tool of ["ip", "yggdrasil", "etcd"]) {
-  if (spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status !== 0) {
-    console.error(`needs ${tool}`);
-    process.exit(2);
-  }
-}
-if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
-  console.error("run `npm run build` first: the lab runs bin/raptiformica → dist/");
-  process.exit(2);
-}
+requireLabBench(["ip", "yggdrasil", "etcd"]);
 
 const minutes = numOpt("--minutes", 10);
 const seed = numOpt("--seed", Math.floor(Math.random() * 2 ** 31));

@@ -66,7 +66,7 @@ import { Lab } from "../test/lab/index.ts";
 import { LabCluster, pool } from "../test/helpers/cluster.ts";
 import { ROOT } from "../test/helpers/cli.ts";
 import { intBetween, mulberry32, pick, seedFor } from "../test/chaos/prng.ts";
-import { agentPid, brief, labStack, loadAverage, median, numOpt, sleep, strOpt } from "./lib/common.ts";
+import { agentPid, brief, labStack, loadAverage, median, numOpt, requireLabBench, sleep, strOpt } from "./lib/common.ts";
 import { AUTO_COMPACTION_REVISIONS } from "../src/consensus/etcd-args.ts";
 import { configMismatches, dbVerdict, expectedValues, type DbVerdict, type Mismatch, type SoakWrite } from "./lib/soak-checks.ts";
 
@@ -83,16 +83,7 @@ const AGENT_WATCH_MS = 5000;
 const AGENT_DEAD_MS = 60_000;
 const FINAL_WHOLE_MS = 300_000;
 
-for (const tool of ["ip", "yggdrasil", "etcd", "etcdctl", "curl"]) {
-  if (spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status !== 0) {
-    console.error(`needs ${tool}`);
-    process.exit(2);
-  }
-}
-if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
-  console.error("run `npm run build` first: the lab runs bin/raptiformica → dist/");
-  process.exit(2);
-}
+requireLabBench(["ip", "yggdrasil", "etcd", "etcdctl", "curl"]);
 
 const minutes = numOpt("--minutes", 60);
 const seed = numOpt("--seed", Math.floor(Math.random() * 2 ** 31));

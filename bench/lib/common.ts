@@ -3,13 +3,31 @@
  * statistics, per-process memory/CPU from /proc, and the role view of `members`.
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lab } from "../../test/lab/index.ts";
 import { pidsInNamespaces } from "../../test/lab/netns.ts";
 import { labMemberPath, type LabCluster } from "../../test/helpers/cluster.ts";
+import { ROOT } from "../../test/helpers/cli.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * What every lab benchmark needs before it starts: each of `tools` on the PATH, and the built
+ * CLI (the lab runs bin/raptiformica → dist/). Says what is missing and exits 2 otherwise.
+ */
+export function requireLabBench(tools: readonly string[]): void {
+  for (const tool of tools) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status !== 0) {
+      console.error(`needs ${tool}`);
+      process.exit(2);
+    }
+  }
+  if (!existsSync(join(ROOT, "dist", "raptiformica.mjs"))) {
+    console.error("run `npm run build` first: the lab runs bin/raptiformica → dist/");
+    process.exit(2);
+  }
+}
 
 const argv = process.argv.slice(2);
 
