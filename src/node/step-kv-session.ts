@@ -121,14 +121,13 @@ export class KvSession {
    * failed. Only a registration whose record is written is kept; one retiring already goes.
    */
   private retire(): void {
-    const kv = this.kv;
-    const registration = this.registration;
-    this.registration = undefined;
+    const { kv, registration } = this;
     if (kv && registration?.leaseGeneration !== undefined) {
       this.dropRetiring();
       this.retiring = { kv, registration };
       this.kv = undefined;
-    } else registration?.close();
+      this.registration = undefined;
+    }
     this.closeCurrent();
   }
 
