@@ -121,13 +121,14 @@ export class KvSession {
    * failed. Only a registration whose record is written is kept; one retiring already goes.
    */
   private retire(): void {
-    const { kv, registration } = this;
+    const kv = this.kv;
+    const registration = this.registration;
+    this.registration = undefined;
     if (kv && registration?.leaseGeneration !== undefined) {
       this.dropRetiring();
       this.retiring = { kv, registration };
       this.kv = undefined;
-      this.registration = undefined;
-    }
+    } else registration?.close();
     this.closeCurrent();
   }
 
