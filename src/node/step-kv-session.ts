@@ -24,8 +24,6 @@ export interface KvSessionDeps extends StepContext {
   readonly onChange: (type: "put" | "delete", key: string, value: string | undefined, revision: bigint) => void;
   /** Reconcile again now. */
   readonly poke: () => void;
-  /** Opens the KV client to these client URLs; by default over this node's mutual TLS (openClient). */
-  readonly open?: (endpoints: readonly string[]) => Etcd3;
 }
 
 /**
@@ -63,11 +61,6 @@ export class KvSession {
   private registration?: NodeRegistration;
   private watcher?: RangeWatch;
   private linksWatcher?: RangeWatch;
-  /**
-   * The client and registration of the last target, kept while the node record is not yet
-   * written through the new one (see retire).
-   */
-  private retiring?: { readonly kv: Etcd3; readonly registration: NodeRegistration };
   /** Set once, never reset: the KV has the config (a new client to a new target skips the seed). */
   private seededOnce = false;
 
@@ -87,11 +80,6 @@ export class KvSession {
   }
 
   close(): void {
-    this.dropRetiring();
-    this.closeCurrent();
-  }
-
-  private closeCurrent(): void {
     this.d.config.unfollow();
     this.d.config.invalidate();
     void this.watcher?.cancel();
@@ -107,40 +95,13 @@ export class KvSession {
   /** Shutdown: like close, but waits for the watch to be cancelled. */
   async stop(): Promise<void> {
     await Promise.all([this.watcher?.cancel(), this.linksWatcher?.cancel()]);
-    this.dropRetiring();
     this.registration?.close();
     this.kv?.close();
   }
 
-  /**
-   * The client moves to a new target (a learner promoted to voter leaves the voters' endpoints
-   * for its own etcd): the watches end now, but a node record written through the old client
-   * stays on its lease, kept alive by that client, until the new client has written the record
-   * (register). Closing it at once left the record to the old lease's TTL (5 s), and a first
-   * write through a just-promoted etcd can take longer than that: the new voter was shown
-   * failed. Only a registration whose record is written is kept; one retiring already goes.
-   */
-  private retire(): void {
-    const kv = this.kv;
-    const registration = this.registration;
-    this.registration = undefined;
-    if (kv && registration?.leaseGeneration !== undefined) {
-      this.dropRetiring();
-      this.retiring = { kv, registration };
-      this.kv = undefined;
-    } else registration?.close();
-    this.closeCurrent();
-  }
-
-  private dropRetiring(): void {
-    this.retiring?.registration.close();
-    this.retiring?.kv.close();
-    this.retiring = undefined;
-  }
-
   /** Graceful leave: drop the node record now rather than after its TTL. */
   async leave(): Promise<void> {
-    await Promise.all([this.registration?.revoke(), this.retiring?.registration.revoke()]);
+    await this.registration?.revoke();
   }
 
   /**
@@ -156,9 +117,9 @@ export class KvSession {
     }
     const endpoints = kvEndpoints(s, settings.clientPort);
     const target = endpoints.join(",");
-    if (this.kv && this.target !== target) this.retire();
+    if (this.kv && this.target !== target) this.close();
     if (!this.kv) {
-      this.kv = this.d.open ? this.d.open(endpoints) : openClient(endpoints, this.d.node, 2000);
+      this.kv = openClient(endpoints, this.d.node, 2000);
       this.target = target;
     }
     const kv = this.kv;
@@ -197,7 +158,6 @@ export class KvSession {
     await this.replayPending(kv);
     this.registration ??= new NodeRegistration(kv, settings.nodeTtlSeconds, Date.now, () => this.d.poke());
     await this.registration.ensure(record, 3000);
-    this.dropRetiring();
     return { registered: true };
   }
 

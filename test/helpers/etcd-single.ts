@@ -91,8 +91,6 @@ export type CutMode = "before-forwarding" | "after-forwarding";
 export class CuttingRelay {
   private armed: CutMode | undefined;
   private readonly sockets = new Set<Socket>();
-  /** While set, what clients send is kept here instead of forwarded (see hold). */
-  private held: Array<() => void> | undefined;
   /** How many connections were cut so far. */
   cuts = 0;
 
@@ -111,21 +109,6 @@ export class CuttingRelay {
     this.armed = mode;
   }
 
-  /**
-   * Until `release`, what clients send is held back (connections stay open, nothing answers):
-   * a server that is there but slow, as a just-promoted etcd catching up.
-   */
-  hold(): void {
-    this.held ??= [];
-  }
-
-  /** Forwards what was held, in order, and stops holding. */
-  release(): void {
-    const held = this.held ?? [];
-    this.held = undefined;
-    for (const send of held) send();
-  }
-
   private relay(client: Socket, host: string, port: number): void {
     const upstream = connect(port, host);
     this.sockets.add(client).add(upstream);
@@ -137,7 +120,6 @@ export class CuttingRelay {
     // Once a request went through to be cut after, the server's answers are held back.
     let muted = false;
     client.on("data", (chunk) => {
-      if (this.held) return void this.held.push(() => upstream.write(chunk));
       const mode = this.armed;
       if (mode === undefined) return void upstream.write(chunk);
       this.armed = undefined;
