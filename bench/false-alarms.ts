@@ -109,7 +109,7 @@ try {
     if (performance.now() - ready > 60_000) throw new Error("the record watchers did not start within 60 s");
     await sleep(500);
   }
-  const startsBefore = lab.nodes.map((_, i) => agentLog(lab, i).filter((l) => l.startsWith("agent started")).length);
+  const startsBefore = lab.nodes.map((_, i) => agentLog(lab, i).filter((l) => /^(\S+Z )?agent started/.test(l)).length);
 
   for (let k = 0; k < hogCount; k++) hogs.push(spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
   const windowStart = Date.now();
@@ -152,7 +152,7 @@ try {
   for (let i = 0; i < N; i++) names.set((await c.identity(i)).publicKey, `n${i}`);
   const named = (key?: string) => names.get((key ?? "").split("/").at(-1) ?? "") ?? key ?? "?";
   const recordDeletes = Math.max(...deletes.map((d) => d.length));
-  const agentRestarts = lab.nodes.map((_, i) => agentLog(lab, i).filter((l) => l.startsWith("agent started")).length - startsBefore[i]!).reduce((a, b) => a + b, 0);
+  const agentRestarts = lab.nodes.map((_, i) => agentLog(lab, i).filter((l) => /^(\S+Z )?agent started/.test(l)).length - startsBefore[i]!).reduce((a, b) => a + b, 0);
   const revocations = lab.nodes.flatMap((_, i) => agentLog(lab, i).filter((l) => /its node record is ended now/.test(l)).map((l) => `n${i}: ${l.slice(0, 200)}`));
   const notAlivePolls = polls.filter((p) => p.notAlive.length > 0);
   const noQuorumPolls = polls.filter((p) => !p.quorum);

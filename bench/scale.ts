@@ -155,7 +155,8 @@ function scanLogs(lab: Lab): LogFinding {
   for (const n of lab.nodes) {
     const path = join(n.cacheDir, "node", "log", "agent.log");
     if (!existsSync(path)) continue;
-    const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+    // The agent stamps each line with its time: dropped, so equal messages count together.
+    const lines = readFileSync(path, "utf8").split("\n").filter(Boolean).map((l) => l.replace(/^\S+Z /, ""));
     linesTotal += lines.length;
     const starts = lines.filter((l) => l.startsWith("agent started")).length;
     if (starts > 1) agentRestarts[n.name] = starts;
@@ -256,7 +257,7 @@ function deadAgents(lab: Lab): { node: string; why: string }[] {
     let why = "no agent process";
     try {
       const log = readFileSync(join(node.cacheDir, "node", "log", "agent.log"), "utf8").split("\n");
-      const fatal = log.find((l) => /FATAL ERROR|out of memory|Uncaught|Error:/.test(l) && !/^warning:/.test(l));
+      const fatal = log.find((l) => /FATAL ERROR|out of memory|Uncaught|Error:/.test(l) && !/^(\S+Z )?warning:/.test(l));
       if (fatal) why = fatal.trim().slice(0, 200);
     } catch {
       // no log

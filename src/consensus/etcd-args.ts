@@ -61,11 +61,17 @@ export interface MemberStart {
   readonly token: string;
   readonly heartbeatMs: number;
   readonly electionMs: number;
+  /**
+   * Whether etcd also serves clients on 127.0.0.1 (the member's local endpoint). False while
+   * this member is a learner: the local endpoint is then its grpc-proxy to the voters, because
+   * a learner refuses reads, writes and leases (see ConsensusStep).
+   */
+  readonly localClients?: boolean;
 }
 
 /**
- * etcd server argv: listens only on the mesh address and localhost, mutual TLS for clients
- * and peers from the cluster CA.
+ * etcd server argv: listens only on the mesh address and localhost (the mesh address alone when
+ * `m.localClients` is false), mutual TLS for clients and peers from the cluster CA.
  */
 export function etcdServerArgs(paths: EtcdPaths, m: MemberStart): string[] {
   const cluster = [...m.initialCluster.entries()].map(([n, u]) => `${n}=${u}`).join(",");
@@ -74,7 +80,7 @@ export function etcdServerArgs(paths: EtcdPaths, m: MemberStart): string[] {
     "--data-dir", paths.etcdData,
     "--listen-peer-urls", peerUrl(m.meshAddress, m.peerPort),
     "--initial-advertise-peer-urls", peerUrl(m.meshAddress, m.peerPort),
-    "--listen-client-urls", `${clientUrl(m.meshAddress, m.clientPort)},${clientUrl("127.0.0.1", m.clientPort)}`,
+    "--listen-client-urls", m.localClients === false ? clientUrl(m.meshAddress, m.clientPort) : `${clientUrl(m.meshAddress, m.clientPort)},${clientUrl("127.0.0.1", m.clientPort)}`,
     "--advertise-client-urls", clientUrl(m.meshAddress, m.clientPort),
     "--initial-cluster", cluster,
     "--initial-cluster-state", m.state,

@@ -58,7 +58,9 @@ export async function runAgent(o: { cacheDir?: string; verbose: boolean; version
   process.env[CACHE_DIR_ENV] = root;
   const paths = cachePaths(root);
   const node = nodePaths(paths.node);
-  const log = createLogger(o.verbose);
+  // Timestamped lines unless journald keeps the log (it stamps them itself): the keeper
+  // appends the agent's output to node/log/agent.log, where times are what one reads first.
+  const log = createLogger(o.verbose, undefined, process.env["JOURNAL_STREAM"] === undefined);
   const lock = acquireAgentLock(node);
   if (!lock.ok) {
     log.info(`An agent already runs for this node (pid ${lock.pid}).`);

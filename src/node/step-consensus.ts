@@ -6,19 +6,40 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
 import { claimRestart } from "../consensus/restart-claim.ts";
-import { etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
+import { clientUrl, clientUrlOfPeer, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
 import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
 import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
-import type { ServiceSpec } from "./supervisor.ts";
+import { Supervisor, type ServiceSpec } from "./supervisor.ts";
+import type { NodePaths } from "./paths.ts";
+import { readStatus } from "./status.ts";
 import { UpstreamWatch } from "./upstream-watch.ts";
 import { hostAnswers } from "../util/tcp-probe.ts";
 
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
+
+/**
+ * The config-hash suffix of an etcd started without the local endpoint (a learner's, see
+ * ConsensusStep.apply): the supervisor's record of it tells a later tick (or a restarted agent)
+ * that the local endpoint is the grpc-proxy's.
+ */
+const MESH_ONLY = "|mesh-only";
+
+/**
+ * This member's own etcd as a client can reach it (a client URL): 127.0.0.1, or its mesh
+ * address while it runs as a learner does (MESH_ONLY: the local endpoint is the grpc-proxy,
+ * which would answer for other members). For `recover`, which must ask this very member.
+ * Reads the supervisor's record and the agent's status; never throws.
+ */
+export function ownEtcdEndpoint(node: NodePaths, clientPort: number): string {
+  const meshOnly = new Supervisor(node.runDir, node.logDir).hashOf(ETCD_SERVICE)?.endsWith(MESH_ONLY) ?? false;
+  const meshAddress = readStatus(node.status)?.meshAddress;
+  return clientUrl(meshOnly && meshAddress ? meshAddress : "127.0.0.1", clientPort);
+}
 
 /** How long a proxy reuses the member list it asked the members for (see ConsensusStep.probe). */
 export const PROBE_REUSE_MS = 10_000;
@@ -164,7 +185,7 @@ export class ConsensusStep {
     return { plan, ...(members ? { members } : {}), changes: members ? { voterEndpoints: voterEndpoints(members, settings.clientPort) } : {} };
   }
 
-  private etcdSpec(args: string[], identity: Identity, settings: ClusterSettings) {
+  private etcdSpec(args: string[], identity: Identity, settings: ClusterSettings, localClients = true) {
     return {
       name: ETCD_SERVICE,
       command: this.d.etcdBinary ?? "etcd",
@@ -175,8 +196,46 @@ export class ConsensusStep {
       // Restart only for what matters to a running member; initial-cluster flags are ignored
       // once the data dir exists.
       // (Raft timing only when changed from the default: upgraded agents keep their etcd running.)
-      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}${settings.heartbeatMs !== 100 || settings.electionMs !== 1000 ? `|${settings.heartbeatMs}|${settings.electionMs}` : ""}`,
+      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}${settings.heartbeatMs !== 100 || settings.electionMs !== 1000 ? `|${settings.heartbeatMs}|${settings.electionMs}` : ""}${localClients ? "" : MESH_ONLY}`,
     };
+  }
+
+  /** Whether the running etcd was started without the local endpoint (as a learner: see apply). */
+  private etcdMeshOnly(): boolean {
+    const sup = this.d.supervisor;
+    return sup.isRunning(ETCD_SERVICE) && (sup.hashOf(ETCD_SERVICE)?.endsWith(MESH_ONLY) ?? false);
+  }
+
+  /**
+   * Runs the grpc-proxy on the local endpoint to `voters` (client URLs), less those left out
+   * (proxyUpstreams), additions settled (proxyEndpointsToRun). Returns the upstreams it runs
+   * with and whether it was (re)started.
+   */
+  private async ensureProxy(s: NodeState, voters: readonly string[], settings: ClusterSettings): Promise<string[]> {
+    const sup = this.d.supervisor;
+    this.upstreams.follow(voters, settings.agentPort);
+    const desired = proxyUpstreams(voters, new Set([...s.recordGone, ...this.upstreams.down]));
+    const running = sup.isRunning(PROXY_SERVICE) ? this.proxy?.endpoints : undefined;
+    const { endpoints, additionsSince } = proxyEndpointsToRun(desired, running, this.proxy?.additionsSince, this.now());
+    const spec = {
+      name: PROXY_SERVICE,
+      command: this.d.etcdBinary ?? "etcd",
+      args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
+      configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
+    };
+    // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
+    const upgraded = sup.programReplaced(PROXY_SERVICE);
+    const out = await sup.ensure(spec, { restart: upgraded });
+    this.proxy = { endpoints, additionsSince };
+    if (out !== "running") this.d.log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
+    return endpoints;
+  }
+
+  /** Stops the grpc-proxy (etcd is to serve the local endpoint itself). */
+  private async stopProxy(): Promise<void> {
+    this.upstreams.follow([]);
+    await this.d.supervisor.stop(PROXY_SERVICE);
+    this.proxy = undefined;
   }
 
   /**
@@ -202,67 +261,83 @@ export class ConsensusStep {
     const sup = this.d.supervisor;
     const log = this.d.log;
     const name = memberName(identity.publicKey);
+    const myPeer = peerUrl(identity.address, settings.peerPort);
     const token = mapping[KEYS.clusterToken] ?? "";
-    if (plan.kind !== "proxy") this.upstreams.follow([]);
+    const voters = members ? voterEndpoints(members, settings.clientPort) : s.voterEndpoints;
     const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
     switch (plan.kind) {
       case "member": {
-        await sup.stop(PROXY_SERVICE);
-        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token });
+        const args = (localClients: boolean) =>
+          etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: new Map([[name, myPeer]]), token, localClients });
         const flag = this.d.node.forceNewCluster;
         if (existsSync(flag)) {
           // `recover`: once, etcd rewrites its membership to itself alone, keeping its data.
           this.d.closeKv();
-          const spec = this.etcdSpec([...args, "--force-new-cluster"], identity, settings);
+          await this.stopProxy();
+          const spec = this.etcdSpec([...args(true), "--force-new-cluster"], identity, settings);
           // Recorded under the usual config's hash: the flag acts at start only, so the next tick
           // must not restart etcd once more without it (that second restart, right after recover
           // saw etcd answer, refused the user's next write).
-          await sup.ensure({ ...spec, configHash: this.etcdSpec(args, identity, settings).configHash }, { restart: true });
+          await sup.ensure({ ...spec, configHash: this.etcdSpec(args(true), identity, settings).configHash }, { restart: true });
           rmSync(flag, { force: true });
           log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
           return { role: "voter", consensusNote: "recovered" };
         }
-        const spec = this.etcdSpec(args, identity, settings);
+        const me = members?.find((m) => m.peerURLs.includes(myPeer));
+        const learner = me?.isLearner === true;
+        const meshOnly = this.etcdMeshOnly();
+        const self = clientUrlOfPeer(myPeer, settings.clientPort);
+        // A learner refuses reads, writes and leases: while this member is one (and, once
+        // promoted, until its etcd can restart without costing quorum: localEndpointTakeover)
+        // the local endpoint stays on the grpc-proxy and etcd listens on the mesh address only.
+        // An etcd already serving the local endpoint is left so.
+        const keepProxy = meshOnly
+          ? learner || me === undefined || !localEndpointTakeover(voters, self, new Set([...s.recordGone, ...this.upstreams.down]))
+          : learner && !sup.isRunning(ETCD_SERVICE) && voters.length > 0;
+        if (keepProxy) {
+          if (voters.length > 0) await this.ensureProxy(s, voters, settings);
+          const out = await sup.ensure(this.etcdSpec(args(false), identity, settings, false));
+          if (out !== "running") log.info(`etcd member ${out} (the local endpoint stays on the grpc-proxy until it is a voter)`);
+          return { ...(me ? { role: learner ? "learner" : "voter" } : {}), consensusNote: "etcd member" };
+        }
+        if (meshOnly || sup.isRunning(PROXY_SERVICE)) {
+          // Promoted, and every other voter is live: etcd takes the local endpoint over.
+          this.d.closeKv();
+          await this.stopProxy();
+          await sup.ensure(this.etcdSpec(args(true), identity, settings), { restart: meshOnly });
+          log.info("a voter now: etcd serves the local endpoint itself (restarted with it, the grpc-proxy stopped)");
+          return { role: "voter", consensusNote: "etcd member" };
+        }
+        this.upstreams.follow([]);
+        const spec = this.etcdSpec(args(true), identity, settings);
         const out = await sup.ensure(spec);
         if (out !== "running") log.info(`etcd member ${out}`);
         else await this.restartIfUpgraded(s, spec, name);
-        const me = members?.find((m) => m.name === name);
-        return { role: me?.isLearner ? "learner" : "voter", consensusNote: "etcd member" };
+        return { role: learner ? "learner" : "voter", consensusNote: "etcd member" };
       }
       case "bootstrap": {
         const newToken = `raptiformica-${randomBytes(8).toString("hex")}`;
         await this.d.local.update((m) => ({ ...m, [KEYS.clusterToken]: newToken }));
-        await sup.stop(PROXY_SERVICE);
-        const args = etcdServerArgs(this.d.node, { ...base, state: "new", initialCluster: new Map([[name, peerUrl(identity.address, settings.peerPort)]]), token: newToken });
+        await this.stopProxy();
+        const args = etcdServerArgs(this.d.node, { ...base, state: "new", initialCluster: new Map([[name, myPeer]]), token: newToken });
         await sup.ensure(this.etcdSpec(args, identity, settings));
         log.info(`bootstrapped a new etcd cluster (${newToken}) as its first member`);
         return { role: "voter", consensusNote: "bootstrapped" };
       }
       case "join-as-member": {
-        await sup.stop(PROXY_SERVICE);
         this.d.closeKv();
-        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: plan.initialCluster, token });
-        await sup.ensure(this.etcdSpec(args, identity, settings));
+        // A learner refuses reads, writes and leases until it is promoted: the local endpoint
+        // stays on (or moves to) the grpc-proxy to the voters meanwhile, and etcd listens on the
+        // mesh address only.
+        if (voters.length > 0) await this.ensureProxy(s, voters, settings);
+        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: plan.initialCluster, token, localClients: voters.length === 0 });
+        await sup.ensure(this.etcdSpec(args, identity, settings, voters.length === 0));
         log.info(`joining etcd as a learner (cluster: ${[...plan.initialCluster.keys()].join(", ")})`);
         return { role: "learner", consensusNote: "joining as a member" };
       }
       case "proxy": {
         await sup.stop(ETCD_SERVICE);
-        this.upstreams.follow(plan.endpoints, settings.agentPort);
-        const desired = proxyUpstreams(plan.endpoints, new Set([...s.recordGone, ...this.upstreams.down]));
-        const running = sup.isRunning(PROXY_SERVICE) ? this.proxy?.endpoints : undefined;
-        const { endpoints, additionsSince } = proxyEndpointsToRun(desired, running, this.proxy?.additionsSince, this.now());
-        const spec = {
-          name: PROXY_SERVICE,
-          command: this.d.etcdBinary ?? "etcd",
-          args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
-          configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
-        };
-        // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
-        const upgraded = sup.programReplaced(PROXY_SERVICE);
-        const out = await sup.ensure(spec, { restart: upgraded });
-        this.proxy = { endpoints, additionsSince };
-        if (out !== "running") log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
+        const endpoints = await this.ensureProxy(s, plan.endpoints, settings);
         return { proxyEndpoints: endpoints, role: "proxy", consensusNote: "proxy" };
       }
       case "rejoin": {
@@ -272,6 +347,8 @@ export class ConsensusStep {
         const aside = `${this.d.node.etcdData}.removed-${Date.now()}`;
         renameSync(this.d.node.etcdData, aside);
         log.warn(`${plan.reason}: moved its etcd data to ${aside} and joining again`);
+        // The local endpoint answers through the voters until this member is placed again.
+        if (voters.length > 0) await this.ensureProxy(s, voters, settings);
         return { role: undefined };
       }
       case "wait":
@@ -279,4 +356,21 @@ export class ConsensusStep {
         return { consensusNote: plan.reason };
     }
   }
+}
+
+/**
+ * Whether a member that was started as a learner — its etcd listening on the mesh address only,
+ * its local endpoint on the grpc-proxy — and has since been promoted may restart etcd to serve
+ * the local endpoint itself: only when every other voter (client URLs in `voters`, `self` being
+ * this member's) is live (its host not in `leftOut`: node record gone, or not answering) and
+ * they alone are a majority of the voters, so the restart never costs quorum. A two-voter
+ * cluster keeps the proxy until a third voter comes; the only voter takes over at once (no one
+ * else could hold quorum through any restart). Pure.
+ */
+export function localEndpointTakeover(voters: readonly string[], self: string, leftOut: ReadonlySet<string>): boolean {
+  if (!voters.includes(self)) return false;
+  const others = voters.filter((v) => v !== self);
+  // The only voter: nobody else can hold quorum through the restart; it is the only way.
+  if (others.length === 0) return true;
+  return others.every((v) => !leftOut.has(hostOfUrl(v))) && others.length * 2 > voters.length;
 }

@@ -29,12 +29,17 @@ export interface KvSessionDeps extends StepContext {
 /**
  * Where this node's KV client connects (client URLs): its own etcd or grpc-proxy on
  * 127.0.0.1, except while it is a learner — a learner cannot serve reads, writes or leases —
- * then the voters, less those whose node record is gone (`recordGone`: mesh addresses), unless
- * that leaves none. A learner is most often the replacement of a voter whose record just went:
- * its keep-alives must not wait on that dead voter, or its own record lapses too.
+ * or a member (or one just removed) whose local endpoint is still the grpc-proxy
+ * (`localIsProxy`: through it the member list has no peer URLs, and this member could not
+ * find itself in it): then the voters, less those whose node record is gone (`recordGone`:
+ * mesh addresses), unless that leaves none. A learner is most often the replacement of a voter
+ * whose record just went: its keep-alives must not wait on that dead voter, or its own record
+ * lapses too.
  */
-export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "recordGone">, clientPort: number): string[] {
-  if (s.role !== "learner" || s.voterEndpoints.length === 0) return [clientUrl("127.0.0.1", clientPort)];
+export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "recordGone">, clientPort: number, localIsProxy = false): string[] {
+  const local = [clientUrl("127.0.0.1", clientPort)];
+  if (s.role === "proxy" || s.voterEndpoints.length === 0) return local;
+  if (s.role !== "learner" && !localIsProxy) return local;
   const live = s.voterEndpoints.filter((e) => !s.recordGone.has(hostOfUrl(e)));
   return [...(live.length > 0 ? live : s.voterEndpoints)];
 }
@@ -115,7 +120,7 @@ export class KvSession {
       this.close();
       return undefined;
     }
-    const endpoints = kvEndpoints(s, settings.clientPort);
+    const endpoints = kvEndpoints(s, settings.clientPort, sup.isRunning(PROXY_SERVICE));
     const target = endpoints.join(",");
     if (this.kv && this.target !== target) this.close();
     if (!this.kv) {
@@ -135,7 +140,10 @@ export class KvSession {
       const myPeer = peerUrl(s.identity.address, settings.peerPort);
       const [{ leader }, members] = await Promise.all([leaderOf(kv, 2000), memberList(kv, 2000)]);
       const me = members.find((m) => m.peerURLs.includes(myPeer));
-      return { role: me?.isLearner ? "learner" : me && leader === me.id ? "leader" : "voter", voterEndpoints: voterEndpoints(members, settings.clientPort) };
+      const endpoints = voterEndpoints(members, settings.clientPort);
+      // Not in the list (removed; the consensus step re-joins it): the role stays as it was.
+      if (!me) return { voterEndpoints: endpoints };
+      return { role: me.isLearner ? "learner" : leader === me.id ? "leader" : "voter", voterEndpoints: endpoints };
     } catch {
       return {}; // keep the last known role
     }

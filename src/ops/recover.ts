@@ -2,10 +2,11 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Context } from "./context.ts";
 import { deadline, memberList, openClient } from "../consensus/client.ts";
-import { clientUrl, clientUrlOfPeer } from "../consensus/etcd-args.ts";
+import { clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { readKvMapping } from "../consensus/kv-config.ts";
 import { pokeAgent, runningAgent } from "../node/agent-lock.ts";
 import { memberSettings } from "../node/last-good-settings.ts";
+import { ownEtcdEndpoint } from "../node/step-consensus.ts";
 import { UserError, errorMessage } from "../util/errors.ts";
 import { waitUntil } from "../util/wait.ts";
 import { ensureAgent } from "./node.ts";
@@ -47,7 +48,9 @@ export async function recover(ctx: Context, opts: { force?: boolean; timeoutMs?:
   }
   const { mapping } = ctx.config.snapshot();
   const { clientPort } = memberSettings(mapping, ctx.node);
-  const here = clientUrl("127.0.0.1", clientPort);
+  // This member's etcd itself, not the grpc-proxy that serves the local endpoint of a member
+  // that joined as a learner and has not taken it over yet.
+  const here = ownEtcdEndpoint(ctx.node, clientPort);
   if (runningAgent(ctx.node) === undefined) await ensureAgent(ctx.paths);
 
   const local = openClient([here], ctx.node, 1500);

@@ -13,7 +13,15 @@ export interface Logger {
   warn(message: string): void;
 }
 
-export function createLogger(verbose: boolean, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+/**
+ * A logger writing lines to `write` (stderr by default). `timestamps`: each line begins with
+ * the ISO time (UTC, ms) — for the agent's own log file; journald and terminals add their own.
+ */
+export function createLogger(verbose: boolean, write: (line: string) => void = (l) => process.stderr.write(l), timestamps = false): Logger {
+  if (timestamps) {
+    const inner = write;
+    write = (l) => inner(`${new Date().toISOString()} ${l}`);
+  }
   return {
     verbose,
     debug: (m) => {

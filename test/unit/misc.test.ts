@@ -69,6 +69,10 @@ describe("cluster settings", () => {
     });
     assert.equal(args[args.indexOf("--heartbeat-interval") + 1], "300");
     assert.equal(args[args.indexOf("--election-timeout") + 1], "3000");
+    // A member serves the local endpoint; a learner leaves it to its grpc-proxy (the mesh address only).
+    assert.equal(args[args.indexOf("--listen-client-urls") + 1], "https://[200::1]:2379,https://127.0.0.1:2379");
+    const learner = etcdServerArgs(nodePaths("/x"), { name: "n", meshAddress: "200::1", clientPort: 2379, peerPort: 2380, state: "existing", initialCluster: new Map(), token: "t", heartbeatMs: 100, electionMs: 1000, localClients: false });
+    assert.equal(learner[learner.indexOf("--listen-client-urls") + 1], "https://[200::1]:2379");
     const { settingProblems } = await import("../../src/consensus/settings.ts");
     const [problem] = settingProblems({ "raptiformica/meshnet/etcd/heartbeat_ms": "500" });
     assert.match(problem?.message ?? "", /election_ms is 1000 but .*heartbeat_ms is 500/);
