@@ -17,12 +17,13 @@ import type { Supervisor } from "./supervisor.ts";
 import { AllowedKeysRefresh } from "./allowed-refresh.ts";
 import { LINK_WATCH, LinkWatchdog } from "./link-watchdog.ts";
 import { AddressWatch } from "./address-watch.ts";
-import { MovedNoticeListener, announceMove, destroySockets, localEndFilter } from "./moved-notice.ts";
+import { MovedNoticeListener, announceMove, canonicalIp, destroySockets, localEndFilter, remoteEndpoint } from "./moved-notice.ts";
 import { DialBackListener, requestDialBack, staleDialBacks, type DialedBack } from "./dial-back.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { withConfiguredKeys } from "./link-report.ts";
 import type { ServiceSpec } from "./supervisor.ts";
 import { makePrivateDir } from "../util/private-dir.ts";
+import { connectionFilter, listTcp, socketInodes, stalledConnections } from "../mesh/stalled-peerings.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 
@@ -178,6 +179,8 @@ export class MeshService {
   private probePort: number | undefined;
   private lastProbe = 0;
   private probing = false;
+  /** A look for stalled peerings (closeStalledPeerings) is under way. */
+  private reaping = false;
   /** What getPeers said at the last look. */
   private lastPeers: readonly PeerInfo[] = [];
   /** Where yggdrasil listens for peerings (the cluster's meshnet/yggdrasil/port), once ensured. */
@@ -420,6 +423,12 @@ export class MeshService {
       void this.syncPeers(this.desired).finally(() => {
         this.syncing = false;
       });
+      if (!this.reaping) {
+        this.reaping = true;
+        void this.closeStalledPeerings().finally(() => {
+          this.reaping = false;
+        });
+      }
       if (!this.probing && this.probePort !== undefined && Date.now() - this.lastProbe >= LINK_WATCH.probeEveryMs) {
         this.probing = true;
         this.lastProbe = Date.now();
@@ -530,6 +539,30 @@ export class MeshService {
         } catch (e) {
           this.log.debug(`yggdrasil re-peer ${uri}: ${errorMessage(e)}`);
         }
+      }
+    }
+  }
+
+  /**
+   * Closes yggdrasil's peering connections that the kernel sees stalled — data unacknowledged
+   * while TCP backs its retransmissions off (mesh/stalled-peerings.ts) — so yggdrasil routes
+   * around them now rather than at its own link timeout; it dials them again, as does the peer
+   * loop. Looks at the connections on the cluster's Yggdrasil port and the peers' ports only.
+   * Never throws: without ss (or its socket destroy) the peerings close at yggdrasil's timeout.
+   */
+  private async closeStalledPeerings(): Promise<void> {
+    const pid = this.supervisor.pid(YGGDRASIL_SERVICE);
+    if (pid === undefined || this.listenPort === undefined) return;
+    const conns = await listTcp([...new Set([this.listenPort, ...this.desired.map((p) => p.port)])]);
+    const stalled = conns && conns.some((c) => c.sendQueue > 0) ? stalledConnections(conns, socketInodes(pid)) : [];
+    for (const c of stalled) {
+      const host = canonicalIp(c.peer.host);
+      const peer = this.lastPeers.find((p) => remoteEndpoint(p.remote)?.host === host && remoteEndpoint(p.remote)?.port === c.peer.port);
+      const who = peer?.publicKey ? `${memberName(peer.publicKey)} at ${host}` : host;
+      if (await destroySockets(connectionFilter(c), this.log)) {
+        this.log.warn(
+          `the peering with ${who} has had data unanswered for ${((c.lastAckMs ?? 0) / 1000).toFixed(1)} s (TCP backed off ${c.backoff} times): closed it, so yggdrasil routes around it now; it is dialled again`,
+        );
       }
     }
   }
