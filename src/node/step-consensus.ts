@@ -231,6 +231,12 @@ export class ConsensusStep {
     return endpoints;
   }
 
+  /** The cluster's restart slot for member `name` (claimRestart); false when held or the KV does not answer. Never throws. */
+  private async claimRestartSlot(name: string): Promise<boolean> {
+    const kv = this.d.kv();
+    return kv ? claimRestart(kv, name).catch(() => false) : false;
+  }
+
   /** Stops the grpc-proxy (etcd is to serve the local endpoint itself). */
   private async stopProxy(): Promise<void> {
     this.upstreams.follow([]);
@@ -290,10 +296,12 @@ export class ConsensusStep {
         // A learner refuses reads, writes and leases: while this member is one (and, once
         // promoted, until its etcd can restart without costing quorum: localEndpointTakeover)
         // the local endpoint stays on the grpc-proxy and etcd listens on the mesh address only.
-        // An etcd already serving the local endpoint is left so.
-        const keepProxy = meshOnly
-          ? learner || me === undefined || !localEndpointTakeover(voters, self, new Set([...s.recordGone, ...this.upstreams.down]))
-          : learner && !sup.isRunning(ETCD_SERVICE) && voters.length > 0;
+        // An etcd already serving the local endpoint is left so. The restart takes the
+        // cluster's one restart slot (restart-claim.ts): two members promoted together (the
+        // second and third of a new cluster) must not restart at once.
+        const takeover = () =>
+          me !== undefined && !learner && localEndpointTakeover(voters, self, new Set([...s.recordGone, ...this.upstreams.down])) && this.claimRestartSlot(name);
+        const keepProxy = meshOnly ? !(await takeover()) : learner && !sup.isRunning(ETCD_SERVICE) && voters.length > 0;
         if (keepProxy) {
           if (voters.length > 0) await this.ensureProxy(s, voters, settings);
           const out = await sup.ensure(this.etcdSpec(args(false), identity, settings, false));
