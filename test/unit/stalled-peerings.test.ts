@@ -42,8 +42,9 @@ describe("stalled peerings (mesh/stalled-peerings.ts)", () => {
     assert.deepEqual(stalledConnections(conns, ours).map((c) => c.inode), [6925801], "healthy peerings are left alone");
     assert.equal(stalledConnections(conns, new Set([6925695])).length, 0, "another process's connection is not ours to close");
     const [c] = conns;
-    assert.equal(stalledConnections([{ ...c!, backoff: 2 }], ours).length, 0, "two backoffs is a lossy link, not a dead one");
-    assert.equal(stalledConnections([{ ...c!, lastAckMs: 1500 }], ours).length, 0);
+    assert.equal(stalledConnections([{ ...c!, backoff: 1 }], ours).length, 0, "one backoff is a lost segment, not a dead path");
+    assert.equal(stalledConnections([{ ...c!, backoff: 2, lastAckMs: 1000 }], ours).length, 1);
+    assert.equal(stalledConnections([{ ...c!, lastAckMs: 900 }], ours).length, 0, "an ACK within the last second");
     assert.equal(stalledConnections([{ ...c!, sendQueue: 0 }], ours).length, 0, "nothing waiting: nothing to judge by");
   });
 
