@@ -209,7 +209,7 @@ export class ConsensusStep {
   /**
    * Runs the grpc-proxy on the local endpoint to `voters` (client URLs), less those left out
    * (proxyUpstreams), additions settled (proxyEndpointsToRun). Returns the upstreams it runs
-   * with and whether it was (re)started.
+   * with. Throws what the supervisor throws when the proxy cannot be started.
    */
   private async ensureProxy(s: NodeState, voters: readonly string[], settings: ClusterSettings): Promise<string[]> {
     const sup = this.d.supervisor;
@@ -360,6 +360,8 @@ export class ConsensusStep {
         return { role: undefined };
       }
       case "wait":
+        // No voter to follow meanwhile (a proxy already running keeps its upstreams).
+        this.upstreams.follow([]);
         if (s.consensusNote !== plan.reason) log.info(plan.reason);
         return { consensusNote: plan.reason };
     }
