@@ -293,14 +293,15 @@ export class ConsensusStep {
         const learner = me?.isLearner === true;
         const meshOnly = this.etcdMeshOnly();
         const self = clientUrlOfPeer(myPeer, settings.clientPort);
-        // A learner refuses reads, writes and leases: while this member is one (and, once
-        // promoted, until its etcd can restart without costing quorum: localEndpointTakeover)
-        // the local endpoint stays on the grpc-proxy and etcd listens on the mesh address only.
-        // An etcd already serving the local endpoint is left so. The restart takes the
-        // cluster's one restart slot (restart-claim.ts): two members promoted together (the
-        // second and third of a new cluster) must not restart at once.
-        const takeover = () =>
-          me !== undefined && !learner && localEndpointTakeover(voters, self, new Set([...s.recordGone, ...this.upstreams.down])) && this.claimRestartSlot(name);
+        // A learner refuses reads, writes and leases: while this member is one, the local
+        // endpoint stays on the grpc-proxy and etcd listens on the mesh address only. Once
+        // promoted, etcd restarts to serve the local endpoint itself, in the cluster's one
+        // restart slot (restart-claim.ts: two members promoted together, the second and third
+        // of a new cluster, must not restart at once), and until then the proxy stays. Not
+        // later, when it would be safer for quorum: a voter whose KV went over the mesh, when
+        // a voter died, was seen to lose its own node record and stall the voter manager.
+        // An etcd already serving the local endpoint is left so.
+        const takeover = () => me !== undefined && !learner && voters.includes(self) && this.claimRestartSlot(name);
         const keepProxy = meshOnly ? !(await takeover()) : learner && !sup.isRunning(ETCD_SERVICE) && voters.length > 0;
         if (keepProxy) {
           if (voters.length > 0) await this.ensureProxy(s, voters, settings);
@@ -366,21 +367,4 @@ export class ConsensusStep {
         return { consensusNote: plan.reason };
     }
   }
-}
-
-/**
- * Whether a member that was started as a learner — its etcd listening on the mesh address only,
- * its local endpoint on the grpc-proxy — and has since been promoted may restart etcd to serve
- * the local endpoint itself: only when every other voter (client URLs in `voters`, `self` being
- * this member's) is live (its host not in `leftOut`: node record gone, or not answering) and
- * they alone are a majority of the voters, so the restart never costs quorum. A two-voter
- * cluster keeps the proxy until a third voter comes; the only voter takes over at once (no one
- * else could hold quorum through any restart). Pure.
- */
-export function localEndpointTakeover(voters: readonly string[], self: string, leftOut: ReadonlySet<string>): boolean {
-  if (!voters.includes(self)) return false;
-  const others = voters.filter((v) => v !== self);
-  // The only voter: nobody else can hold quorum through the restart; it is the only way.
-  if (others.length === 0) return true;
-  return others.every((v) => !leftOut.has(hostOfUrl(v))) && others.length * 2 > voters.length;
 }

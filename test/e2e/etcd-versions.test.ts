@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, readlinkSync, renameSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Lab, waitFor } from "../lab/index.ts";
@@ -43,6 +43,25 @@ function etcdProcess(lab: Lab, i: number, service: "etcd" | "etcd-proxy"): { pid
   return { pid, startedAt, exe: readlinkSync(`/proc/${pid}/exe`) };
 }
 
+/**
+ * Whether node i's etcd serves its local endpoint itself: a member joins as a learner with its
+ * etcd on the mesh address only and its grpc-proxy on 127.0.0.1, and once a voter restarts etcd
+ * to take 127.0.0.1 over (one member at a time), so its pid file is briefly absent.
+ */
+function servesLocally(lab: Lab, i: number): boolean {
+  const run = join(lab.nodes[i]!.cacheDir, "node", "run");
+  try {
+    const { hash } = JSON.parse(readFileSync(join(run, "etcd.pid"), "utf8")) as { hash: string };
+    return !hash.endsWith("|mesh-only") && !existsSync(join(run, "etcd-proxy.pid"));
+  } catch {
+    return false;
+  }
+}
+
+async function waitServesLocally(lab: Lab, nodes: readonly number[]): Promise<void> {
+  await waitFor(`n${nodes.join(", n")} to serve their local endpoint with etcd`, async () => nodes.every((i) => servesLocally(lab, i)), { timeoutMs: 60_000, intervalMs: 500 });
+}
+
 function etcdExe(lab: Lab, i: number, service: "etcd" | "etcd-proxy"): string {
   return etcdProcess(lab, i, service).exe;
 }
@@ -68,6 +87,7 @@ describe("a cluster mixing etcd 3.4 and 3.5 members", { skip, timeout: 300_000 }
     await upgraded.join(2);
     await old.waitAlive(0, 3, 90_000);
     await waitFor("3 voters", async () => (await voters(old, 0)).length === 3, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitServesLocally(lab, [0, 1, 2]);
     assert.equal(etcdExe(lab, 0, "etcd"), "/usr/bin/etcd");
     for (const i of [1, 2]) assert.equal(etcdExe(lab, i, "etcd"), join(dir, "etcd"), `n${i} runs etcd 3.5`);
 
@@ -89,6 +109,7 @@ describe("a cluster mixing etcd 3.4 and 3.5 members", { skip, timeout: 300_000 }
       },
       { timeoutMs: 120_000, intervalMs: 1000 },
     );
+    await waitServesLocally(lab, [3]);
     assert.equal(etcdExe(lab, 3, "etcd"), join(dir, "etcd"), "the replacement voter runs etcd 3.5");
     await upgraded.rfOk(3, ["config", "set", "qa/mixed3", "after"]);
     await waitFor("n2 to read the key written after the replacement", async () => (await upgraded.rf(2, ["config", "get", "qa/mixed3"])).stdout.trim() === "after", { timeoutMs: 20_000, intervalMs: 300 });
@@ -113,6 +134,7 @@ describe("etcd upgraded under a running cluster", { skip, timeout: 300_000 }, ()
     await cs[1]!.join(1);
     await cs[2]!.join(2);
     await waitFor("3 voters", async () => (await voters(cs[0]!, 0)).length === 3, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitServesLocally(lab, [0, 1, 2]);
     await cs[0]!.rfOk(0, ["config", "set", "qa/before-upgrade", "kept"]);
     const before = [0, 1, 2].map((i) => etcdProcess(lab, i, "etcd"));
     assert.ok(before.every((p, i) => p.exe === join(bins[i]!, "etcd")));
@@ -127,6 +149,8 @@ describe("etcd upgraded under a running cluster", { skip, timeout: 300_000 }, ()
     await waitFor(
       "every member on the upgraded etcd",
       async () => {
+        // A pid file is briefly absent while its member restarts etcd.
+        if (![0, 1, 2].every((i) => servesLocally(lab, i))) return false;
         after = [0, 1, 2].map((i) => etcdProcess(lab, i, "etcd"));
         return after.every((p, i) => p.pid !== before[i]!.pid && p.exe === join(bins[i]!, "etcd"));
       },

@@ -10,7 +10,7 @@ import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
 import { TickPause, VOTER_DUE_SLACK_MS, nextInterval } from "../../src/node/agent-interval.ts";
 import { hostOfUrl, initialState, type ClusterChange } from "../../src/node/agent-state.ts";
 import { kvEndpoints } from "../../src/node/step-kv-session.ts";
-import { PROXY_ADDITIONS_SETTLE_MS, localEndpointTakeover, proxyEndpointsToRun, proxyUpstreams } from "../../src/node/step-consensus.ts";
+import { PROXY_ADDITIONS_SETTLE_MS, proxyEndpointsToRun, proxyUpstreams } from "../../src/node/step-consensus.ts";
 import { EVICTION_INTERVAL_MS, LEARNER_START_TIMEOUT_MS, LeaderDuties, type LeaderKv } from "../../src/node/step-leader.ts";
 import { applyChange, routeChange } from "../../src/node/watch-routing.ts";
 import type { Logger } from "../../src/util/log.ts";
@@ -410,22 +410,3 @@ describe("KV endpoints of a learner", () => {
   });
 });
 
-describe("a promoted learner takes the local endpoint over (localEndpointTakeover)", () => {
-  const v = (i: number) => clientUrl(addr(i), 2379);
-  const none = new Set<string>();
-  it("once every other voter is live and they alone hold a majority", () => {
-    assert.equal(localEndpointTakeover([v(1), v(2), v(3)], v(3), none), true);
-    assert.equal(localEndpointTakeover([v(1), v(2), v(3), v(4), v(5)], v(1), none), true);
-  });
-  it("not while another voter's record is gone or it does not answer: the restart would cost quorum", () => {
-    assert.equal(localEndpointTakeover([v(1), v(2), v(3)], v(3), new Set([hostOfUrl(v(1))])), false);
-    assert.equal(localEndpointTakeover([v(1), v(2), v(3), v(4)], v(4), new Set([hostOfUrl(v(2))])), false);
-  });
-  it("not with two voters (the other alone is no majority), nor before it is a voter", () => {
-    assert.equal(localEndpointTakeover([v(1), v(2)], v(2), none), false);
-    assert.equal(localEndpointTakeover([v(1), v(2), v(3)], v(4), none), false);
-  });
-  it("the only voter at once: no one else could hold quorum through its restart", () => {
-    assert.equal(localEndpointTakeover([v(1)], v(1), none), true);
-  });
-});
