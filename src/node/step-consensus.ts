@@ -6,7 +6,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
 import { claimRestart } from "../consensus/restart-claim.ts";
-import { clientUrl, clientUrlOfPeer, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints } from "../consensus/etcd-args.ts";
+import { clientUrl, clientUrlOfPeer, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints, type MemberStart } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
@@ -185,18 +185,19 @@ export class ConsensusStep {
     return { plan, ...(members ? { members } : {}), changes: members ? { voterEndpoints: voterEndpoints(members, settings.clientPort) } : {} };
   }
 
-  private etcdSpec(args: string[], identity: Identity, settings: ClusterSettings, localClients = true) {
+  /** The etcd member service for `m` (etcdServerArgs, then `extraArgs`); its config hash follows `m` (MESH_ONLY when it leaves 127.0.0.1 to the proxy). */
+  private etcdSpec(m: MemberStart, extraArgs: readonly string[] = []) {
     return {
       name: ETCD_SERVICE,
       command: this.d.etcdBinary ?? "etcd",
-      args,
+      args: [...etcdServerArgs(this.d.node, m), ...extraArgs],
       // Raft misses heartbeats when the machine is busy, and every missed election timeout is
       // an election and a pause of the whole KV (etcd's docs advise giving it priority).
       priority: ETCD_PRIORITY,
       // Restart only for what matters to a running member; initial-cluster flags are ignored
       // once the data dir exists.
       // (Raft timing only when changed from the default: upgraded agents keep their etcd running.)
-      configHash: `member|${memberName(identity.publicKey)}|${identity.address}|${settings.clientPort}|${settings.peerPort}${settings.heartbeatMs !== 100 || settings.electionMs !== 1000 ? `|${settings.heartbeatMs}|${settings.electionMs}` : ""}${localClients ? "" : MESH_ONLY}`,
+      configHash: `member|${m.name}|${m.meshAddress}|${m.clientPort}|${m.peerPort}${m.heartbeatMs !== 100 || m.electionMs !== 1000 ? `|${m.heartbeatMs}|${m.electionMs}` : ""}${m.localClients === false ? MESH_ONLY : ""}`,
     };
   }
 
@@ -273,18 +274,17 @@ export class ConsensusStep {
     const base = { name, meshAddress: identity.address, clientPort: settings.clientPort, peerPort: settings.peerPort, heartbeatMs: settings.heartbeatMs, electionMs: settings.electionMs };
     switch (plan.kind) {
       case "member": {
-        const args = (localClients: boolean) =>
-          etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: new Map([[name, myPeer]]), token, localClients });
+        const member = (localClients: boolean): MemberStart => ({ ...base, state: "existing", initialCluster: new Map([[name, myPeer]]), token, localClients });
         const flag = this.d.node.forceNewCluster;
         if (existsSync(flag)) {
           // `recover`: once, etcd rewrites its membership to itself alone, keeping its data.
           this.d.closeKv();
           await this.stopProxy();
-          const spec = this.etcdSpec([...args(true), "--force-new-cluster"], identity, settings);
+          const spec = this.etcdSpec(member(true), ["--force-new-cluster"]);
           // Recorded under the usual config's hash: the flag acts at start only, so the next tick
           // must not restart etcd once more without it (that second restart, right after recover
           // saw etcd answer, refused the user's next write).
-          await sup.ensure({ ...spec, configHash: this.etcdSpec(args(true), identity, settings).configHash }, { restart: true });
+          await sup.ensure({ ...spec, configHash: this.etcdSpec(member(true)).configHash }, { restart: true });
           rmSync(flag, { force: true });
           log.warn("recover: restarted etcd with --force-new-cluster; this member is now the only voter");
           return { role: "voter", consensusNote: "recovered" };
@@ -305,20 +305,20 @@ export class ConsensusStep {
         const keepProxy = meshOnly ? !(await takeover()) : learner && !sup.isRunning(ETCD_SERVICE) && voters.length > 0;
         if (keepProxy) {
           if (voters.length > 0) await this.ensureProxy(s, voters, settings);
-          const out = await sup.ensure(this.etcdSpec(args(false), identity, settings, false));
+          const out = await sup.ensure(this.etcdSpec(member(false)));
           if (out !== "running") log.info(`etcd member ${out} (the local endpoint stays on the grpc-proxy until it is a voter)`);
           return { ...(me ? { role: learner ? "learner" : "voter" } : {}), consensusNote: "etcd member" };
         }
         if (meshOnly || sup.isRunning(PROXY_SERVICE)) {
-          // Promoted, and every other voter is live: etcd takes the local endpoint over.
+          // Promoted, holding the restart slot: etcd takes the local endpoint over.
           this.d.closeKv();
           await this.stopProxy();
-          await sup.ensure(this.etcdSpec(args(true), identity, settings), { restart: meshOnly });
+          await sup.ensure(this.etcdSpec(member(true)), { restart: meshOnly });
           log.info("a voter now: etcd serves the local endpoint itself (restarted with it, the grpc-proxy stopped)");
           return { role: "voter", consensusNote: "etcd member" };
         }
         this.upstreams.follow([]);
-        const spec = this.etcdSpec(args(true), identity, settings);
+        const spec = this.etcdSpec(member(true));
         const out = await sup.ensure(spec);
         if (out !== "running") log.info(`etcd member ${out}`);
         else await this.restartIfUpgraded(s, spec, name);
@@ -328,8 +328,7 @@ export class ConsensusStep {
         const newToken = `raptiformica-${randomBytes(8).toString("hex")}`;
         await this.d.local.update((m) => ({ ...m, [KEYS.clusterToken]: newToken }));
         await this.stopProxy();
-        const args = etcdServerArgs(this.d.node, { ...base, state: "new", initialCluster: new Map([[name, myPeer]]), token: newToken });
-        await sup.ensure(this.etcdSpec(args, identity, settings));
+        await sup.ensure(this.etcdSpec({ ...base, state: "new", initialCluster: new Map([[name, myPeer]]), token: newToken }));
         log.info(`bootstrapped a new etcd cluster (${newToken}) as its first member`);
         return { role: "voter", consensusNote: "bootstrapped" };
       }
@@ -339,8 +338,7 @@ export class ConsensusStep {
         // stays on (or moves to) the grpc-proxy to the voters meanwhile, and etcd listens on the
         // mesh address only.
         if (voters.length > 0) await this.ensureProxy(s, voters, settings);
-        const args = etcdServerArgs(this.d.node, { ...base, state: "existing", initialCluster: plan.initialCluster, token, localClients: voters.length === 0 });
-        await sup.ensure(this.etcdSpec(args, identity, settings, voters.length === 0));
+        await sup.ensure(this.etcdSpec({ ...base, state: "existing", initialCluster: plan.initialCluster, token, localClients: voters.length === 0 }));
         log.info(`joining etcd as a learner (cluster: ${[...plan.initialCluster.keys()].join(", ")})`);
         return { role: "learner", consensusNote: "joining as a member" };
       }
