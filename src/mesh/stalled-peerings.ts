@@ -9,9 +9,10 @@ import { run } from "../util/exec.ts";
  * arrive (a blackholed route, a cut cable, a peer gone without a FIN) until its own link timeout,
  * about 6 s; only then does its tree route around it. In a chaos partition that left two voters
  * on one side, their etcd could not reach each other over the mesh for 7.5 s. The kernel knows
- * sooner: data waits in the connection's send queue and TCP backs its retransmissions off. Closing such a connection (`ss -K`, a socket destroy) makes yggdrasil drop the peering at
- * once and route around it; it dials the peer again itself, and the agent's peer loop does too,
- * so a link that was only slow comes back within a second or two.
+ * sooner: data waits in the connection's send queue and TCP backs its retransmissions off.
+ * Closing such a connection (`ss -K`, a socket destroy) makes yggdrasil drop the peering at once
+ * and route around it; it dials the peer again itself, and the agent's peer loop does too, so a
+ * link that was only slow comes back within a second or two.
  */
 
 /** One established TCP connection as `ss -tieH state established` shows it. */

@@ -557,7 +557,10 @@ export class MeshService {
     const stalled = conns && conns.some((c) => c.sendQueue > 0) ? stalledConnections(conns, socketInodes(pid)) : [];
     for (const c of stalled) {
       const host = canonicalIp(c.peer.host);
-      const peer = this.lastPeers.find((p) => remoteEndpoint(p.remote)?.host === host && remoteEndpoint(p.remote)?.port === c.peer.port);
+      const peer = this.lastPeers.find((p) => {
+        const end = remoteEndpoint(p.remote);
+        return end?.host === host && end.port === c.peer.port;
+      });
       const who = peer?.publicKey ? `${memberName(peer.publicKey)} at ${host}` : host;
       if (await destroySockets(connectionFilter(c), this.log)) {
         this.log.warn(
