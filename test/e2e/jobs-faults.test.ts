@@ -185,14 +185,25 @@ describe("jobs under faults on a lab cluster", { skip: jobsLabMissing(), timeout
     await ranCount(2, "before any fault");
     // Move the etcd leader to another member: asked of the leader itself. The ids are uint64,
     // beyond JSON numbers' precision: read as digits.
-    const etcdMembers = await Promise.all(
-      alive.map(async (i) => {
-        const out = await etcdctl(i, "endpoint", "status", "-w", "json");
-        const id = /"member_id":(\d+)/.exec(out)?.[1];
-        const lead = /"leader":(\d+)/.exec(out)?.[1];
-        assert.ok(id && lead, out);
-        return { i, id: BigInt(id).toString(16), leader: id === lead };
-      }),
+    // A member promoted a moment ago may still serve 127.0.0.1 with its grpc-proxy (until its
+    // etcd takes it over, one member at a time): its status is then another member's. Waited
+    // for until every member answers for itself.
+    let etcdMembers: { i: number; id: string; leader: boolean }[] = [];
+    await waitFor(
+      "every member's 127.0.0.1 to answer for its own etcd",
+      async () => {
+        etcdMembers = await Promise.all(
+          alive.map(async (i) => {
+            const out = await etcdctl(i, "endpoint", "status", "-w", "json");
+            const id = /"member_id":(\d+)/.exec(out)?.[1];
+            const lead = /"leader":(\d+)/.exec(out)?.[1];
+            assert.ok(id && lead, out);
+            return { i, id: BigInt(id).toString(16), leader: id === lead };
+          }),
+        );
+        return new Set(etcdMembers.map((x) => x.id)).size === etcdMembers.length;
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
     );
     const leader = etcdMembers.find((x) => x.leader);
     assert.ok(leader, `a leader among ${JSON.stringify(etcdMembers)}`);
