@@ -17,6 +17,7 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
+  cpSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -504,12 +505,36 @@ export class Lab {
     if (left.length > 0) problems.push(`pids ${left.join(", ")} survived SIGKILL`);
     await deleteNamespaces(namespaces);
     await waitExit(tracked, 2_000);
+    this.keepLogs();
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(registryPath(this.prefix, this.id), { force: true });
     liveLabs.delete(this);
     const remaining = mine(await listNamespaces());
     if (remaining.length > 0) problems.push(`namespaces left: ${remaining.join(", ")}`);
     if (problems.length > 0) throw new Error(`destroying lab ${this.id}: ${problems.join("; ")}`);
+  }
+
+  /**
+   * With RAPTIFORMICA_LAB_KEEP_LOGS=<dir> set, copies every node's process logs (`logs/`) and
+   * agent logs (`<cache dir>/node/log`) to `<dir>/<lab id>/n<i>/` before the lab directory goes:
+   * a failed run's whole story, not only the lines a test prints. Best effort: a copy that fails
+   * is reported on stderr and never stops the teardown.
+   */
+  private keepLogs(): void {
+    const to = process.env["RAPTIFORMICA_LAB_KEEP_LOGS"];
+    if (!to) return;
+    this.nodes.forEach((node, i) => {
+      for (const [from, name] of [
+        [join(node.dir, "logs"), "logs"],
+        [join(node.cacheDir, "node", "log"), "agent"],
+      ] as const) {
+        try {
+          if (existsSync(from)) cpSync(from, join(to, this.id, `n${i}`, name), { recursive: true });
+        } catch (e) {
+          process.stderr.write(`lab ${this.id}: keeping n${i}'s ${name} logs failed: ${String(e)}\n`);
+        }
+      }
+    });
   }
 
   /** Best-effort destroy() for a process that is exiting without having called it. */
