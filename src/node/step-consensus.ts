@@ -5,6 +5,7 @@ import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
+import { errorMessage } from "../util/errors.ts";
 import { claimRestart } from "../consensus/restart-claim.ts";
 import { clientUrl, clientUrlOfPeer, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints, type MemberStart } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
@@ -114,6 +115,8 @@ export class ConsensusStep {
   private proxy: { endpoints: string[]; additionsSince: number | undefined } | undefined;
 
   private readonly upstreams: UpstreamWatch;
+  /** Why the last takeover claim failed (logged once per reason); undefined once claimed. */
+  private takeoverWait: string | undefined;
 
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
@@ -232,10 +235,22 @@ export class ConsensusStep {
     return endpoints;
   }
 
-  /** The cluster's restart slot for member `name` (claimRestart); false when held or the KV does not answer. Never throws. */
+  /**
+   * The cluster's restart slot for member `name` (claimRestart), to take the local endpoint
+   * over: true when claimed; false when someone holds it or the KV does not answer, logged
+   * once per distinct reason (a promoted member that waits says why). Never throws.
+   */
   private async claimRestartSlot(name: string): Promise<boolean> {
     const kv = this.d.kv();
-    return kv ? claimRestart(kv, name).catch(() => false) : false;
+    const why = !kv
+      ? "no KV client"
+      : await claimRestart(kv, name).then(
+          (c) => (c.claimed ? undefined : `the cluster's etcd restart slot is held by ${c.holder || "another member"}`),
+          (e: unknown) => `the KV did not answer the restart claim: ${errorMessage(e)}`,
+        );
+    if (why && why !== this.takeoverWait) this.d.log.info(`a voter now, the local endpoint still on the grpc-proxy: ${why}`);
+    this.takeoverWait = why;
+    return why === undefined;
   }
 
   /** Stops the grpc-proxy (etcd is to serve the local endpoint itself). */
@@ -256,7 +271,10 @@ export class ConsensusStep {
     const kv = this.d.kv();
     if (!kv || !sup.programReplaced(ETCD_SERVICE)) return;
     if (s.voterEndpoints.some((e) => s.recordGone.has(hostOfUrl(e)))) return;
-    const claimed = await claimRestart(kv, name).catch(() => false);
+    const claimed = await claimRestart(kv, name).then(
+      (c) => c.claimed,
+      () => false,
+    );
     if (!claimed) return;
     this.d.closeKv();
     await sup.ensure(spec, { restart: true });

@@ -59,6 +59,8 @@ export class LeaderDuties {
   /** Since when each learner has had no node record (ms, this clock), by member id. */
   private readonly learnerGoneSince = new Map<string, number>();
   private lastEvictionPass = 0;
+  /** The voter manager's last failure (said once while it repeats); undefined after a pass that worked. */
+  private voterError: string | undefined;
   private readonly now: () => number;
 
   constructor(
@@ -114,9 +116,15 @@ export class LeaderDuties {
         await kv.appendVoterLog({ time: new Date(now).toISOString(), change: done }).catch((e) => this.log.debug(`voter log: ${errorMessage(e)}`));
         this.poke();
       }
+      this.voterError = undefined;
     } catch (e) {
-      // "learner not in sync with leader" is expected until it catches up.
-      this.log.debug(`voter manager: ${errorMessage(e)}`);
+      // "learner not in sync with leader" is expected until it catches up; anything else that
+      // keeps the voter manager from acting is said once (a leader that cannot replace a dead
+      // voter must say why), then at debug while it repeats.
+      const msg = errorMessage(e);
+      if (/in sync with leader|too many learner/i.test(msg) || msg === this.voterError) this.log.debug(`voter manager: ${msg}`);
+      else this.log.warn(`voter manager: ${msg}`);
+      this.voterError = msg;
     }
     return pending;
   }
