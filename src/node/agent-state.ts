@@ -24,6 +24,23 @@ export interface StepContext {
 export const ETCD_SERVICE = "etcd";
 export const PROXY_SERVICE = "etcd-proxy";
 
+/**
+ * The config-hash suffix of an etcd started without the local endpoint (a learner's, see
+ * ConsensusStep.apply): the supervisor's record of it tells a later tick (or a restarted agent)
+ * that the local endpoint is the grpc-proxy's.
+ */
+export const MESH_ONLY = "|mesh-only";
+
+/**
+ * Whether this member's etcd was started without the local endpoint (MESH_ONLY): it serves
+ * clients on its mesh address only, the grpc-proxy has 127.0.0.1. `running`: and it runs now
+ * (false: whatever it was last started as, for a reader outside the agent). Reads the
+ * supervisor's record; never throws.
+ */
+export function etcdServesMeshOnly(sup: Pick<Supervisor, "isRunning" | "hashOf">, running = true): boolean {
+  return (!running || sup.isRunning(ETCD_SERVICE)) && (sup.hashOf(ETCD_SERVICE)?.endsWith(MESH_ONLY) ?? false);
+}
+
 /** How this node is named in tables: RAPTIFORMICA_NODE_NAME, else the host name. */
 export function displayName(): string {
   return process.env["RAPTIFORMICA_NODE_NAME"] || hostname();

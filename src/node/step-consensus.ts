@@ -13,7 +13,7 @@ import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
 import { KEYS, type ClusterSettings } from "../consensus/settings.ts";
 import { memberName, parseNeighbours } from "../mesh/neighbours.ts";
 import type { Identity } from "../mesh/yggdrasil/identity.ts";
-import { ETCD_SERVICE, PROXY_SERVICE, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
+import { ETCD_SERVICE, MESH_ONLY, PROXY_SERVICE, etcdServesMeshOnly, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
 import { Supervisor, type ServiceSpec } from "./supervisor.ts";
 import type { NodePaths } from "./paths.ts";
 import { readStatus } from "./status.ts";
@@ -23,12 +23,6 @@ import { hostAnswers } from "../util/tcp-probe.ts";
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
 
-/**
- * The config-hash suffix of an etcd started without the local endpoint (a learner's, see
- * ConsensusStep.apply): the supervisor's record of it tells a later tick (or a restarted agent)
- * that the local endpoint is the grpc-proxy's.
- */
-const MESH_ONLY = "|mesh-only";
 
 /**
  * This member's own etcd as a client can reach it (a client URL): 127.0.0.1, or its mesh
@@ -37,7 +31,7 @@ const MESH_ONLY = "|mesh-only";
  * Reads the supervisor's record and the agent's status; never throws.
  */
 export function ownEtcdEndpoint(node: NodePaths, clientPort: number): string {
-  const meshOnly = new Supervisor(node.runDir, node.logDir).hashOf(ETCD_SERVICE)?.endsWith(MESH_ONLY) ?? false;
+  const meshOnly = etcdServesMeshOnly(new Supervisor(node.runDir, node.logDir), false);
   const meshAddress = readStatus(node.status)?.meshAddress;
   return clientUrl(meshOnly && meshAddress ? meshAddress : "127.0.0.1", clientPort);
 }
@@ -204,12 +198,6 @@ export class ConsensusStep {
     };
   }
 
-  /** Whether the running etcd was started without the local endpoint (as a learner: see apply). */
-  private etcdMeshOnly(): boolean {
-    const sup = this.d.supervisor;
-    return sup.isRunning(ETCD_SERVICE) && (sup.hashOf(ETCD_SERVICE)?.endsWith(MESH_ONLY) ?? false);
-  }
-
   /**
    * Runs the grpc-proxy on the local endpoint to `voters` (client URLs), less those left out
    * (proxyUpstreams), additions settled (proxyEndpointsToRun). Returns the upstreams it runs
@@ -309,7 +297,7 @@ export class ConsensusStep {
         }
         const me = members?.find((m) => m.peerURLs.includes(myPeer));
         const learner = me?.isLearner === true;
-        const meshOnly = this.etcdMeshOnly();
+        const meshOnly = etcdServesMeshOnly(sup);
         const self = clientUrlOfPeer(myPeer, settings.clientPort);
         // A learner refuses reads, writes and leases: while this member is one, the local
         // endpoint stays on the grpc-proxy and etcd listens on the mesh address only. Once

@@ -13,7 +13,7 @@ import { readAdvertised } from "./advertised.ts";
 import { builtInLabels } from "./labels.ts";
 import { selfRecord } from "./self.ts";
 import { errorMessage } from "../util/errors.ts";
-import { ETCD_SERVICE, PROXY_SERVICE, displayName, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
+import { ETCD_SERVICE, PROXY_SERVICE, displayName, etcdServesMeshOnly, hostOfUrl, type NodeState, type StepContext } from "./agent-state.ts";
 import type { ConfigView } from "./config-view.ts";
 
 export interface KvSessionDeps extends StepContext {
@@ -28,18 +28,25 @@ export interface KvSessionDeps extends StepContext {
 
 /**
  * Where this node's KV client connects (client URLs): its own etcd or grpc-proxy on
- * 127.0.0.1, except while it is a learner — a learner cannot serve reads, writes or leases —
- * or a member (or one just removed) whose local endpoint is still the grpc-proxy
- * (`localIsProxy`: through it the member list has no peer URLs, and this member could not
- * find itself in it): then the voters, less those whose node record is gone (`recordGone`:
- * mesh addresses), unless that leaves none. A learner is most often the replacement of a voter
- * whose record just went: its keep-alives must not wait on that dead voter, or its own record
- * lapses too.
+ * 127.0.0.1, except
+ * - while it is a learner — a learner cannot serve reads, writes or leases — or a member (or
+ *   one just removed) whose local endpoint is still the grpc-proxy (`localIsProxy`: through it
+ *   the member list has no peer URLs, and this member could not find itself in it): then the
+ *   voters, less those whose node record is gone (`recordGone`: mesh addresses), unless that
+ *   leaves none. A learner is most often the replacement of a voter whose record just went: its
+ *   keep-alives must not wait on that dead voter, or its own record lapses too;
+ * - while it is a voter whose etcd still listens on its mesh address only (`ownMeshEtcd`, its
+ *   client URL there; promoted, waiting for the restart slot to take 127.0.0.1 over): that
+ *   etcd alone. It serves as any voter does, and the other voters include, for the seconds
+ *   until its record goes, the dead one this member may be replacing: a KV client that also
+ *   went there stalled a promoted member's writes and restart claim for 10 s in the lab, and for
+ *   a minute once, when the leader died next.
  */
-export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "recordGone">, clientPort: number, localIsProxy = false): string[] {
+export function kvEndpoints(s: Pick<NodeState, "role" | "voterEndpoints" | "recordGone">, clientPort: number, localIsProxy = false, ownMeshEtcd?: string): string[] {
   const local = [clientUrl("127.0.0.1", clientPort)];
   if (s.role === "proxy" || s.voterEndpoints.length === 0) return local;
   if (s.role !== "learner" && !localIsProxy) return local;
+  if ((s.role === "voter" || s.role === "leader") && ownMeshEtcd !== undefined) return [ownMeshEtcd];
   const live = s.voterEndpoints.filter((e) => !s.recordGone.has(hostOfUrl(e)));
   return [...(live.length > 0 ? live : s.voterEndpoints)];
 }
@@ -120,7 +127,8 @@ export class KvSession {
       this.close();
       return undefined;
     }
-    const endpoints = kvEndpoints(s, settings.clientPort, sup.isRunning(PROXY_SERVICE));
+    const ownMeshEtcd = s.identity && etcdServesMeshOnly(sup) ? clientUrl(s.identity.address, settings.clientPort) : undefined;
+    const endpoints = kvEndpoints(s, settings.clientPort, sup.isRunning(PROXY_SERVICE), ownMeshEtcd);
     const target = endpoints.join(",");
     if (this.kv && this.target !== target) this.close();
     if (!this.kv) {

@@ -408,5 +408,15 @@ describe("KV endpoints of a learner", () => {
     assert.deepEqual(kvEndpoints({ role: "proxy", voterEndpoints: [v(1), v(2)], recordGone: none }, 2379, true), ["https://127.0.0.1:2379"]);
     assert.deepEqual(kvEndpoints({ role: "voter", voterEndpoints: [], recordGone: none }, 2379, true), ["https://127.0.0.1:2379"]);
   });
+  it("a promoted voter whose etcd still listens on the mesh only talks to that etcd alone, not to the voters (one may be dead); a learner never does", () => {
+    const none = new Set<string>();
+    const own = v(3);
+    assert.deepEqual(kvEndpoints({ role: "voter", voterEndpoints: [v(1), v(2), own], recordGone: none }, 2379, true, own), [own]);
+    assert.deepEqual(kvEndpoints({ role: "leader", voterEndpoints: [v(1), v(2), own], recordGone: none }, 2379, true, own), [own]);
+    assert.deepEqual(kvEndpoints({ role: "learner", voterEndpoints: [v(1), v(2)], recordGone: none }, 2379, true, own), [v(1), v(2)]);
+    assert.deepEqual(kvEndpoints({ role: undefined, voterEndpoints: [v(1), v(2)], recordGone: none }, 2379, true, own), [v(1), v(2)]);
+    // Once etcd has 127.0.0.1 (no proxy), the local endpoint as always.
+    assert.deepEqual(kvEndpoints({ role: "voter", voterEndpoints: [v(1), v(2), own], recordGone: none }, 2379, false, own), ["https://127.0.0.1:2379"]);
+  });
 });
 
