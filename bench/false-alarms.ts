@@ -31,7 +31,6 @@ import { join } from "node:path";
 import { Lab } from "../test/lab/index.ts";
 import { LabCluster } from "../test/helpers/cluster.ts";
 import { ROOT } from "../test/helpers/cli.ts";
-import { keepLogs as copyLogs } from "../test/chaos/run.ts";
 import { brief, labStack, loadAverage, numOpt, sleep, strOpt } from "./lib/common.ts";
 
 const N = numOpt("--members", 10);
@@ -200,7 +199,7 @@ try {
 } finally {
   stopHogs();
   if (keepLogs) {
-    copyLogs(lab, keepLogs);
+    lab.copyLogs(keepLogs);
     console.error(`logs copied to ${keepLogs}`);
   }
   await lab.destroy();

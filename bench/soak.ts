@@ -196,22 +196,6 @@ let keepLogsDir = keepLogsOpt;
 let logsKept = false;
 let theLab: Lab | undefined;
 
-/** Copies each member's log dirs (the lab's spawn logs, the node's own) to `<dir>/<member>/`. */
-function keepLogs(lab: Lab, dir: string, sub = ""): void {
-  for (const n of lab.nodes) {
-    for (const [from, to] of [
-      [join(n.dir, "logs"), join(dir, n.name, sub, "lab")],
-      [join(n.cacheDir, "node", "log"), join(dir, n.name, sub, "node")],
-    ] as const) {
-      try {
-        if (existsSync(from)) cpSync(from, to, { recursive: true });
-      } catch {
-        // a file went while copying
-      }
-    }
-  }
-}
-
 /** A member's logs before `clean` removes them, when logs are kept. */
 function keepLogsBeforeClean(lab: Lab, i: number, k: number): void {
   if (!keepLogsDir) return;
@@ -228,7 +212,7 @@ function keepLogsBeforeClean(lab: Lab, i: number, k: number): void {
 process.on("exit", () => {
   if (theLab && keepLogsDir && !logsKept) {
     logsKept = true;
-    keepLogs(theLab, keepLogsDir);
+    theLab.copyLogs(keepLogsDir);
     console.error(`logs kept in ${keepLogsDir}`);
   }
 });
@@ -760,7 +744,7 @@ async function run(): Promise<Result> {
     if (keepLogsDir && !logsKept) {
       logsKept = true;
       mkdirSync(keepLogsDir, { recursive: true });
-      keepLogs(lab, keepLogsDir);
+      lab.copyLogs(keepLogsDir);
       console.error(`  logs kept in ${keepLogsDir}`);
     }
     await lab.destroy().catch((e: unknown) => fail("destroying the lab", e));

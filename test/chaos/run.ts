@@ -6,7 +6,7 @@
  * checks: every acknowledged write present, each key's history linearizable, and per member and
  * fault kind the longest time its local endpoint did not answer while its side had quorum.
  */
-import { cpSync, existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LabCluster } from "../helpers/cluster.ts";
@@ -283,20 +283,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     return report;
   } finally {
     await workload?.stop();
-    if (opts.keepLogsDir) keepLogs(lab, opts.keepLogsDir);
+    if (opts.keepLogsDir) lab.copyLogs(opts.keepLogsDir);
     await lab.destroy();
-  }
-}
-
-/** Copies each member's log dirs (the lab's spawn logs, the node's own) to `<dir>/<member>/`. */
-export function keepLogs(lab: Lab, dir: string): void {
-  for (const n of lab.nodes) {
-    for (const [from, to] of [
-      [join(n.dir, "logs"), join(dir, n.name, "lab")],
-      [join(n.cacheDir, "node", "log"), join(dir, n.name, "node")],
-    ] as const) {
-      if (existsSync(from)) cpSync(from, to, { recursive: true });
-    }
   }
 }
 

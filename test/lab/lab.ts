@@ -515,26 +515,29 @@ export class Lab {
   }
 
   /**
-   * With RAPTIFORMICA_LAB_KEEP_LOGS=<dir> set, copies every node's process logs (`logs/`) and
-   * agent logs (`<cache dir>/node/log`) to `<dir>/<lab id>/n<i>/` before the lab directory goes:
-   * a failed run's whole story, not only the lines a test prints. Best effort: a copy that fails
-   * is reported on stderr and never stops the teardown.
+   * Copies every node's process logs (`logs/`) and agent logs (`<cache dir>/node/log`) to
+   * `<dir>/<node name>/[<sub>/]lab/` and `…/node/`: a failed run's whole story, not only the
+   * lines a test prints. Best effort: a copy that fails is reported on stderr, never thrown.
    */
-  private keepLogs(): void {
-    const to = process.env["RAPTIFORMICA_LAB_KEEP_LOGS"];
-    if (!to) return;
-    this.nodes.forEach((node, i) => {
+  copyLogs(dir: string, sub = ""): void {
+    for (const node of this.nodes) {
       for (const [from, name] of [
-        [join(node.dir, "logs"), "logs"],
-        [join(node.cacheDir, "node", "log"), "agent"],
+        [join(node.dir, "logs"), "lab"],
+        [join(node.cacheDir, "node", "log"), "node"],
       ] as const) {
         try {
-          if (existsSync(from)) cpSync(from, join(to, this.id, `n${i}`, name), { recursive: true });
+          if (existsSync(from)) cpSync(from, join(dir, node.name, sub, name), { recursive: true });
         } catch (e) {
-          process.stderr.write(`lab ${this.id}: keeping n${i}'s ${name} logs failed: ${String(e)}\n`);
+          process.stderr.write(`lab ${this.id}: copying ${node.name}'s ${name} logs failed: ${String(e)}\n`);
         }
       }
-    });
+    }
+  }
+
+  /** With RAPTIFORMICA_LAB_KEEP_LOGS=<dir> set, copyLogs(<dir>/<lab id>) (destroy calls it first). */
+  private keepLogs(): void {
+    const to = process.env["RAPTIFORMICA_LAB_KEEP_LOGS"];
+    if (to) this.copyLogs(join(to, this.id));
   }
 
   /** Best-effort destroy() for a process that is exiting without having called it. */
