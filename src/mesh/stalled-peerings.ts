@@ -85,8 +85,6 @@ export function stalledConnections(conns: readonly TcpConnection[], sockets: Rea
   return conns.filter((c) => c.inode !== undefined && sockets.has(c.inode) && c.sendQueue > 0 && c.backoff >= rule.minBackoff && (c.lastAckMs ?? 0) >= rule.minLastAckMs);
 }
 
-const ssHost = (h: string) => (h.includes(":") ? `[${h}]` : h);
-
 /**
  * This machine's established TCP connections with an end on one of `ports` (local or remote):
  * `ss -tieH state established ( sport = :P or dport = :P … )`. Not `-p`: that reads every
@@ -98,11 +96,6 @@ export async function listTcp(ports: readonly number[]): Promise<TcpConnection[]
   const filter = ["(", ...ports.flatMap((p, i) => [...(i > 0 ? ["or"] : []), "sport", "=", `:${p}`, "or", "dport", "=", `:${p}`]), ")"];
   const out = await run("ss", ["-tieH", "state", "established", ...filter], { timeoutMs: 3000 }).catch(() => undefined);
   return out && out.exitCode === 0 ? parseSs(out.stdout) : undefined;
-}
-
-/** The `ss` filter for exactly this connection (both ends), for destroySockets (node/moved-notice.ts). */
-export function connectionFilter(c: Pick<TcpConnection, "local" | "peer">): string[] {
-  return ["state", "established", "src", ssHost(c.local.host), "sport", "=", `:${c.local.port}`, "dst", ssHost(c.peer.host), "dport", "=", `:${c.peer.port}`];
 }
 
 /**

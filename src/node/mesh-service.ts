@@ -17,13 +17,14 @@ import type { Supervisor } from "./supervisor.ts";
 import { AllowedKeysRefresh } from "./allowed-refresh.ts";
 import { LINK_WATCH, LinkWatchdog } from "./link-watchdog.ts";
 import { AddressWatch } from "./address-watch.ts";
-import { MovedNoticeListener, announceMove, canonicalIp, destroySockets, localEndFilter, remoteEndpoint } from "./moved-notice.ts";
+import { MovedNoticeListener, announceMove, canonicalIp, remoteEndpoint } from "./moved-notice.ts";
+import { connectionFilter, destroySockets, localEndFilter } from "../mesh/socket-destroy.ts";
 import { DialBackListener, requestDialBack, staleDialBacks, type DialedBack } from "./dial-back.ts";
 import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { withConfiguredKeys } from "./link-report.ts";
 import type { ServiceSpec } from "./supervisor.ts";
 import { makePrivateDir } from "../util/private-dir.ts";
-import { connectionFilter, listTcp, socketInodes, stalledConnections } from "../mesh/stalled-peerings.ts";
+import { listTcp, socketInodes, stalledConnections } from "../mesh/stalled-peerings.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 

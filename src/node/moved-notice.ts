@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import type { PeerInfo } from "../mesh/yggdrasil/admin.ts";
-import { run } from "../util/exec.ts";
+import { destroySockets, farEndFilter } from "../mesh/socket-destroy.ts";
 import type { Logger } from "../util/log.ts";
 import { parseDatagram, sendOnSchedule, UdpInbox } from "./udp-inbox.ts";
 
@@ -75,28 +75,6 @@ export function staleEndpoints(peers: readonly PeerInfo[], from: string, gone: r
     if (end && goneSet.has(end.host)) out.push(end);
   }
   return out;
-}
-
-/**
- * Closes this machine's TCP sockets matching an `ss` filter with the kernel's socket destroy
- * (`ss -K`, CONFIG_INET_DIAG_DESTROY, which Debian's kernels have; needs CAP_NET_ADMIN, which
- * the agent has). Resolves to whether ss ran; never throws: without it the peerings only close
- * at yggdrasil's own timeout, as before.
- */
-export async function destroySockets(filter: readonly string[], log: Logger): Promise<boolean> {
-  const r = await run("ss", ["-K", "-t", ...filter], { timeoutMs: 3000 });
-  if (r.exitCode !== 0) log.debug(`ss -K ${filter.join(" ")}: ${r.failedToStart ?? (r.stderr.trim() || `exit ${r.exitCode}`)}`);
-  return r.exitCode === 0;
-}
-
-/** `ss` filter for the sockets whose far end is host:port. */
-export function farEndFilter(end: { host: string; port: number }): string[] {
-  return ["dst", end.host, "dport", "=", String(end.port)];
-}
-
-/** `ss` filter for this machine's sockets on local address `address` and port `port` (the peerings others made to it there). */
-export function localEndFilter(address: string, port: number): string[] {
-  return ["src", address, "sport", "=", String(port)];
 }
 
 /**
