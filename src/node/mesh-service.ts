@@ -24,12 +24,19 @@ import { addressForKey } from "../mesh/yggdrasil/address.ts";
 import { withConfiguredKeys } from "./link-report.ts";
 import type { ServiceSpec } from "./supervisor.ts";
 import { makePrivateDir } from "../util/private-dir.ts";
-import { listTcp, socketInodes, stalledConnections } from "../mesh/stalled-peerings.ts";
+import { StallWatch, readTcpTable, socketInodes } from "../mesh/stalled-peerings.ts";
 
 export const YGGDRASIL_SERVICE = "yggdrasil";
 
 /** How long a restarted yggdrasil may have fewer than 2 peers up before it dials every neighbour. */
 const WIDEN_AFTER_MS = 20_000;
+/**
+ * How often yggdrasil's TCP table is looked at for stalled peerings (closeStalledPeerings): a
+ * read of /proc, well under a millisecond, so four times a second puts the close within a
+ * quarter second of the stall rule being met (at one look a second, with ss, the cut peerings
+ * of a chaos partition closed 1–2 s after the cut).
+ */
+const STALL_LOOK_MS = 250;
 
 /** This machine's non-loopback IP addresses, except Yggdrasil's own (200::/7). */
 function localAddresses(): Set<string> {
@@ -182,6 +189,9 @@ export class MeshService {
   private probing = false;
   /** A look for stalled peerings (closeStalledPeerings) is under way. */
   private reaping = false;
+  /** The stalled-peerings look's own timer (every STALL_LOOK_MS). */
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly stalls = new StallWatch();
   /** What getPeers said at the last look. */
   private lastPeers: readonly PeerInfo[] = [];
   /** Where yggdrasil listens for peerings (the cluster's meshnet/yggdrasil/port), once ensured. */
@@ -424,12 +434,6 @@ export class MeshService {
       void this.syncPeers(this.desired).finally(() => {
         this.syncing = false;
       });
-      if (!this.reaping) {
-        this.reaping = true;
-        void this.closeStalledPeerings().finally(() => {
-          this.reaping = false;
-        });
-      }
       if (!this.probing && this.probePort !== undefined && Date.now() - this.lastProbe >= LINK_WATCH.probeEveryMs) {
         this.probing = true;
         this.lastProbe = Date.now();
@@ -439,6 +443,14 @@ export class MeshService {
       }
     }, intervalMs);
     this.timer.unref();
+    this.stallTimer = setInterval(() => {
+      if (this.reaping || !this.supervisor.isRunning(YGGDRASIL_SERVICE)) return;
+      this.reaping = true;
+      void this.closeStalledPeerings().finally(() => {
+        this.reaping = false;
+      });
+    }, STALL_LOOK_MS);
+    this.stallTimer.unref();
   }
 
   stopPeerLoop(): void {
@@ -447,6 +459,8 @@ export class MeshService {
     this.dialBack.stop();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   /**
@@ -545,17 +559,19 @@ export class MeshService {
   }
 
   /**
-   * Closes yggdrasil's peering connections that the kernel sees stalled — data unacknowledged
-   * while TCP backs its retransmissions off (mesh/stalled-peerings.ts) — so yggdrasil routes
-   * around them now rather than at its own link timeout; it dials them again, as does the peer
-   * loop. Looks at the connections on the cluster's Yggdrasil port and the peers' ports only.
-   * Never throws: without ss (or its socket destroy) the peerings close at yggdrasil's timeout.
+   * Closes yggdrasil's peering connections that the kernel sees stalled — data waiting while
+   * TCP's sends go unanswered (mesh/stalled-peerings.ts) — so yggdrasil routes around them now
+   * rather than at its own link timeout; it dials them again, as does the peer loop. Looks at
+   * the connections on the cluster's Yggdrasil port and the peers' ports only, in yggdrasil's
+   * TCP table; its fds are read only when one has a send unanswered. Never throws: without ss's
+   * socket destroy the peerings close at yggdrasil's timeout.
    */
   private async closeStalledPeerings(): Promise<void> {
     const pid = this.supervisor.pid(YGGDRASIL_SERVICE);
     if (pid === undefined || this.listenPort === undefined) return;
-    const conns = await listTcp([...new Set([this.listenPort, ...this.desired.map((p) => p.port)])]);
-    const stalled = conns && conns.some((c) => c.sendQueue > 0) ? stalledConnections(conns, socketInodes(pid)) : [];
+    const now = Date.now();
+    const conns = readTcpTable(pid, [...new Set([this.listenPort, ...this.desired.map((p) => p.port)])]) ?? [];
+    const stalled = this.stalls.observe(conns, conns.some((c) => c.sendQueue > 0 && c.unanswered > 0) ? socketInodes(pid) : new Set(), now);
     for (const c of stalled) {
       const host = canonicalIp(c.peer.host);
       const peer = this.lastPeers.find((p) => {
@@ -565,7 +581,7 @@ export class MeshService {
       const who = peer?.publicKey ? `${memberName(peer.publicKey)} at ${host}` : host;
       if (await destroySockets(connectionFilter(c), this.log)) {
         this.log.warn(
-          `the peering with ${who} has had data unanswered for ${((c.lastAckMs ?? 0) / 1000).toFixed(1)} s (TCP backed off ${c.backoff} times): closed it, so yggdrasil routes around it now; it is dialled again`,
+          `the peering with ${who} has had data unanswered for at least ${(this.stalls.heldMs(c, now) / 1000).toFixed(1)} s (${c.unanswered} TCP sends in a row without an answer): closed it, so yggdrasil routes around it now; it is dialled again`,
         );
       }
     }
