@@ -169,7 +169,13 @@ export class Agent {
     const seen = await this.session.connect(s, settings);
     if (!seen) return;
     merge(seen);
-    merge(await this.session.register(s, settings));
+    // A record write that fails (a KV slow to answer) is the tick's error, but only once the
+    // steps after it have run: a leader whose own record write timed out must still replace a
+    // dead voter, and a voter still judge its neighbours.
+    const unregistered = await this.session.register(s, settings).then(
+      (r) => void merge(r),
+      (e: unknown) => e,
+    );
     await this.links?.tick({ publicKey: identity.publicKey, major: info.major, lease: this.session.lease });
     await this.session.watch();
     const kv = this.session.client;
@@ -179,6 +185,7 @@ export class Agent {
     if (await this.session.watchLinks(judge !== undefined)) this.failures.reseed();
     this.failures.follow(judge);
     if (kv && s.role === "leader") merge(await this.leader.run(etcdLeaderKv(kv, this.o.node), settings, identity.publicKey, () => this.config.kvCopy, s.voterChangePending));
+    if (unregistered !== undefined) throw unregistered;
   }
 
   private async writeStatus(): Promise<void> {
