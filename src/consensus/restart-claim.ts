@@ -40,3 +40,15 @@ export async function claimRestart(client: Etcd3, holder: string, ttlSeconds: nu
     lease.release();
   }
 }
+
+/**
+ * Gives the restart slot back before its lease runs out: deletes KEYS.restartClaim if `holder`
+ * still holds it (a compare on the value, so a slot that expired and went to another member is
+ * left alone). For a member whose restarted etcd answers again: the next member then restarts
+ * at once instead of up to RESTART_CLAIM_TTL_S later. True when this call deleted it. Throws
+ * ClusterUnavailable (DeadlineExceeded) when the KV does not answer within `ms`.
+ */
+export async function releaseRestart(client: Etcd3, holder: string, ms = 3000): Promise<boolean> {
+  const res = await deadline("etcd restart claim release", ms, client.if(KEYS.restartClaim, "Value", "==", holder).then(client.delete().key(KEYS.restartClaim)).commit());
+  return res.succeeded;
+}

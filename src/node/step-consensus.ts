@@ -6,7 +6,7 @@ import type { FlatMapping } from "../config/flatten.ts";
 import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
 import { errorMessage } from "../util/errors.ts";
-import { claimRestart } from "../consensus/restart-claim.ts";
+import { claimRestart, releaseRestart } from "../consensus/restart-claim.ts";
 import { clientUrl, clientUrlOfPeer, etcdServerArgs, grpcProxyArgs, neighbourEndpoints, peerUrl, voterEndpoints, type MemberStart } from "../consensus/etcd-args.ts";
 import { caFromMapping, ensureNodeCertificate } from "../consensus/pki.ts";
 import { planConsensus, type ConsensusPlan } from "../consensus/plan.ts";
@@ -111,6 +111,8 @@ export class ConsensusStep {
   private readonly upstreams: UpstreamWatch;
   /** Why the last takeover claim failed (logged once per reason); undefined once claimed. */
   private takeoverWait: string | undefined;
+  /** This member holds the restart slot for a restart it made (a takeover, an upgrade): given back once its etcd answers again. */
+  private holdsRestartSlot = false;
 
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
@@ -238,7 +240,24 @@ export class ConsensusStep {
         );
     if (why && why !== this.takeoverWait) this.d.log.info(`a voter now, the local endpoint still on the grpc-proxy: ${why}`);
     this.takeoverWait = why;
+    if (why === undefined) this.holdsRestartSlot = true;
     return why === undefined;
+  }
+
+  /**
+   * Gives the restart slot back (releaseRestart) through the KV client, which by now goes to
+   * this member's restarted etcd on 127.0.0.1: an answer means it serves again, and the next
+   * member need not wait out the slot's lease. Kept for the next tick while the KV does not
+   * answer (the lease frees it in the end). Never throws.
+   */
+  private async releaseRestartSlot(name: string): Promise<void> {
+    const kv = this.d.kv();
+    if (!kv) return;
+    const released = await releaseRestart(kv, name).then(
+      () => true,
+      () => false,
+    );
+    if (released) this.holdsRestartSlot = false;
   }
 
   /** Stops the grpc-proxy (etcd is to serve the local endpoint itself). */
@@ -264,6 +283,7 @@ export class ConsensusStep {
       () => false,
     );
     if (!claimed) return;
+    this.holdsRestartSlot = true;
     this.d.closeKv();
     await sup.ensure(spec, { restart: true });
     this.d.log.info("etcd's program was upgraded: restarted this member on it (one member at a time)");
@@ -327,6 +347,7 @@ export class ConsensusStep {
         const spec = this.etcdSpec(member(true));
         const out = await sup.ensure(spec);
         if (out !== "running") log.info(`etcd member ${out}`);
+        else if (this.holdsRestartSlot) await this.releaseRestartSlot(name);
         else await this.restartIfUpgraded(s, spec, name);
         return { role: learner ? "learner" : "voter", consensusNote: "etcd member" };
       }
