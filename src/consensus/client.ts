@@ -160,6 +160,22 @@ export async function probeMemberList(endpoints: readonly string[], tls: TlsFile
 }
 
 /**
+ * Whether the etcd member `memberId` (etcd's id, decimal) answers a status request at `url`
+ * (its client URL over the mesh) within `ms`, as itself: a process at that address that is
+ * another member does not count. Never throws: false for no answer, a refusal or an error.
+ */
+export async function memberAnswers(url: string, memberId: string, tls: TlsFiles, ms = 1000): Promise<boolean> {
+  const client = openClient([url], tls, ms);
+  try {
+    return (await leaderOf(client, ms)).self === memberId;
+  } catch {
+    return false;
+  } finally {
+    client.close();
+  }
+}
+
+/**
  * etcd's grpc-proxy answers MemberList with a made-up list holding only itself (no peer URLs),
  * so through a proxy the real list has to be asked from the members over the mesh.
  */

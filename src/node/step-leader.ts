@@ -1,6 +1,7 @@
 import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
-import { realMemberList, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
+import { memberAnswers, realMemberList, type EtcdMember, type TlsFiles } from "../consensus/client.ts";
+import { clientUrlOfPeer } from "../consensus/etcd-args.ts";
 import { evictionPass } from "../consensus/gone.ts";
 import { readNodeRecords, type NodeRecord } from "../consensus/registry.ts";
 import type { ClusterSettings } from "../consensus/settings.ts";
@@ -14,6 +15,11 @@ export interface LeaderKv {
   members(): Promise<EtcdMember[]>;
   /** The live node records. */
   nodeRecords(): Promise<NodeRecord[]>;
+  /**
+   * Whether `member`'s etcd answers over the mesh as itself (memberAnswers, about 1 s at most):
+   * asked before a member is removed for having no node record.
+   */
+  answers(member: EtcdMember, clientPort: number): Promise<boolean>;
   /** Makes one membership change; says what it did (undefined for none). */
   applyVoterAction(action: VoterAction): Promise<string | undefined>;
   appendVoterLog(entry: VoterLogEntry): Promise<void>;
@@ -25,6 +31,7 @@ export function etcdLeaderKv(client: Etcd3, tls: TlsFiles): LeaderKv {
   return {
     members: () => realMemberList(client, [], tls, 2000),
     nodeRecords: () => readNodeRecords(client, 2000),
+    answers: (member, clientPort) => (member.peerURLs[0] ? memberAnswers(clientUrlOfPeer(member.peerURLs[0], clientPort), member.id, tls, 1000) : Promise.resolve(false)),
     applyVoterAction: (action) => applyVoterAction(client, action),
     appendVoterLog: (entry) => appendVoterLog(client, entry),
     evictionPass: (opts) => evictionPass(client, opts),
@@ -59,6 +66,8 @@ export class LeaderDuties {
   /** Since when each learner has had no node record (ms, this clock), by member id. */
   private readonly learnerGoneSince = new Map<string, number>();
   private lastEvictionPass = 0;
+  /** Members without a node record whose etcd answered (said once each, until they have a record again). */
+  private readonly answeringWithoutRecord = new Set<string>();
   /** The voter manager's last failure (said once while it repeats); undefined after a pass that worked. */
   private voterError: string | undefined;
   private readonly now: () => number;
@@ -108,6 +117,17 @@ export class LeaderDuties {
         deadVoterGraceMs: settings.deadVoterGraceSeconds * 1000,
       });
       pending = action.kind !== "none" || gone.size > 0 || members.some((m) => m.isLearner);
+      if ((action.kind === "remove-dead-voter" || action.kind === "remove-dead-learner") && (await kv.answers(action.member, settings.clientPort))) {
+        // Its record lapsed, but its etcd is up: an agent restarting, or a member whose etcd
+        // restart (taking the local endpoint over, under load: 4 s in a CI run) outlasted
+        // node_ttl. Removing it would throw a live member out for nothing.
+        if (!this.answeringWithoutRecord.has(action.member.id)) {
+          this.log.info(`voters: ${action.member.name || action.member.id} has had no node record for ${Math.round(action.goneMs / 1000)} s, but its etcd answers over the mesh: left in place`);
+        }
+        this.answeringWithoutRecord.add(action.member.id);
+        return pending;
+      }
+      for (const id of this.answeringWithoutRecord) if (!gone.has(id) && !this.learnerGoneSince.has(id)) this.answeringWithoutRecord.delete(id);
       const done = await kv.applyVoterAction(action);
       if (done) {
         this.log.info(`voters: ${done}`);

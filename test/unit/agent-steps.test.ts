@@ -13,7 +13,7 @@ import { kvEndpoints } from "../../src/node/step-kv-session.ts";
 import { PROXY_ADDITIONS_SETTLE_MS, proxyEndpointsToRun, proxyUpstreams } from "../../src/node/step-consensus.ts";
 import { EVICTION_INTERVAL_MS, LEARNER_START_TIMEOUT_MS, LeaderDuties, type LeaderKv } from "../../src/node/step-leader.ts";
 import { applyChange, routeChange } from "../../src/node/watch-routing.ts";
-import type { Logger } from "../../src/util/log.ts";
+import { createLogger, type Logger } from "../../src/util/log.ts";
 
 /** A clock the test moves by hand. */
 function fakeClock(start = 1_000_000) {
@@ -73,6 +73,9 @@ class FakeLeaderKv implements LeaderKv {
   log: VoterLogEntry[] = [];
   passes: { at: number; mapping: FlatMapping | undefined; evictAfterMs: number }[] = [];
   failPass = false;
+  /** Member ids whose etcd answers over the mesh (none: every member without a record is dead). */
+  answering = new Set<string>();
+  asked: string[] = [];
   constructor(
     public list: EtcdMember[],
     public alive: NodeRecord[],
@@ -83,6 +86,10 @@ class FakeLeaderKv implements LeaderKv {
   }
   async nodeRecords() {
     return [...this.alive];
+  }
+  async answers(m: EtcdMember) {
+    this.asked.push(m.id);
+    return this.answering.has(m.id);
   }
   async applyVoterAction(a: VoterAction) {
     if (a.kind === "none") return undefined;
@@ -142,6 +149,27 @@ describe("leader duties: the voter grace period and one change at a time", () =>
     assert.equal(kv.log.length, 1);
     assert.equal(kv.log[0]?.time, new Date(clock.now()).toISOString());
     assert.equal(pokes, 1);
+  });
+
+  it("a voter without a record whose etcd still answers over the mesh is left in place (said once), and removed once it stops answering", async () => {
+    const clock = fakeClock();
+    const kv = new FakeLeaderKv([member(1), member(2), member(3)], [record(1), record(2)], clock);
+    kv.answering.add("m3");
+    const said: string[] = [];
+    const duties = new LeaderDuties(createLogger(false, (l) => void said.push(l)), () => undefined, clock.now);
+    await duties.run(kv, settings, "k1", () => undefined, false);
+    assert.deepEqual(kv.asked, [], "not asked during the grace period");
+    for (const t of [10_000, 11_000]) {
+      clock.set(t);
+      await duties.run(kv, settings, "k1", () => undefined, true);
+    }
+    assert.equal(kv.applied.length, 0, "its etcd answers: not removed");
+    assert.deepEqual(kv.asked, ["m3", "m3"]);
+    assert.equal(said.filter((l) => /n3 has had no node record for 10 s, but its etcd answers over the mesh: left in place/.test(l)).length, 1, said.join(""));
+    kv.answering.clear();
+    clock.set(12_000);
+    await duties.run(kv, settings, "k1", () => undefined, true);
+    assert.deepEqual(kv.applied.map((a) => a.kind), ["remove-dead-voter"]);
   });
 
   it("says when the first grace period ends, so the agent can wake just then", async () => {
