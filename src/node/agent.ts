@@ -81,7 +81,7 @@ export class Agent {
     const links = o.linkReports === false ? undefined : new LinkReporter({ log, readPeers: () => this.mesh.peers(), readTreeParent: () => this.mesh.treeParent() });
     this.links = links;
     this.mesh = new MeshStep({ ...ctx, writeShared: (c) => this.config.write(c), ...(links ? { onPeers: (peers: PeerInfo[]) => links.observe(peers) } : {}) });
-    this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close(), poke });
+    this.consensus = new ConsensusStep({ ...ctx, kv: () => this.session.client, closeKv: () => this.session.close(), closeKvForRestart: (s) => this.session.closeForRestart(s), poke });
     this.failures = new FailureWatch({
       log,
       probe: hostAnswers,

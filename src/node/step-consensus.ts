@@ -36,6 +36,14 @@ export function ownEtcdEndpoint(node: NodePaths, clientPort: number): string {
   return clientUrl(meshOnly && meshAddress ? meshAddress : "127.0.0.1", clientPort);
 }
 
+/**
+ * How long (s) a member's node record is held on a lease of its own while the member restarts
+ * its etcd (NodeRegistration.hold): well past a restart under load (4 s seen in a CI run, about
+ * 50 ms on a quiet machine), short enough that a member dying in the middle is shown failed
+ * soon after (or at once, by a voter's failure watch).
+ */
+export const RECORD_HOLD_S = 20;
+
 /** How long a proxy reuses the member list it asked the members for (see ConsensusStep.probe). */
 export const PROBE_REUSE_MS = 10_000;
 
@@ -88,6 +96,8 @@ export interface ConsensusStepDeps extends StepContext {
   readonly kv: () => Etcd3 | undefined;
   /** Closes the KV session (before etcd is restarted under it). */
   readonly closeKv: () => void;
+  /** Closes the KV session before a restart of this member's own etcd, its node record moved onto a lease that outlasts the restart (KvSession.closeForRestart). */
+  readonly closeKvForRestart: (holdSeconds: number) => Promise<void>;
   /** Reconcile now (the upstream watch saw a voter stop or start answering). */
   readonly poke: () => void;
   /** The proxy's upstream watch; the real one (TCP table, TCP connect) unless a test gives its own. */
@@ -284,7 +294,7 @@ export class ConsensusStep {
     );
     if (!claimed) return;
     this.holdsRestartSlot = true;
-    this.d.closeKv();
+    await this.d.closeKvForRestart(RECORD_HOLD_S);
     await sup.ensure(spec, { restart: true });
     this.d.log.info("etcd's program was upgraded: restarted this member on it (one member at a time)");
   }
@@ -337,7 +347,7 @@ export class ConsensusStep {
         }
         if (meshOnly || sup.isRunning(PROXY_SERVICE)) {
           // Promoted, holding the restart slot: etcd takes the local endpoint over.
-          this.d.closeKv();
+          await this.d.closeKvForRestart(RECORD_HOLD_S);
           await this.stopProxy();
           await sup.ensure(this.etcdSpec(member(true)), { restart: meshOnly });
           log.info("a voter now: etcd serves the local endpoint itself (restarted with it, the grpc-proxy stopped)");

@@ -111,6 +111,16 @@ export class KvSession {
     this.kv?.close();
   }
 
+  /**
+   * Closes the session for a restart of the etcd it talks to, the node record first moved onto
+   * a lease of `holdSeconds` nothing keeps alive (NodeRegistration.hold), so it outlasts the
+   * restart; the next `register` puts it on a fresh lease. Never throws.
+   */
+  async closeForRestart(holdSeconds: number): Promise<void> {
+    await this.registration?.hold(holdSeconds);
+    this.close();
+  }
+
   /** Graceful leave: drop the node record now rather than after its TTL. */
   async leave(): Promise<void> {
     await this.registration?.revoke();

@@ -73,6 +73,25 @@ describe("node record: lease-loss detection", () => {
     assert.equal(kv.current.puts[0]?.key, `${KEYS.nodes}${rec.publicKey}`);
   });
 
+  it("before its etcd restarts, the record is moved onto a bridging lease nothing keeps alive; the next ensure puts it on a fresh lease", async () => {
+    const kv = new FakeLeases();
+    const reg = new NodeRegistration(kv, 5, fakeClock().now);
+    assert.equal(await reg.hold(20), false, "nothing written yet: nothing to hold");
+    await reg.ensure(rec);
+    const first = kv.current;
+    assert.equal(await reg.hold(20), true);
+    const bridge = kv.current;
+    assert.notEqual(bridge, first);
+    assert.equal(kv.granted.at(-1)?.ttl, 20);
+    assert.deepEqual(bridge.puts, [{ key: `${KEYS.nodes}${rec.publicKey}`, value: JSON.stringify(rec) }]);
+    assert.equal(bridge.released, true, "the bridging lease is not kept alive");
+    assert.equal(first.released, true, "the old lease is let go");
+    await reg.ensure(rec);
+    assert.equal(kv.granted.length, 3);
+    assert.equal(kv.granted[2]?.ttl, 5);
+    assert.deepEqual(kv.current.puts.map((p) => p.value), [JSON.stringify(rec)], "written again on a fresh lease, though unchanged");
+  });
+
   it("a lease etcd3 reports lost is replaced and the record written again on the new one", async () => {
     const kv = new FakeLeases();
     const reg = new NodeRegistration(kv, 5, fakeClock().now);
