@@ -138,11 +138,12 @@ export class LeaderDuties {
       }
       this.voterError = undefined;
     } catch (e) {
-      // "learner not in sync with leader" is expected until it catches up; anything else that
-      // keeps the voter manager from acting is said once (a leader that cannot replace a dead
-      // voter must say why), then at debug while it repeats.
+      // Expected for a moment, at debug: "learner … in sync with leader" until it catches up,
+      // "unhealthy cluster" (etcd's strict reconfig check) while a member restarts its etcd to
+      // take the local endpoint over. Anything else that keeps the voter manager from acting is
+      // said once (a leader that cannot replace a dead voter must say why), then at debug.
       const msg = errorMessage(e);
-      if (/in sync with leader|too many learner/i.test(msg) || msg === this.voterError) this.log.debug(`voter manager: ${msg}`);
+      if (/in sync with leader|too many learner|unhealthy cluster/i.test(msg) || msg === this.voterError) this.log.debug(`voter manager: ${msg}`);
       else this.log.warn(`voter manager: ${msg}`);
       this.voterError = msg;
     }
