@@ -12,7 +12,8 @@
  * Afterwards: every acknowledged write present (`lost`, goal 0); each key's history checked for
  * linearizability (test/chaos/linearizability.ts; `nonLinearizable`, goal 0); per member and
  * fault kind the longest time its local endpoint did not answer while its side had quorum
- * (`maxStallMs`, goal ≤ 3 s). Prints a table and one JSON line; the whole history goes to
+ * (a member cut off by a partition or a flapping link counts from the heal on) (`maxStallMs`,
+ * goal ≤ 3 s). Prints a table and one JSON line; the whole history goes to
  * `--history FILE` (default: a file in the temp dir, printed).
  *
  *   node --import tsx bench/chaos.ts [--minutes 10] [--seed N] [--kinds kill-etcd,partition-minority,…] [--history FILE] [--keep-logs DIR]

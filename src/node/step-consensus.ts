@@ -75,7 +75,9 @@ export const PROXY_ADDITIONS_SETTLE_MS = 30_000;
  * proxy runs on `running` and every one of those is still desired, only some more are: then
  * `running` until the additions have been wanted for `settleMs` (from `additionsSince`, epoch
  * ms, which the caller keeps and passes back). A removal, or no proxy yet, takes `desired` at
- * once. Pure.
+ * once; so do additions to a proxy running on a single upstream, which has nothing to fall
+ * back on: in a chaos run a proxy left with the one voter on its side of a partition kept it
+ * alone after the heal, and stalled 8.5 s when that voter was replaced and joined again. Pure.
  */
 export function proxyEndpointsToRun(
   desired: readonly string[],
@@ -84,7 +86,7 @@ export function proxyEndpointsToRun(
   now: number,
   settleMs: number = PROXY_ADDITIONS_SETTLE_MS,
 ): { endpoints: string[]; additionsSince: number | undefined } {
-  const onlyAdditions = running !== undefined && running.length > 0 && desired.length > running.length && running.every((e) => desired.includes(e));
+  const onlyAdditions = running !== undefined && running.length > 1 && desired.length > running.length && running.every((e) => desired.includes(e));
   if (!onlyAdditions) return { endpoints: [...desired], additionsSince: undefined };
   const since = additionsSince ?? now;
   if (now - since >= settleMs) return { endpoints: [...desired], additionsSince: undefined };

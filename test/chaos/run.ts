@@ -4,7 +4,8 @@
  * from the seeded schedule (test/chaos/faults.ts) one after another — each held, healed, and
  * followed by a wait until the cluster is whole again (every member alive, 3 voters) — then the
  * checks: every acknowledged write present, each key's history linearizable, and per member and
- * fault kind the longest time its local endpoint did not answer while its side had quorum.
+ * fault kind the longest time its local endpoint did not answer while its side had quorum (a
+ * member cut off by a partition or a flapping link counts from the heal on).
  */
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +19,9 @@ import { DEFAULT_WORKLOAD, Workload, type WorkloadOptions } from "./workload.ts"
 
 const MEMBERS = 5;
 const VOTERS = 3;
+/** Faults whose targets stay alive, only cut off from the quorum side until the heal. */
+const CUT_OFF_KINDS: ReadonlySet<FaultKind> = new Set(["partition-minority", "partition-majority", "link-flap"]);
+
 /** The stall figure's window kind for the time between faults (the cluster whole, at rest). */
 export const BETWEEN = "between faults";
 
@@ -184,7 +188,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const healed = Date.now();
       const after = await waitWhole(c, recoverTimeoutMs);
       const recovered = after.ok ? Date.now() : null;
-      for (const i of side) windows.push({ member: name(i), kind: plan.kind, from: start, to: recovered ?? Date.now() });
+      // The quorum side from the fault on. The members cut off from it (alive all along) from
+      // the heal on: they have a quorum again then, and how soon they answer counts too. A
+      // member killed or restarted is booting after the heal, which is not a stall.
+      for (const [i, n] of lab.nodes.entries()) {
+        if (side.includes(i)) windows.push({ member: n.name, kind: plan.kind, from: start, to: recovered ?? Date.now() });
+        else if (CUT_OFF_KINDS.has(plan.kind)) windows.push({ member: n.name, kind: plan.kind, from: healed, to: recovered ?? Date.now() });
+      }
       const rec: FaultRecord = {
         kind: plan.kind,
         targets: plan.targets.map(name),

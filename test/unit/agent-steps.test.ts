@@ -348,6 +348,8 @@ describe("proxy endpoint choice", () => {
     plan = proxyEndpointsToRun([a, b], [a, b, c], undefined, 0);
     assert.deepEqual(plan.endpoints, [a, b]);
     assert.deepEqual(proxyEndpointsToRun([a, b, c], plan.endpoints, plan.additionsSince, 3000).endpoints, [a, b]);
+    // A proxy on a single upstream (the one voter on its side of a partition) takes the others back at once.
+    assert.deepEqual(proxyEndpointsToRun([a, b, c], [a], undefined, 0), { endpoints: [a, b, c], additionsSince: undefined });
   });
 
   it("keeps every voter when all of them lost their record (never none)", () => {
