@@ -229,11 +229,15 @@ export class ConsensusStep {
       args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
       configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
     };
-    // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
+    // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks). So
+    // does one whose voters answer again after it could reach none: its reconnects have
+    // backed off, a fresh one connects at once.
     const upgraded = sup.programReplaced(PROXY_SERVICE);
-    const out = await sup.ensure(spec, { restart: upgraded });
+    const reconnect = sup.isRunning(PROXY_SERVICE) ? this.upstreams.takeReconnect() : undefined;
+    const out = await sup.ensure(spec, { restart: upgraded || reconnect !== undefined });
     this.proxy = { endpoints, additionsSince };
-    if (out !== "running") this.d.log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
+    const why = upgraded ? " on the upgraded etcd program" : reconnect ? ` to reconnect at once (its voters answer again after ${(reconnect.silentMs / 1000).toFixed(1)} s unreachable)` : "";
+    if (out !== "running") this.d.log.info(`etcd grpc-proxy ${out}${why} → ${endpoints.join(", ")}`);
     return endpoints;
   }
 

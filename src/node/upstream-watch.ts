@@ -54,7 +54,16 @@ export interface UpstreamWatchDeps {
   readonly onChange: (down: ReadonlySet<string>) => void;
   readonly intervalMs?: number;
   readonly timeoutMs?: number;
+  readonly now?: () => number;
 }
+
+/**
+ * How long (ms) no followed voter may answer before the first answer again asks for the proxy
+ * to be restarted (UpstreamWatch.takeReconnect): a grpc-proxy cut off from every upstream backs
+ * its reconnects off (gRPC: 1 s, ×1.6 each, jittered), so after a 10 s partition it answered
+ * again only 3.5–4.4 s after the heal in a chaos run; a fresh proxy connects at once.
+ */
+export const SILENT_RECONNECT_MS = 2000;
 
 /**
  * Watches the voters a proxy node's grpc-proxy forwards to, between the agent's ticks (which
@@ -68,8 +77,26 @@ export class UpstreamWatch {
   private verdict: UpstreamVerdict = NO_VERDICT;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Since when no followed voter has answered a round (ms), while none does. */
+  private silentSince: number | undefined;
+  /** Voters answer again after SILENT_RECONNECT_MS or more of silence: for takeReconnect. */
+  private reconnectDue: { silentMs: number } | undefined;
+  private readonly now: () => number;
 
-  constructor(private readonly d: UpstreamWatchDeps) {}
+  constructor(private readonly d: UpstreamWatchDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  /**
+   * Whether the proxy should be restarted to reconnect now — its voters answer again after it
+   * could reach none for SILENT_RECONNECT_MS or more — and for how long they were silent (ms);
+   * undefined otherwise. Cleared by the call.
+   */
+  takeReconnect(): { silentMs: number } | undefined {
+    const due = this.reconnectDue;
+    this.reconnectDue = undefined;
+    return due;
+  }
 
   /** The voter hosts to leave out of the proxy's upstreams now. */
   get down(): ReadonlySet<string> {
@@ -87,6 +114,8 @@ export class UpstreamWatch {
       this.stop();
       if (this.verdict.down.size > 0) this.d.onChange(new Set());
       this.verdict = NO_VERDICT;
+      this.silentSince = undefined;
+      this.reconnectDue = undefined;
       return;
     }
     this.timer ??= setInterval(() => void this.round(), this.d.intervalMs ?? UPSTREAM_WATCH.intervalMs);
@@ -110,7 +139,17 @@ export class UpstreamWatch {
       const next = judgeUpstreams(this.verdict, round);
       const changed = !sameSet(next.down, this.verdict.down);
       this.verdict = next;
-      if (changed) this.d.onChange(next.down);
+      const t = this.now();
+      let back = false;
+      if (round.size > 0 && ![...round.values()].some(Boolean)) this.silentSince ??= t;
+      else if (this.silentSince !== undefined) {
+        if (t - this.silentSince >= SILENT_RECONNECT_MS) {
+          this.reconnectDue = { silentMs: t - this.silentSince };
+          back = true;
+        }
+        this.silentSince = undefined;
+      }
+      if (changed || back) this.d.onChange(next.down);
     } finally {
       this.running = false;
     }

@@ -65,6 +65,36 @@ describe("UpstreamWatch", () => {
     }
   });
 
+  it("asks for a reconnect when its voters answer again after none could be reached for 2 s or more, not after a shorter silence", async () => {
+    let up = true;
+    let t = 0;
+    let changes = 0;
+    const w = new UpstreamWatch({ probe: async () => up, onChange: () => void changes++, intervalMs: 3_600_000, now: () => t });
+    w.follow([A, B], 4864);
+    try {
+      await w.round();
+      up = false;
+      for (t = 1000; t <= 2500; t += 500) await w.round();
+      assert.deepEqual([...w.down], [], "none answering: nothing left out (most likely this node's fault)");
+      assert.equal(w.takeReconnect(), undefined, "still silent");
+      up = true;
+      t = 3000;
+      await w.round();
+      assert.deepEqual(w.takeReconnect(), { silentMs: 2000 });
+      assert.equal(changes, 1, "the agent is woken to restart the proxy");
+      assert.equal(w.takeReconnect(), undefined, "taken once");
+      up = false;
+      t = 4000;
+      await w.round();
+      up = true;
+      t = 5500;
+      await w.round();
+      assert.equal(w.takeReconnect(), undefined, "1.5 s of silence: gRPC reconnects soon enough");
+    } finally {
+      w.stop();
+    }
+  });
+
   it("probes each voter's host on the liveness port with the given timeout", async () => {
     const asked: string[] = [];
     const w = new UpstreamWatch({ probe: async (h, p, t) => (asked.push(`${h} ${p} ${t}`), true), onChange: () => {}, intervalMs: 3_600_000, timeoutMs: 700 });
