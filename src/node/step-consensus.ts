@@ -3,7 +3,7 @@ import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Etcd3 } from "etcd3";
 import type { FlatMapping } from "../config/flatten.ts";
-import { memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
+import { leaderOf, memberList, probeMemberList, type EtcdMember } from "../consensus/client.ts";
 import { proxyKeepaliveArgs, etcdVersion } from "../consensus/etcd-version.ts";
 import { errorMessage } from "../util/errors.ts";
 import { claimRestart, releaseRestart } from "../consensus/restart-claim.ts";
@@ -43,6 +43,24 @@ export function ownEtcdEndpoint(node: NodePaths, clientPort: number): string {
  * soon after (or at once, by a voter's failure watch).
  */
 export const RECORD_HOLD_S = 20;
+
+/**
+ * How long (ms) a voter's own etcd may have no leader before the agent asks the other voters
+ * whether it is still a member (removedWhileCutOff): a voter cut off past dead_voter_grace is
+ * replaced, and after the heal its etcd learns of its removal only when its peers refuse it,
+ * seconds later (6 s in a chaos run, its local endpoint dead all along).
+ */
+export const LEADERLESS_CHECK_MS = 3000;
+
+/**
+ * Whether this member (`myPeer`, its peer URL) was removed from the cluster while it was cut
+ * off: its own etcd's member list (`local`) still has it, but the list the other voters answer
+ * (`probed`, a real one: with peer URLs) does not. Pure.
+ */
+export function removedWhileCutOff(local: readonly EtcdMember[], probed: readonly EtcdMember[] | undefined, myPeer: string): boolean {
+  if (!probed || !probed.some((m) => m.peerURLs.length > 0)) return false;
+  return local.some((m) => m.peerURLs.includes(myPeer)) && !probed.some((m) => m.peerURLs.includes(myPeer));
+}
 
 /** How long a proxy reuses the member list it asked the members for (see ConsensusStep.probe). */
 export const PROBE_REUSE_MS = 10_000;
@@ -121,6 +139,8 @@ export class ConsensusStep {
   private proxy: { endpoints: string[]; additionsSince: number | undefined } | undefined;
 
   private readonly upstreams: UpstreamWatch;
+  /** Since when this voter's own etcd has had no leader (ms), while it has none (crossCheck). */
+  private leaderlessSince: number | undefined;
   /** Why the last takeover claim failed (logged once per reason); undefined once claimed. */
   private takeoverWait: string | undefined;
   /** This member holds the restart slot for a restart it made (a takeover, an upgrade): given back once its etcd answers again. */
@@ -166,6 +186,32 @@ export class ConsensusStep {
     return members;
   }
 
+  /**
+   * The member list to plan with, for a voter whose own etcd answered `local`: that, unless
+   * its etcd has had no leader for LEADERLESS_CHECK_MS and the other voters' list no longer
+   * has it (removedWhileCutOff), then theirs, so the plan joins it again now. Never throws.
+   */
+  private async crossCheck(kv: Etcd3, local: EtcdMember[], s: NodeState, settings: ClusterSettings, identity: Identity): Promise<EtcdMember[]> {
+    const leader = await leaderOf(kv, 1000).then(
+      (l) => l.leader,
+      () => "0",
+    );
+    if (leader !== "0") {
+      this.leaderlessSince = undefined;
+      return local;
+    }
+    this.leaderlessSince ??= this.now();
+    if (this.now() - this.leaderlessSince < LEADERLESS_CHECK_MS) return local;
+    const myPeer = peerUrl(identity.address, settings.peerPort);
+    const self = clientUrlOfPeer(myPeer, settings.clientPort);
+    const others = voterEndpoints(local, settings.clientPort).filter((e) => e !== self);
+    const probed = await probeMemberList(others, this.d.node, 1500);
+    if (!removedWhileCutOff(local, probed, myPeer)) return local;
+    this.d.log.info(`this member's etcd has had no leader for ${((this.now() - this.leaderlessSince) / 1000).toFixed(1)} s and the other voters' member list no longer has it: it was removed while cut off`);
+    this.leaderlessSince = undefined;
+    return probed!;
+  }
+
   /** Probe and plan: what to run, and the voters' endpoints when a member list was had. */
   async decide(s: NodeState, mapping: FlatMapping, settings: ClusterSettings, identity: Identity): Promise<{ plan: ConsensusPlan; members?: EtcdMember[]; changes: Changes }> {
     const hasData = existsSync(join(this.d.node.etcdData, "member"));
@@ -173,6 +219,7 @@ export class ConsensusStep {
     const kv = this.d.kv();
     // Through the local proxy the member list is fake (see realMemberList): ask the members.
     if (kv && s.role !== "proxy") members = await memberList(kv, 2000).catch(() => undefined);
+    if (kv && members && hasData && (s.role === "voter" || s.role === "leader")) members = await this.crossCheck(kv, members, s, settings, identity);
     if (!members) {
       // With data, only a real member list counts (proxies answer a made-up one): it is how a
       // voter that was removed while it was down — replaced, or left out by `recover` — learns

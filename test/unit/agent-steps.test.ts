@@ -10,7 +10,7 @@ import { addressForKey } from "../../src/mesh/yggdrasil/address.ts";
 import { TickPause, VOTER_DUE_SLACK_MS, nextInterval } from "../../src/node/agent-interval.ts";
 import { hostOfUrl, initialState, type ClusterChange } from "../../src/node/agent-state.ts";
 import { kvEndpoints } from "../../src/node/step-kv-session.ts";
-import { PROXY_ADDITIONS_SETTLE_MS, proxyEndpointsToRun, proxyUpstreams } from "../../src/node/step-consensus.ts";
+import { PROXY_ADDITIONS_SETTLE_MS, proxyEndpointsToRun, proxyUpstreams, removedWhileCutOff } from "../../src/node/step-consensus.ts";
 import { EVICTION_INTERVAL_MS, LEARNER_START_TIMEOUT_MS, LeaderDuties, type LeaderKv } from "../../src/node/step-leader.ts";
 import { applyChange, routeChange } from "../../src/node/watch-routing.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
@@ -450,3 +450,18 @@ describe("KV endpoints of a learner", () => {
   });
 });
 
+describe("a voter removed while it was cut off (removedWhileCutOff)", () => {
+  const me = member(3);
+  const mine = me.peerURLs[0]!;
+  it("is removed when its own etcd still lists it and the other voters' real list does not", () => {
+    assert.equal(removedWhileCutOff([member(1), member(2), me], [member(1), member(2), member(4)], mine), true);
+  });
+  it("is not when the voters still list it, did not answer, or answered through a proxy (no peer URLs)", () => {
+    assert.equal(removedWhileCutOff([member(1), member(2), me], [member(1), member(2), me], mine), false);
+    assert.equal(removedWhileCutOff([member(1), member(2), me], undefined, mine), false);
+    assert.equal(removedWhileCutOff([member(1), member(2), me], [{ ...member(9), peerURLs: [] }], mine), false);
+  });
+  it("is not when its own list does not have it either (the plan already sees that)", () => {
+    assert.equal(removedWhileCutOff([member(1), member(2)], [member(1), member(2)], mine), false);
+  });
+});
