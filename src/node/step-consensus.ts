@@ -136,7 +136,9 @@ export class ConsensusStep {
   private probed: { members: EtcdMember[]; at: number; voterLogChanges: number } | undefined;
   private readonly now: () => number;
   /** The upstreams the grpc-proxy was last ensured with (undefined: no proxy run by this agent), and since when more were wanted (proxyEndpointsToRun). */
-  private proxy: { endpoints: string[]; additionsSince: number | undefined } | undefined;
+  private proxy: { endpoints: string[]; additionsSince: number | undefined; spec: ServiceSpec } | undefined;
+  /** The grpc-proxy service operations under way, one after another (proxyOp). */
+  private proxyOps: Promise<unknown> = Promise.resolve();
 
   private readonly upstreams: UpstreamWatch;
   /** Since when this voter's own etcd has had no leader (ms), while it has none (crossCheck). */
@@ -148,7 +150,15 @@ export class ConsensusStep {
 
   constructor(private readonly d: ConsensusStepDeps) {
     this.now = d.now ?? Date.now;
-    this.upstreams = d.upstreams ?? new UpstreamWatch({ probe: hostAnswers, onChange: () => d.poke() });
+    this.upstreams =
+      d.upstreams ??
+      new UpstreamWatch({
+        probe: hostAnswers,
+        onChange: () => {
+          d.poke();
+          void this.reconnectProxy();
+        },
+      });
   }
 
   /** Stops the upstream watch's timer (the agent is stopping). */
@@ -276,15 +286,11 @@ export class ConsensusStep {
       args: grpcProxyArgs(this.d.node, endpoints, settings.clientPort, proxyKeepaliveArgs(await etcdVersion(this.d.etcdBinary ?? "etcd"))),
       configHash: `proxy|${endpoints.join(",")}|${settings.clientPort}`,
     };
-    // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks). So
-    // does one whose voters answer again after it could reach none: its reconnects have
-    // backed off, a fresh one connects at once.
+    // An upgraded etcd program: a proxy restarts at once (only its own endpoint blinks).
     const upgraded = sup.programReplaced(PROXY_SERVICE);
-    const reconnect = sup.isRunning(PROXY_SERVICE) ? this.upstreams.takeReconnect() : undefined;
-    const out = await sup.ensure(spec, { restart: upgraded || reconnect !== undefined });
-    this.proxy = { endpoints, additionsSince };
-    const why = upgraded ? " on the upgraded etcd program" : reconnect ? ` to reconnect at once (its voters answer again after ${(reconnect.silentMs / 1000).toFixed(1)} s unreachable)` : "";
-    if (out !== "running") this.d.log.info(`etcd grpc-proxy ${out}${why} → ${endpoints.join(", ")}`);
+    const out = await this.proxyOp(() => sup.ensure(spec, { restart: upgraded }));
+    this.proxy = { endpoints, additionsSince, spec };
+    if (out !== "running") this.d.log.info(`etcd grpc-proxy ${out}${upgraded ? " on the upgraded etcd program" : ""} → ${endpoints.join(", ")}`);
     return endpoints;
   }
 
@@ -326,8 +332,35 @@ export class ConsensusStep {
   /** Stops the grpc-proxy (etcd is to serve the local endpoint itself). */
   private async stopProxy(): Promise<void> {
     this.upstreams.follow([]);
-    await this.d.supervisor.stop(PROXY_SERVICE);
+    await this.proxyOp(() => this.d.supervisor.stop(PROXY_SERVICE));
     this.proxy = undefined;
+  }
+
+  /** Runs `op` on the grpc-proxy service after any still under way (the tick's and the upstream watch's never overlap). */
+  private proxyOp<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.proxyOps.then(op, op);
+    this.proxyOps = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Restarts the running grpc-proxy, as last ensured, when the upstream watch says its voters
+   * answer again after it could reach none (UpstreamWatch.takeReconnect): its reconnects have
+   * backed off, a fresh one connects at once. Called from the watch, not the tick: a tick
+   * waiting on a KV call through the stalled proxy held a chaos run's member 10 s. Never throws.
+   */
+  private async reconnectProxy(): Promise<void> {
+    const sup = this.d.supervisor;
+    const running = this.proxy;
+    if (!running || !sup.isRunning(PROXY_SERVICE)) return;
+    const due = this.upstreams.takeReconnect();
+    if (!due) return;
+    try {
+      await this.proxyOp(() => sup.ensure(running.spec, { restart: true }));
+      this.d.log.info(`etcd grpc-proxy restarted to reconnect at once: its voters answer again after ${(due.silentMs / 1000).toFixed(1)} s unreachable`);
+    } catch (e) {
+      this.d.log.warn(`etcd grpc-proxy restart to reconnect: ${errorMessage(e)}`);
+    }
   }
 
   /**
