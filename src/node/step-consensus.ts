@@ -23,7 +23,6 @@ import { hostAnswers } from "../util/tcp-probe.ts";
 /** Nice value of an etcd member (the default is 0). */
 const ETCD_PRIORITY = -5;
 
-
 /**
  * This member's own etcd as a client can reach it (a client URL): 127.0.0.1, or its mesh
  * address while it runs as a learner does (MESH_ONLY: the local endpoint is the grpc-proxy,
@@ -201,7 +200,7 @@ export class ConsensusStep {
    * its etcd has had no leader for LEADERLESS_CHECK_MS and the other voters' list no longer
    * has it (removedWhileCutOff), then theirs, so the plan joins it again now. Never throws.
    */
-  private async crossCheck(kv: Etcd3, local: EtcdMember[], s: NodeState, settings: ClusterSettings, identity: Identity): Promise<EtcdMember[]> {
+  private async crossCheck(kv: Etcd3, local: EtcdMember[], settings: ClusterSettings, identity: Identity): Promise<EtcdMember[]> {
     const leader = await leaderOf(kv, 1000).then(
       (l) => l.leader,
       () => "0",
@@ -229,7 +228,7 @@ export class ConsensusStep {
     const kv = this.d.kv();
     // Through the local proxy the member list is fake (see realMemberList): ask the members.
     if (kv && s.role !== "proxy") members = await memberList(kv, 2000).catch(() => undefined);
-    if (kv && members && hasData && (s.role === "voter" || s.role === "leader")) members = await this.crossCheck(kv, members, s, settings, identity);
+    if (kv && members && hasData && (s.role === "voter" || s.role === "leader")) members = await this.crossCheck(kv, members, settings, identity);
     if (!members) {
       // With data, only a real member list counts (proxies answer a made-up one): it is how a
       // voter that was removed while it was down — replaced, or left out by `recover` — learns
