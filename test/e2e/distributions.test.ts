@@ -249,7 +249,9 @@ describe("one cluster of two Debian 12 and two Debian 13 members", { skip, timeo
 
     // The operator sees the same, whichever member answers it.
     const seen = await op.members();
-    assert.deepEqual(seen.filter(isVoter).map((x) => x.meshAddress).sort(), live().map((m) => m.meshAddress).sort(), JSON.stringify(seen));
+    await withDiagnosis(
+      (async () => assert.deepEqual(seen.filter(isVoter).map((x) => x.meshAddress).sort(), live().map((m) => m.meshAddress).sort(), JSON.stringify(seen)))(),
+    );
 
     // The shrunk cluster still commits and every survivor reads it, across both releases.
     const [from, ...to] = live();
